@@ -1,0 +1,191 @@
+"""The command line: a thin layer over reporter.report."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from reporter import __version__
+from reporter.errors import ConfigError, DeliveryError, ReporterError
+from reporter.settings import Settings, check_id, ci_variables
+
+ENV_DEBUG = "DATABAND_REPORTER_DEBUG"
+
+
+def _common(command):
+    """The options report and resend share; each falls back on an environment variable."""
+    options = [
+        click.option("--gitlab-url", envvar=["GITLAB_URL", "CI_SERVER_URL"], metavar="URL",
+                     help="GitLab's URL. [env: GITLAB_URL, then CI_SERVER_URL]"),
+        click.option("--gitlab-token", envvar="GITLAB_TOKEN", metavar="TOKEN",
+                     help="A token with read_api; without it CI_JOB_TOKEN, which reads only the job "
+                          "list. [env: GITLAB_TOKEN]"),
+        click.option("--databand-url", envvar="DATABAND_URL", metavar="URL",
+                     help="Databand's custom-integration endpoint, https://<host>/api/v1/tracking/"
+                          "open-lineage/<uid>/events/bulk. [env: DATABAND_URL]"),
+        click.option("--databand-token", envvar="DATABAND_ACCESS_TOKEN", metavar="TOKEN",
+                     help="Databand access token. [env: DATABAND_ACCESS_TOKEN]"),
+        click.option("--dry-run", is_flag=True,
+                     help="Print the events as a JSON array on stdout and send nothing."),
+        click.option("--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+                     help="Also write the events as a JSON array to FILE."),
+        click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
+                     help="OpenLineage namespace. [default: gitlab://<gitlab host>] [env: DATABAND_NAMESPACE]"),
+        click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
+                     help="Name of the pipeline's job in Databand; stages and jobs are named "
+                          "<pipeline>.<stage>.<job>. [default: the project path] [env: DATABAND_PIPELINE_NAME]"),
+        click.option("--project-name", envvar="DATABAND_PROJECT", metavar="NAME",
+                     help="Databand project. [default: the project path] [env: DATABAND_PROJECT]"),
+        click.option("--log-lines", type=click.IntRange(0, 10000), default=100, show_default=True,
+                     envvar="DATABAND_LOG_LINES", help="Lines of a failed job's log to send; 0 sends none."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _settings(kw: dict) -> Settings:
+    return Settings(
+        gitlab_url=kw.pop("gitlab_url"), gitlab_token=kw.pop("gitlab_token"),
+        job_token=os.environ.get("CI_JOB_TOKEN") or None,
+        ca_file=os.environ.get("CI_SERVER_TLS_CA_FILE") or None,
+        databand_url=kw.pop("databand_url"), databand_token=kw.pop("databand_token"),
+        dry_run=kw.pop("dry_run"), output=kw.pop("output"), namespace=kw.pop("namespace"),
+        pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
+        log_lines=kw.pop("log_lines"),
+    )
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _friendly(func):
+    """One line per failure, no traceback, nothing secret; the exit code names the side."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        redact = kwargs.get("_redact") or (lambda s: s)
+        try:
+            return func(*args, **kwargs)
+        except ReporterError as error:
+            _say(f"databand-gitlab-reporter: error: {redact(str(error))}")
+            if isinstance(error, DeliveryError) and error.kept_at:
+                _say(f"The {len(error.unsent)} unsent events are kept in {error.kept_at}; send them later with: "
+                     f"databand-gitlab-reporter resend --from-file {error.kept_at}")
+            sys.exit(error.exit_code)
+        except Exception as error:  # a bug of ours: still one line unless asked for more
+            if os.environ.get(ENV_DEBUG):
+                raise
+            _say(f"databand-gitlab-reporter: unexpected error: {type(error).__name__}: {redact(str(error))} "
+                 f"(set {ENV_DEBUG}=1 for the traceback, and please report it)")
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="databand-gitlab-reporter")
+def main():
+    """Report GitLab pipelines, their stages and jobs to IBM Databand as OpenLineage run events.
+
+    Inside a pipeline, `report` sends the pipeline it runs in; anywhere, `resend` sends
+    pipelines by id, or a file of events that could not be sent.
+    """
+
+
+@main.command()
+@_common
+def report(**kw):
+    """Report the pipeline this job runs in (reads CI_PROJECT_ID, CI_PIPELINE_ID, CI_JOB_ID).
+
+    Run it in the pipeline's last stage (`.post`) or in a job's after_script; the
+    final status is computed from the jobs the way GitLab will compute it.
+    """
+    settings = _settings(kw)
+    _run_report(settings, _redact=settings.redactor())
+
+
+@_friendly
+def _run_report(settings: Settings, _redact=None):
+    from reporter.report import collect
+
+    env = os.environ
+    project = check_id(env.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
+    pipeline_id = check_id(env.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
+    own_job = env.get("CI_JOB_ID")
+    report = collect(settings, project, pipeline_id, ci=ci_variables(env),
+                     own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
+                     own_status=env.get("CI_JOB_STATUS"))
+    _finish(settings, report, pipeline_id)
+
+
+@main.command()
+@_common
+@click.option("--project", metavar="ID|PATH", help="Project id or path (group/project).")
+@click.option("--pipeline", "pipelines", multiple=True, metavar="ID", help="Pipeline id; repeat for more.")
+@click.option("--from-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Send events kept in FILE (by a failed delivery, --output or --dry-run).")
+def resend(project, pipelines, from_file, **kw):
+    """Send pipelines again, by id, or a file of events that could not be sent.
+
+    Run IDs are deterministic, so a resend updates the same runs in Databand.
+
+    \b
+    Examples:
+      databand-gitlab-reporter resend --project acme/data-platform --pipeline 9001
+      databand-gitlab-reporter resend --from-file databand-unsent-9001-20261124T101500Z.json
+    """
+    settings = _settings(kw)
+    _run_resend(settings, project, pipelines, from_file, _redact=settings.redactor())
+
+
+@_friendly
+def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None):
+    from reporter.delivery import load_events
+    from reporter.report import Report, collect
+
+    if from_file:
+        if project or pipelines:
+            raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
+        events = load_events(from_file)
+        _finish(settings, Report(pipeline=None, events=events), os.path.basename(from_file).removesuffix(".json"))
+        return
+    if not project or not pipelines:
+        raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
+    project_ref: str | int = int(project) if project.isdigit() else project
+    ids = [check_id(p, "--pipeline") for p in pipelines]
+    failures: list[ReporterError] = []
+    for pipeline_id in ids:
+        try:
+            _finish(settings, collect(settings, project_ref, pipeline_id), pipeline_id)
+        except ReporterError as error:
+            if len(ids) == 1:
+                raise
+            failures.append(error)
+            _say(f"databand-gitlab-reporter: pipeline {pipeline_id}: {_redact(str(error))}")
+    if failures:
+        worst = max(failures, key=lambda e: e.exit_code)
+        raise type(worst)(f"{len(failures)} of {len(ids)} pipelines were not reported (see above).")
+
+
+def _finish(settings: Settings, report, label) -> None:
+    from reporter import summary
+    from reporter.report import deliver
+
+    if settings.dry_run:
+        click.echo(json.dumps(report.events, ensure_ascii=False, indent=1))
+    outcomes = deliver(settings, report.events, label)
+    p = report.pipeline
+    status = None
+    if report.events:
+        tags = report.events[0]["run"]["facets"].get("tags", {}).get("tags", [])
+        status = next((t["value"] for t in tags if t["key"] == "gitlab.status"), None)
+    title = f"Databand: {'pipeline ' + str(p.id) if p else label} {status or ''}, " \
+            f"{len(report.events)} events {'built (dry run)' if settings.dry_run else 'sent'}"
+    _say(summary.render(title, summary.lines(report.events, status, outcomes, report.notes),
+                        in_gitlab=os.environ.get("GITLAB_CI") == "true"))

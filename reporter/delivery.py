@@ -1,0 +1,224 @@
+"""Delivery targets, in the manner of openlineage-python's transports: one `emit(events)` each.
+
+DatabandBulk posts gzip-compressed JSON arrays to Databand's custom-integration endpoint, with
+urllib3's Retry for 429 (Retry-After honoured), 5xx and broken connections, inside a deadline.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from urllib3.util.retry import Retry
+
+from reporter.errors import DeliveryError
+from reporter.events import root_event
+
+# A request carries at most this many events or this much JSON (before gzip), whichever comes
+# first. Each part repeats the root run's event, because Databand drops a payload without it.
+MAX_EVENTS_PER_REQUEST = 500
+MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024
+
+CONNECT_TIMEOUT = 5
+READ_TIMEOUT = 30
+# No new attempt starts after this many seconds, so with one last attempt's timeouts the worst
+# case stays under two minutes: 80 + 5 + 30 = 115 s.
+RETRY_DEADLINE = 80
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def to_json(events: list[dict]) -> bytes:
+    return json.dumps(events, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def split(events: list[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
+          max_bytes: int = MAX_BYTES_PER_REQUEST) -> list[list[dict]]:
+    """Parts of at most max_events / max_bytes, each starting with the root run's event."""
+    root = root_event(events)
+    rest = [e for e in events if e is not root]
+    if root is None:
+        return [events] if events else []
+    root_size = len(to_json([root]))
+    parts: list[list[dict]] = []
+    current: list[dict] = [root]
+    size = root_size
+    for event in rest:
+        event_size = len(to_json([event])) + 1
+        if len(current) > 1 and (len(current) >= max_events or size + event_size > max_bytes):
+            parts.append(current)
+            current, size = [root], root_size
+        current.append(event)
+        size += event_size
+    parts.append(current)
+    return parts
+
+
+class DeadlineRetry(Retry):
+    """urllib3's Retry that starts no attempt past a deadline and never sleeps beyond it."""
+
+    def __init__(self, *args, deadline: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def new(self, **kwargs):
+        retry = super().new(**kwargs)
+        retry.deadline = self.deadline
+        return retry
+
+    def _left(self) -> float:
+        return float("inf") if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def get_backoff_time(self) -> float:
+        return min(super().get_backoff_time(), self._left())
+
+    def get_retry_after(self, response):
+        after = super().get_retry_after(response)
+        return None if after is None else min(after, self._left())
+
+    def is_exhausted(self) -> bool:
+        return super().is_exhausted() or self._left() <= 0
+
+
+@dataclass
+class Outcome:
+    """What a delivery did, for the summary."""
+
+    target: str
+    sent: int = 0
+    requests: int = 0
+    unsent: list[dict] = field(default_factory=list)
+
+
+class DatabandBulk:
+    name = "databand"
+
+    def __init__(self, url: str, token: str, *, verify: bool | str = True, deadline: float = RETRY_DEADLINE,
+                 backoff_factor: float = 0.5):
+        self.url = url
+        self._token = token
+        self.verify = verify
+        self.deadline = deadline
+        self.backoff_factor = backoff_factor
+
+    def _session(self):
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        retry = DeadlineRetry(
+            total=8, connect=8, read=3, status=8, other=0,
+            backoff_factor=self.backoff_factor, backoff_max=16,
+            status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"POST"}),
+            respect_retry_after_header=True, raise_on_status=False,
+            deadline=time.monotonic() + self.deadline,
+        )
+        session = requests.Session()
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.headers.update({
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        })
+        return session
+
+    def emit(self, events: list[dict]) -> Outcome:
+        """Send every part; on the first part refused for good, raise with all parts not accepted."""
+        import requests
+
+        parts = split(events)
+        outcome = Outcome(target=self.url)
+        session = self._session()
+        for index, part in enumerate(parts):
+            try:
+                response = session.post(self.url, data=gzip.compress(to_json(part)), verify=self.verify,
+                                        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                status = response.status_code
+                problem = None if response.ok else _refusal(status)
+            except requests.RequestException as error:
+                problem = (f"could not reach Databand ({_cause(error)}) after retrying for up to "
+                           f"{self.deadline:.0f} s")
+            outcome.requests += 1
+            if problem is None:
+                outcome.sent += len(part)
+                continue
+            unsent = _merge(parts[index:])
+            raise DeliveryError(f"Databand did not accept the events: {problem}.", unsent=unsent)
+        return outcome
+
+
+def _refusal(status: int) -> str:
+    if status in (401, 403):
+        return f"{status} refused the token: check DATABAND_ACCESS_TOKEN and that it belongs to this Databand URL"
+    if status == 404:
+        return "404 at that URL: check DATABAND_URL (copy it from Databand's custom integration page)"
+    if status == 413:
+        return "413 the payload is too large"
+    if status in RETRY_STATUSES:
+        return f"{status} still after retrying; Databand may be down, resend later"
+    return f"HTTP {status}"
+
+
+def _cause(error: Exception) -> str:
+    # The exception text can hold the URL; the URL is not secret but is long. Name the kind only.
+    text = type(error).__name__
+    if "timed out" in str(error).lower() or "timeout" in text.lower():
+        return f"{text}: no answer in time"
+    return text
+
+
+def _merge(parts: list[list[dict]]) -> list[dict]:
+    """The parts' events once each (every part repeats the root)."""
+    seen: set[int] = set()
+    merged: list[dict] = []
+    for part in parts:
+        for event in part:
+            if id(event) not in seen:
+                seen.add(id(event))
+                merged.append(event)
+    return merged
+
+
+class FileTarget:
+    """Writes the events as one JSON array (`--output`, and the unsent events on failure)."""
+
+    name = "file"
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def emit(self, events: list[dict]) -> Outcome:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        with open(self.path, "wb") as handle:
+            handle.write(json.dumps(events, ensure_ascii=False, indent=1).encode("utf-8"))
+        return Outcome(target=self.path, sent=len(events), requests=0)
+
+
+def keep_unsent(events: list[dict], pipeline_id: int | str, directory: str = ".") -> str:
+    """Write unsent events to a file in `directory` and return its path."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = os.path.join(directory, f"databand-unsent-{pipeline_id}-{stamp}.json")
+    FileTarget(path).emit(events)
+    return path
+
+
+def load_events(path: str) -> list[dict]:
+    """Events from a file written by --output, --dry-run or a failed delivery."""
+    from reporter.errors import ConfigError
+
+    try:
+        with open(path, "rb") as handle:
+            events = json.load(handle)
+    except OSError as error:
+        raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
+    except ValueError:
+        raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?).") from None
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?).")
+    if events and root_event(events) is None:
+        raise ConfigError(f"{path} has no root run event; Databand would drop it.")
+    return events

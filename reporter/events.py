@@ -1,0 +1,245 @@
+"""OpenLineage run events for a pipeline snapshot: one root run for the pipeline, one run per stage,
+one run per job attempt. Pure: the same snapshot and clock give the same events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
+from openlineage.client.generated import error_message_run, job_type_job, nominal_time_run
+from openlineage.client.generated import parent_run, source_code_location_job
+from openlineage.client.generated.tags_run import TagsRunFacetFields
+from openlineage.client.serde import Serde
+
+from reporter import PRODUCER, ids
+from reporter.facets import DatabandTagsRunFacet, LogRunFacet, StartTimeRunFacet
+from reporter.snapshot import Job as GitLabJob
+from reporter.snapshot import Pipeline
+from reporter.status import FINAL, composite, event_type, latest, stage_order
+
+# GitLab's failure_reason codes in words (GitLab's own wording where it has one).
+FAILURE_REASONS = {
+    "script_failure": "The script failed",
+    "unknown_failure": "The job failed for an unknown reason",
+    "api_failure": "The job failed because of a GitLab API failure",
+    "stuck_or_timeout_failure": "The job was stuck or timed out",
+    "job_execution_timeout": "The job ran longer than its timeout",
+    "runner_system_failure": "The runner failed (system failure)",
+    "missing_dependency_failure": "A job this job depends on failed or its artifacts expired",
+    "runner_unsupported": "The runner is too old for this job",
+    "stale_schedule": "The delayed job could not run: its schedule went stale",
+    "archived_failure": "The job is archived and cannot run",
+    "unmet_prerequisites": "The job's prerequisites were not met",
+    "scheduler_failure": "The job could not be scheduled",
+    "data_integrity_failure": "The job failed a data integrity check",
+    "forward_deployment_failure": "A newer deployment already ran",
+    "user_blocked": "The user who started the job is blocked",
+    "ci_quota_exceeded": "The CI/CD minutes quota is used up",
+    "no_matching_runner": "No runner matched the job's tags",
+    "trace_size_exceeded": "The job log exceeded its size limit",
+    "builds_disabled": "CI/CD is disabled for the project",
+    "environment_creation_failure": "The environment could not be created",
+    "deployment_rejected": "The deployment was rejected",
+    "protected_environment_failure": "The user may not deploy to the protected environment",
+    "insufficient_bridge_permissions": "Not allowed to start the downstream pipeline",
+    "downstream_bridge_project_not_found": "The downstream project was not found",
+    "invalid_bridge_trigger": "The trigger job's configuration is invalid",
+    "downstream_pipeline_creation_failed": "The downstream pipeline could not be created",
+    "secrets_provider_not_found": "The secrets provider was not found",
+}
+
+
+def failure_in_words(reason: str | None) -> str:
+    if not reason:
+        return "The job failed"
+    return FAILURE_REASONS.get(reason, reason.replace("_", " ").capitalize())
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What the runs are called in Databand; see the README for the defaults."""
+
+    namespace: str
+    pipeline_name: str
+    project_name: str
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="milliseconds") if value else None
+
+
+def _event_time(kind: str, created: datetime | None, started: datetime | None,
+                finished: datetime | None, now: datetime) -> datetime:
+    if kind in ("COMPLETE", "FAIL", "ABORT"):
+        return finished or started or created or now
+    if kind == "RUNNING":
+        return started or created or now
+    return created or now
+
+
+@dataclass
+class _Run:
+    """What the event builder needs of a pipeline, stage or job, whatever it is."""
+
+    run_id: str
+    name: str
+    kind: str  # PIPELINE, STAGE, JOB, BRIDGE
+    status: str  # GitLab's words
+    created: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    tags: dict[str, str]
+    parent: tuple[str, str] | None = None  # (run id, job name)
+    inputs: tuple[str, ...] = ()
+    error: str | None = None
+    log: tuple[str, str | None] | None = None
+
+
+class EventBuilder:
+    def __init__(self, pipeline: Pipeline, naming: Naming, now: datetime):
+        self.pipeline = pipeline
+        self.naming = naming
+        self.now = now
+        self.root_id = ids.pipeline_run_id(pipeline.server, pipeline.project_id, pipeline.id)
+        self.root_name = ids.pipeline_job_name(naming.pipeline_name)
+
+    # -- the three levels -------------------------------------------------------------------
+
+    def runs(self) -> list[_Run]:
+        p = self.pipeline
+        stages = stage_order(p.jobs)
+        result = composite((j.status, j.allow_failure) for j in latest(p.jobs))
+        computed = result.status or p.status
+        status = p.status if p.status in FINAL else computed
+        final = status in FINAL
+        finished = max((j.finished_at for j in p.jobs if j.finished_at), default=None)
+        tags = {"gitlab.status": status, "gitlab.ref": p.ref}
+        if p.source:
+            tags["gitlab.source"] = p.source
+        if status == "success" and result.warnings:
+            tags["gitlab.warnings"] = "true"
+        failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
+        runs = [_Run(
+            run_id=self.root_id, name=self.root_name, kind="PIPELINE", status=status,
+            created=p.created_at or min((j.created_at for j in p.jobs if j.created_at), default=None),
+            started=p.started_at or min((j.started_at for j in p.jobs if j.started_at), default=None),
+            finished=(p.finished_at or finished or self.now) if final else None,
+            tags=tags,
+            error=f"Failed jobs: {', '.join(failed)}" if status == "failed" and failed else None,
+        )]
+        previous: str | None = None
+        for stage in stages:
+            jobs = [j for j in p.jobs if j.stage == stage]
+            runs.append(self._stage_run(stage, jobs, previous))
+            runs.extend(self._job_run(stage, job) for job in jobs)
+            previous = ids.stage_job_name(self.naming.pipeline_name, stage)
+        return runs
+
+    def _stage_run(self, stage: str, jobs: list[GitLabJob], previous: str | None) -> _Run:
+        result = composite((j.status, j.allow_failure) for j in latest(jobs))
+        status = result.status or "created"
+        tags = {"gitlab.status": status}
+        if status == "success" and result.warnings:
+            tags["gitlab.warnings"] = "true"
+        return _Run(
+            run_id=ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage),
+            name=ids.stage_job_name(self.naming.pipeline_name, stage), kind="STAGE", status=status,
+            created=min((j.created_at for j in jobs if j.created_at), default=None),
+            started=min((j.started_at for j in jobs if j.started_at), default=None),
+            finished=max((j.finished_at for j in jobs if j.finished_at), default=None) if status in FINAL else None,
+            tags=tags, parent=(self.root_id, self.root_name),
+            inputs=(previous,) if previous else (),
+        )
+
+    def _job_run(self, stage: str, job: GitLabJob) -> _Run:
+        stage_id = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage)
+        tags = {"gitlab.status": job.status, "gitlab.job_id": str(job.id), "gitlab.attempt": str(job.attempt)}
+        if job.allow_failure:
+            tags["gitlab.allow_failure"] = "true"
+        if job.retried:
+            tags["gitlab.retried"] = "true"
+        failed = job.status == "failed"
+        return _Run(
+            run_id=ids.job_run_id(self.pipeline.server, self.pipeline.project_id, job.id),
+            name=ids.job_job_name(self.naming.pipeline_name, stage, job.name),
+            kind="BRIDGE" if job.kind == "bridge" else "JOB", status=job.status,
+            created=job.created_at, started=job.started_at,
+            finished=job.finished_at or (self.now if job.status in FINAL and job.started_at else None),
+            tags=tags, parent=(stage_id, ids.stage_job_name(self.naming.pipeline_name, stage)),
+            error=failure_in_words(job.failure_reason) if failed else None,
+            log=(job.log_tail, job.web_url) if failed and job.log_tail is not None else None,
+        )
+
+    # -- to OpenLineage ---------------------------------------------------------------------
+
+    def event(self, run: _Run) -> RunEvent:
+        kind = event_type(run.status)
+        facets: dict = {}
+        if run.created:
+            facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
+                nominalStartTime=_time(run.created), producer=PRODUCER)
+        if run.started:
+            facets["startTime"] = StartTimeRunFacet(startTime=_time(run.started), producer=PRODUCER)
+        tag_fields = [TagsRunFacetFields(key=k, value=v, source="GITLAB") for k, v in run.tags.items()]
+        if run.parent is None:
+            p = self.pipeline
+            facets["tags"] = DatabandTagsRunFacet(
+                tags=tag_fields, projectName=self.naming.project_name,
+                runName=f"{p.ref} #{p.id}", producer=PRODUCER)
+        else:
+            facets["tags"] = DatabandTagsRunFacet(tags=tag_fields, producer=PRODUCER)
+            parent_id, parent_name = run.parent
+            ns = self.naming.namespace
+            facets["parent"] = parent_run.ParentRunFacet(
+                run=parent_run.Run(runId=parent_id),
+                job=parent_run.Job(namespace=ns, name=parent_name),
+                root=parent_run.Root(run=parent_run.RootRun(runId=self.root_id),
+                                     job=parent_run.RootJob(namespace=ns, name=self.root_name)),
+                producer=PRODUCER)
+        if run.error:
+            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
+                message=run.error, programmingLanguage="shell", producer=PRODUCER)
+        if run.log:
+            facets["log"] = LogRunFacet(logBody=run.log[0], logUrl=run.log[1], producer=PRODUCER)
+        return RunEvent(
+            eventType=RunState(kind),
+            eventTime=_time(_event_time(kind, run.created, run.started, run.finished, self.now)),
+            run=Run(runId=run.run_id, facets=facets),
+            job=Job(namespace=self.naming.namespace, name=run.name, facets=self._job_facets(run.kind)),
+            inputs=[InputDataset(namespace=self.naming.namespace, name=name) for name in run.inputs],
+            outputs=[],
+            producer=PRODUCER,
+        )
+
+    def _job_facets(self, kind: str) -> dict:
+        p = self.pipeline
+        location = source_code_location_job.SourceCodeLocationJobFacet(
+            type="git", url=f"{p.project_url}/-/tree/{p.sha}", repoUrl=f"{p.project_url}.git",
+            version=p.sha, producer=PRODUCER,
+            **({"tag": p.ref} if p.tag else {"branch": p.ref}))
+        return {
+            "jobType": job_type_job.JobTypeJobFacet(
+                processingType="BATCH", integration="GITLAB", jobType=kind, producer=PRODUCER),
+            "sourceCodeLocation": location,
+        }
+
+
+def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> list[dict]:
+    """The pipeline's events as JSON-ready dicts, the root run first."""
+    builder = EventBuilder(pipeline, naming, now)
+    return [Serde.to_dict(builder.event(run)) for run in builder.runs()]
+
+
+def root_event(events: list[dict]) -> dict | None:
+    """The root run's event: the one without a parent facet (Databand keeps only payloads with it)."""
+    for event in events:
+        if "parent" not in event.get("run", {}).get("facets", {}):
+            return event
+    return None
+
+
+def count_by_type(events: list[dict]) -> Counter:
+    return Counter(e.get("eventType", "?") for e in events)

@@ -1,0 +1,59 @@
+"""Run IDs and job names: deterministic, so a resend or a report from another job agrees.
+
+Run IDs are UUIDv5 over values that both GitLab's API and a job's CI_* variables give:
+the server, the project id, the pipeline id, the stage name and the job id. Nothing that
+only one side knows (a project path that may be renamed, a timestamp) goes in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import quote, urlsplit
+
+
+def server_key(gitlab_url: str) -> str:
+    """The server as it enters run IDs: host (and port, and path prefix) in lower case, no scheme.
+
+    http/https and a trailing slash must not change the IDs: CI_SERVER_URL and a URL typed by hand
+    for a resend often differ in just those.
+    """
+    parts = urlsplit(gitlab_url.strip())
+    host = (parts.hostname or "").lower()
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    return host + parts.path.rstrip("/")
+
+
+def _uuid(path: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"gitlab://{path}"))
+
+
+def pipeline_run_id(server: str, project_id: int, pipeline_id: int) -> str:
+    return _uuid(f"{server}/projects/{project_id}/pipelines/{pipeline_id}")
+
+
+def stage_run_id(server: str, project_id: int, pipeline_id: int, stage: str) -> str:
+    return _uuid(f"{server}/projects/{project_id}/pipelines/{pipeline_id}/stages/{quote(stage, safe='')}")
+
+
+def job_run_id(server: str, project_id: int, job_id: int) -> str:
+    """One run per job attempt: a retry is a new GitLab job id, so a new run of the same job name."""
+    return _uuid(f"{server}/projects/{project_id}/jobs/{job_id}")
+
+
+def _part(name: str) -> str:
+    # '.' separates the levels, so a dot inside a name is escaped (and '%' with it, to stay
+    # reversible): stage "a.b" + job "c" never collides with stage "a" + job "b.c".
+    return name.replace("%", "%25").replace(".", "%2E")
+
+
+def stage_job_name(pipeline_name: str, stage: str) -> str:
+    return f"{_part(pipeline_name)}.{_part(stage)}"
+
+
+def job_job_name(pipeline_name: str, stage: str, job: str) -> str:
+    return f"{stage_job_name(pipeline_name, stage)}.{_part(job)}"
+
+
+def pipeline_job_name(pipeline_name: str) -> str:
+    return _part(pipeline_name)

@@ -1,0 +1,192 @@
+"""Reading one pipeline from GitLab with python-gitlab (its pagination, auth and retries).
+
+A `read_api` token reads everything: the pipeline, all jobs with every retried attempt, the
+bridges and the failed jobs' logs. A CI_JOB_TOKEN may only list the pipeline's jobs; then the
+pipeline's own fields come from the job's CI_* variables and the rest is noted as left out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from reporter import __version__, ids, logs
+from reporter.errors import GitLabError
+from reporter.snapshot import Job, Pipeline, mark_attempts, parse_time
+
+# Enough retries to ride out a short 502 or a 429 burst (python-gitlab doubles its wait from 0.1 s,
+# or waits as Retry-After says), few enough to give up well within the pipeline's patience.
+MAX_RETRIES = 5
+TIMEOUT = 30
+PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Access:
+    url: str
+    token: str | None = None  # a token with read_api
+    job_token: str | None = None  # CI_JOB_TOKEN
+    ca_file: str | None = None
+    verify: bool = True
+
+
+def connect(access: Access):
+    import gitlab  # imported here: `--help` and `--from-file` need no GitLab client
+
+    verify: bool | str = access.ca_file or access.verify
+    kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
+    return gitlab.Gitlab(
+        access.url, ssl_verify=verify, timeout=TIMEOUT, per_page=PER_PAGE, retry_transient_errors=True,
+        user_agent=f"databand-gitlab-reporter/{__version__}", **kwargs,
+    )
+
+
+def _job(raw: Mapping, kind: str) -> Job:
+    return Job(
+        id=int(raw["id"]),
+        name=str(raw.get("name") or f"job {raw['id']}"),
+        stage=str(raw.get("stage") or "unknown"),
+        status=str(raw.get("status") or "unknown"),
+        allow_failure=bool(raw.get("allow_failure")),
+        kind=kind,
+        created_at=parse_time(raw.get("created_at")),
+        started_at=parse_time(raw.get("started_at")),
+        finished_at=parse_time(raw.get("finished_at")),
+        failure_reason=raw.get("failure_reason"),
+        web_url=raw.get("web_url"),
+    )
+
+
+_WEB_PIPELINE = re.compile(r"^(?P<project>.+?)(?:/-)?/pipelines/\d+/?$")
+
+
+def _project_url(pipeline_web_url: str) -> str:
+    match = _WEB_PIPELINE.match(pipeline_web_url or "")
+    return match["project"] if match else pipeline_web_url
+
+
+def _explain(error: Exception, what: str, token_kind: str) -> GitLabError:
+    import gitlab
+
+    code = getattr(error, "response_code", None)
+    if isinstance(error, gitlab.GitlabAuthenticationError) or code == 401:
+        return GitLabError(f"GitLab refused the {token_kind} (401) while reading {what}: check that "
+                           "GITLAB_TOKEN is valid and not expired.")
+    if code == 403:
+        return GitLabError(f"GitLab forbade reading {what} (403): the {token_kind} needs the read_api "
+                           "scope and at least Reporter access to the project.")
+    if code == 404:
+        return GitLabError(f"GitLab has no {what} (404), or the {token_kind} may not see it: "
+                           "check the project and pipeline ids.")
+    if code:
+        return GitLabError(f"GitLab answered {code} while reading {what}; try again later.")
+    return GitLabError(f"Could not reach GitLab while reading {what}: {type(error).__name__}. "
+                       "Check GITLAB_URL / CI_SERVER_URL and the network.")
+
+
+def read_pipeline(
+    access: Access,
+    project: str | int,
+    pipeline_id: int,
+    *,
+    ci: Mapping[str, str] | None = None,
+    log_lines: int = logs.DEFAULT_LINES,
+    redact: Callable[[str], str] = lambda s: s,
+) -> Pipeline:
+    """Read a pipeline into a snapshot; `ci` is the job's CI_* variables, needed with a job token."""
+    import gitlab
+
+    gl = connect(access)
+    token_kind = "token" if access.token else "CI_JOB_TOKEN"
+    what = f"pipeline {pipeline_id} of project {project}"
+    try:
+        lazy_project = gl.projects.get(project, lazy=True)
+        if access.token:
+            raw = gl.http_get(f"/projects/{lazy_project.encoded_id}/pipelines/{pipeline_id}",
+                              max_retries=MAX_RETRIES)
+            pipeline = _pipeline_from_api(access.url, raw)
+        else:
+            pipeline = _pipeline_from_ci(access.url, project, pipeline_id, ci or {})
+        base = f"/projects/{lazy_project.encoded_id}/pipelines/{pipeline_id}"
+        raw_jobs = list(gl.http_list(f"{base}/jobs", iterator=True, include_retried="true",
+                                     max_retries=MAX_RETRIES))
+        jobs = [_job(raw_job, "job") for raw_job in raw_jobs]
+        if access.token:
+            jobs += [_job(raw_bridge, "bridge") for raw_bridge in gl.http_list(
+                f"{base}/bridges", iterator=True, max_retries=MAX_RETRIES)]
+    except gitlab.GitlabError as error:
+        raise _explain(error, what, token_kind) from None
+    except (OSError, ValueError) as error:  # connection failures and broken JSON
+        raise _explain(error, what, token_kind) from None
+
+    if not access.token:
+        pipeline.left_out.append("bridges (trigger jobs) and failed jobs' logs: CI_JOB_TOKEN may only "
+                                 "list jobs; set GITLAB_TOKEN (read_api) to add them")
+        # Outside a job (a resend with only CI_JOB_TOKEN) the ref and commit come from the jobs.
+        first = raw_jobs[0] if raw_jobs else {}
+        pipeline.ref = pipeline.ref or str(first.get("ref") or "")
+        pipeline.sha = pipeline.sha or str((first.get("pipeline") or {}).get("sha") or "")
+    pipeline.jobs = mark_attempts(jobs)
+    if access.token and log_lines > 0:
+        for job in pipeline.jobs:
+            if job.status == "failed" and job.kind == "job":
+                job.log_tail = _read_log_tail(gl, lazy_project.encoded_id, job.id, log_lines, redact)
+    return pipeline
+
+
+def _read_log_tail(gl, project_id, job_id: int, lines: int, redact: Callable[[str], str]) -> str | None:
+    import gitlab
+
+    try:
+        response = gl.http_get(f"/projects/{project_id}/jobs/{job_id}/trace", streamed=True, raw=True,
+                               max_retries=MAX_RETRIES)
+        try:
+            raw = logs.tail_bytes(response.iter_content(chunk_size=64 * 1024))
+        finally:
+            response.close()
+    except (gitlab.GitlabError, OSError):
+        return None  # a missing log never stops the report
+    return logs.clean(raw, lines=lines, redact=redact)
+
+
+def _pipeline_from_api(url: str, raw: Mapping) -> Pipeline:
+    web_url = str(raw.get("web_url") or "")
+    project_url = _project_url(web_url)
+    return Pipeline(
+        server=ids.server_key(url),
+        project_id=int(raw["project_id"]),
+        project_path=urlsplit(project_url).path.strip("/"),
+        project_url=project_url,
+        id=int(raw["id"]),
+        iid=raw.get("iid"),
+        ref=str(raw.get("ref") or ""),
+        sha=str(raw.get("sha") or ""),
+        tag=bool(raw.get("tag")),
+        source=raw.get("source"),
+        status=str(raw.get("status") or "unknown"),
+        web_url=web_url,
+        created_at=parse_time(raw.get("created_at")),
+        started_at=parse_time(raw.get("started_at")),
+        finished_at=parse_time(raw.get("finished_at")),
+    )
+
+
+def _pipeline_from_ci(url: str, project: str | int, pipeline_id: int, ci: Mapping[str, str]) -> Pipeline:
+    project_url = ci.get("CI_PROJECT_URL") or f"{url.rstrip('/')}/{ci.get('CI_PROJECT_PATH', project)}"
+    return Pipeline(
+        server=ids.server_key(url),
+        project_id=int(ci.get("CI_PROJECT_ID") or project),
+        project_path=ci.get("CI_PROJECT_PATH") or urlsplit(project_url).path.strip("/"),
+        project_url=project_url,
+        id=pipeline_id,
+        iid=int(ci["CI_PIPELINE_IID"]) if ci.get("CI_PIPELINE_IID", "").isdigit() else None,
+        ref=ci.get("CI_COMMIT_TAG") or ci.get("CI_COMMIT_REF_NAME", ""),
+        sha=ci.get("CI_COMMIT_SHA", ""),
+        tag=bool(ci.get("CI_COMMIT_TAG")),
+        source=ci.get("CI_PIPELINE_SOURCE"),
+        status="running",  # the job reading it is part of it
+        web_url=ci.get("CI_PIPELINE_URL") or f"{project_url}/-/pipelines/{pipeline_id}",
+        created_at=parse_time(ci.get("CI_PIPELINE_CREATED_AT")),
+    )

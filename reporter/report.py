@@ -1,0 +1,66 @@
+"""The reporter as a library: read a pipeline, build its events, deliver them.
+
+cli.py is a thin layer over these functions; tests call them directly too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from reporter import settings as cfg
+from reporter.errors import DeliveryError
+from reporter.snapshot import Pipeline
+from reporter.settings import Settings
+
+
+@dataclass
+class Report:
+    pipeline: Pipeline | None
+    events: list[dict]
+    outcomes: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Mapping[str, str] | None = None,
+            own_job_id: int | None = None, own_status: str | None = None,
+            now: datetime | None = None) -> Report:
+    """Read one pipeline and build its events (no delivery)."""
+    from reporter import events as ev
+    from reporter import reader, status
+
+    url = cfg.check_gitlab(settings)
+    now = now or datetime.now(timezone.utc)
+    access = reader.Access(url=url, token=settings.gitlab_token, job_token=settings.job_token,
+                           ca_file=settings.ca_file)
+    pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
+                                    redact=settings.redactor())
+    pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
+    naming = cfg.default_naming(settings, url, pipeline.project_path)
+    events = ev.build_events(pipeline, naming, now)
+    notes = [f"Left out: {what}." for what in pipeline.left_out]
+    unknown = status.unknown_statuses(pipeline.jobs)
+    if unknown:
+        notes.append(f"Unknown GitLab job status {', '.join(sorted(unknown))}: sent as eventType OTHER.")
+    return Report(pipeline=pipeline, events=events, notes=notes)
+
+
+def deliver(settings: Settings, events: list[dict], label: str | int,
+            keep_dir: str = ".", say: Callable[[str], None] = lambda s: None) -> list:
+    """Send the events to Databand (and --output); on failure keep the unsent ones in a file."""
+    from reporter import delivery
+
+    outcomes = []
+    if settings.output:
+        outcomes.append(delivery.FileTarget(settings.output).emit(events))
+    if settings.dry_run:
+        return outcomes
+    url, token = cfg.check_databand(settings)
+    verify: bool | str = settings.ca_file or True
+    try:
+        outcomes.append(delivery.DatabandBulk(url, token, verify=verify).emit(events))
+    except DeliveryError as error:
+        error.kept_at = delivery.keep_unsent(error.unsent, label, keep_dir)
+        raise
+    return outcomes

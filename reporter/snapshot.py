@@ -1,0 +1,77 @@
+"""A plain snapshot of one pipeline, as read from GitLab: no I/O, no GitLab client objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """GitLab's ISO 8601 times ("...Z" or "+01:00") to aware datetimes; None stays None.
+
+    Python 3.10's fromisoformat does not take "Z", hence the replace.
+    """
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Job:
+    """One attempt of a job or a bridge (trigger job)."""
+
+    id: int
+    name: str
+    stage: str
+    status: str
+    allow_failure: bool = False
+    kind: str = "job"  # "job" or "bridge"
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    failure_reason: str | None = None
+    web_url: str | None = None
+    log_tail: str | None = None
+    retried: bool = False  # a later attempt of the same job exists
+    attempt: int = 1
+
+
+@dataclass
+class Pipeline:
+    server: str  # ids.server_key of the GitLab URL
+    project_id: int
+    project_path: str
+    project_url: str
+    id: int
+    ref: str
+    sha: str
+    status: str  # as GitLab reported it; see status.py for the one we compute
+    web_url: str
+    iid: int | None = None
+    tag: bool = False
+    source: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    jobs: list[Job] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # what the token could not read, in words
+
+
+def mark_attempts(jobs: list[Job]) -> list[Job]:
+    """Number the attempts of each job and flag the superseded ones.
+
+    GitLab gives a retry a new job id with the same name; the highest id is the latest attempt.
+    """
+    by_name: dict[str, list[Job]] = {}
+    for job in jobs:
+        by_name.setdefault(job.name, []).append(job)
+    for attempts in by_name.values():
+        attempts.sort(key=lambda j: j.id)
+        for number, job in enumerate(attempts, start=1):
+            job.attempt = number
+            job.retried = number < len(attempts)
+    return jobs

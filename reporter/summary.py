@@ -1,0 +1,34 @@
+"""The short summary a job log shows, folded into a collapsible GitLab log section."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+SECTION = "databand_report"
+
+
+def lines(events: list[dict], pipeline_status: str | None, outcomes: list, notes: list[str]) -> list[str]:
+    by_level: dict[str, Counter] = {}
+    for event in events:
+        level = event["job"].get("facets", {}).get("jobType", {}).get("jobType", "RUN")
+        by_level.setdefault(level, Counter())[event.get("eventType", "?")] += 1
+    out = [f"Pipeline status: {pipeline_status or 'unknown'}"]
+    for level in ("PIPELINE", "STAGE", "JOB", "BRIDGE"):
+        if level in by_level:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(by_level[level].items()))
+            out.append(f"{level.lower()} runs: {sum(by_level[level].values())} ({counts})")
+    for outcome in outcomes:
+        requests = f" in {outcome.requests} request{'s' if outcome.requests != 1 else ''}" if outcome.requests else ""
+        out.append(f"Sent {outcome.sent} events{requests} to {outcome.target}")
+    out.extend(notes)
+    return out
+
+
+def render(title: str, body: list[str], in_gitlab: bool) -> str:
+    if not in_gitlab:
+        return "\n".join([title, *("  " + line for line in body)])
+    now = int(time.time())
+    start = f"\x1b[0Ksection_start:{now}:{SECTION}[collapsed=true]\r\x1b[0K{title}"
+    end = f"\x1b[0Ksection_end:{now}:{SECTION}\r\x1b[0K"
+    return "\n".join([start, *body, end])
