@@ -1,0 +1,86 @@
+"""Small pure pieces: IDs and names, log tails, redaction, payload splitting."""
+
+import gzip
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reporter import delivery, ids, logs
+from reporter.redact import MASK, Redactor
+
+
+def test_server_key_ignores_scheme_case_and_slash():
+    assert ids.server_key("https://GitLab.Example.com/") == ids.server_key("http://gitlab.example.com")
+    assert ids.server_key("https://gitlab.example.com:8443/gitlab/") == "gitlab.example.com:8443/gitlab"
+
+
+def test_run_ids_are_deterministic_and_distinct():
+    a = ids.job_run_id("g", 1, 7)
+    assert a == ids.job_run_id("g", 1, 7)
+    assert len({a, ids.job_run_id("g", 1, 8), ids.job_run_id("g", 2, 7), ids.pipeline_run_id("g", 1, 7),
+                ids.stage_run_id("g", 1, 7, "test")}) == 5
+
+
+name = st.text(min_size=1, max_size=8)
+
+
+@given(name, name, name, name)
+def test_job_names_never_collide(stage_a, job_a, stage_b, job_b):
+    if (stage_a, job_a) != (stage_b, job_b):
+        assert ids.job_job_name("p", stage_a, job_a) != ids.job_job_name("p", stage_b, job_b)
+
+
+def test_names_are_hierarchical():
+    assert ids.job_job_name("acme/dp", "test", "unit 1/3") == "acme/dp.test.unit 1/3"
+    assert ids.job_job_name("acme/dp", "a.b", "c") != ids.job_job_name("acme/dp", "a", "b.c")
+
+
+def test_log_clean_strips_colours_sections_and_keeps_last_lines():
+    raw = (b"\x1b[0Ksection_start:1700000000:step_script[collapsed=true]\r\x1b[0K\x1b[36;1mRunning\x1b[0;m\n"
+           + b"".join(b"line %d\n" % i for i in range(200))
+           + b"progress 10%\rprogress 100%\n\x1b[31;1mERROR: boom\x1b[0;m\n"
+           + b"\x1b[0Ksection_end:1700000001:step_script\r\x1b[0K\n")
+    text = logs.clean(raw, lines=3)
+    assert text.splitlines() == ["line 199", "progress 100%", "ERROR: boom"]
+    assert "\x1b" not in text and "section_" not in text
+
+
+def test_log_tail_keeps_only_the_end_of_a_long_stream():
+    chunks = (b"x" * 65536 for _ in range(200))  # 12.5 MiB that is never held whole
+    end = iter([b"\nthe end\n"])
+    tail = logs.tail_bytes(itertools.chain(chunks, end), max_bytes=1024)
+    assert len(tail) == 1024 and tail.endswith(b"the end\n")
+
+
+def test_redactor_masks_given_secrets_and_token_shapes():
+    secret = "s3cr3t-databand-value"
+    r = Redactor([secret])
+    text = r(f"token {secret}; glpat-abcdefghijklmnopqrst1; Authorization: Bearer abc.def.ghi123; "
+             f"PRIVATE-TOKEN: xyz98765; https://user:hunter22@example.com/x; glibc-2.36 stays")
+    for leaked in (secret, "glpat-abcdefghijklmnopqrst1", "abc.def.ghi123", "xyz98765", "hunter22"):
+        assert leaked not in text
+    assert "glibc-2.36 stays" in text and "https://user:" + MASK in text
+
+
+def _event(i, root=False):
+    facets = {} if root else {"parent": {"run": {"runId": "r"}}}
+    return {"eventType": "COMPLETE", "run": {"runId": str(i), "facets": facets}, "job": {"name": f"j{i}"},
+            "pad": "x" * 200}
+
+
+@given(st.integers(min_value=0, max_value=60), st.integers(min_value=2, max_value=10),
+       st.integers(min_value=300, max_value=5000))
+def test_split_repeats_root_and_sends_each_event_once(n, max_events, max_bytes):
+    events = [_event(0, root=True)] + [_event(i) for i in range(1, n + 1)]
+    parts = delivery.split(events, max_events=max_events, max_bytes=max_bytes)
+    assert all(part[0] is events[0] for part in parts)
+    assert all(len(part) <= max_events for part in parts)
+    sent = [e["run"]["runId"] for part in parts for e in part[1:]]
+    assert sent == [str(i) for i in range(1, n + 1)]
+
+
+def test_to_json_roundtrips_unicode():
+    events = [{"job": {"name": "déploiement 🚀 \"quoted\"/slash"}}]
+    assert gzip.decompress(gzip.compress(delivery.to_json(events))).decode() == \
+        '[{"job":{"name":"déploiement 🚀 \\"quoted\\"/slash"}}]'
