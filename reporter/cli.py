@@ -53,6 +53,7 @@ def _settings(kw: dict) -> Settings:
         gitlab_url=kw.pop("gitlab_url"), gitlab_token=kw.pop("gitlab_token"),
         job_token=os.environ.get("CI_JOB_TOKEN") or None,
         ca_file=os.environ.get("CI_SERVER_TLS_CA_FILE") or None,
+        databand_ca_file=os.environ.get("DATABAND_CA_FILE") or None,
         databand_url=kw.pop("databand_url"), databand_token=kw.pop("databand_token"),
         dry_run=kw.pop("dry_run"), output=kw.pop("output"), namespace=kw.pop("namespace"),
         pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),

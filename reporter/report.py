@@ -57,7 +57,8 @@ def deliver(settings: Settings, events: list[dict], label: str | int,
     if settings.dry_run:
         return outcomes
     url, token = cfg.check_databand(settings)
-    verify: bool | str = settings.ca_file or True
+    # CI_SERVER_TLS_CA_FILE is GitLab's CA only: Databand gets its own, or the system's (REQUESTS_CA_BUNDLE).
+    verify: bool | str = settings.databand_ca_file or True
     try:
         outcomes.append(delivery.DatabandBulk(url, token, verify=verify).emit(events))
     except DeliveryError as error:

@@ -16,7 +16,8 @@ class Settings:
     gitlab_url: str | None = None
     gitlab_token: str | None = None  # read_api; without it CI_JOB_TOKEN
     job_token: str | None = None
-    ca_file: str | None = None
+    ca_file: str | None = None  # GitLab's CA (CI_SERVER_TLS_CA_FILE)
+    databand_ca_file: str | None = None
     databand_url: str | None = None
     databand_token: str | None = None
     dry_run: bool = False
