@@ -96,12 +96,12 @@ class Outcome:
 class DatabandBulk:
     name = "databand"
 
-    def __init__(self, url: str, token: str, *, verify: bool | str = True, deadline: float = RETRY_DEADLINE,
+    def __init__(self, url: str, token: str, *, verify: bool | str = True, deadline: float | None = None,
                  backoff_factor: float = 0.5):
         self.url = url
         self._token = token
         self.verify = verify
-        self.deadline = deadline
+        self.deadline = RETRY_DEADLINE if deadline is None else deadline
         self.backoff_factor = backoff_factor
 
     def _session(self):
@@ -201,7 +201,8 @@ class FileTarget:
 def keep_unsent(events: list[dict], pipeline_id: int | str, directory: str = ".") -> str:
     """Write unsent events to a file in `directory` and return its path."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = os.path.join(directory, f"databand-unsent-{pipeline_id}-{stamp}.json")
+    name = f"databand-unsent-{pipeline_id}-{stamp}.json"
+    path = name if directory in ("", ".") else os.path.join(directory, name)
     FileTarget(path).emit(events)
     return path
 

@@ -111,11 +111,11 @@ def read_pipeline(
             pipeline = _pipeline_from_ci(access.url, project, pipeline_id, ci or {})
         base = f"/projects/{lazy_project.encoded_id}/pipelines/{pipeline_id}"
         raw_jobs = list(gl.http_list(f"{base}/jobs", iterator=True, include_retried="true",
-                                     max_retries=MAX_RETRIES))
+                                     per_page=PER_PAGE, max_retries=MAX_RETRIES))
         jobs = [_job(raw_job, "job") for raw_job in raw_jobs]
         if access.token:
             jobs += [_job(raw_bridge, "bridge") for raw_bridge in gl.http_list(
-                f"{base}/bridges", iterator=True, max_retries=MAX_RETRIES)]
+                f"{base}/bridges", iterator=True, per_page=PER_PAGE, max_retries=MAX_RETRIES)]
     except gitlab.GitlabError as error:
         raise _explain(error, what, token_kind) from None
     except (OSError, ValueError) as error:  # connection failures and broken JSON

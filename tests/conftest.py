@@ -1,0 +1,31 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from standins import DatabandStandIn, GitLabStandIn  # noqa: E402
+
+# Variables that would change what the reporter does; a developer's shell or a CI job may have them.
+_OURS = ("GITLAB_", "DATABAND_", "CI_", "OPENLINEAGE_URL", "REQUESTS_CA_BUNDLE")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith(_OURS) or name == "CI":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def gitlab():
+    with GitLabStandIn() as server:
+        yield server
+
+
+@pytest.fixture
+def databand():
+    with DatabandStandIn() as server:
+        yield server
