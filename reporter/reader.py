@@ -21,6 +21,7 @@ from reporter.snapshot import Job, Pipeline, mark_attempts, parse_time
 MAX_RETRIES = 5
 TIMEOUT = 30
 PER_PAGE = 100
+LOG_WORKERS = 8  # parallel log reads: enough to hide latency, few enough for GitLab's rate limits
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,21 @@ def read_pipeline(
         pipeline.sha = pipeline.sha or str((first.get("pipeline") or {}).get("sha") or "")
     pipeline.jobs = mark_attempts(jobs)
     if access.token and log_lines > 0:
-        for job in pipeline.jobs:
-            if job.status == "failed" and job.kind == "job":
-                job.log_tail = _read_log_tail(gl, lazy_project.encoded_id, job.id, log_lines, redact)
+        failed = [job for job in pipeline.jobs if job.status == "failed" and job.kind == "job"]
+        _read_logs(gl, lazy_project.encoded_id, failed, log_lines, redact)
     return pipeline
+
+
+def _read_logs(gl, project_id, jobs: list[Job], lines: int, redact: Callable[[str], str]) -> None:
+    """Failed jobs' log tails, a few at a time: each is a round trip, and they do not depend on each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not jobs:
+        return
+    with ThreadPoolExecutor(max_workers=min(LOG_WORKERS, len(jobs))) as pool:
+        tails = pool.map(lambda job: _read_log_tail(gl, project_id, job.id, lines, redact), jobs)
+        for job, tail in zip(jobs, tails):
+            job.log_tail = tail
 
 
 def _read_log_tail(gl, project_id, job_id: int, lines: int, redact: Callable[[str], str]) -> str | None:

@@ -286,3 +286,60 @@ def test_databand_down(gitlab, mixed, tmp_path, monkeypatch):
     assert "could not reach Databand" in result.stderr
     assert list(tmp_path.glob("databand-unsent-9001-*.json"))
     assert_no_secret(result, "databand-token-abcdef", gitlab.token)
+
+
+def test_large_pipeline_is_split_and_every_part_has_the_root(gitlab, databand):
+    from standins import generate_pipeline
+
+    project, pipeline, jobs = generate_pipeline(gitlab.url, 1200, seed=5, failed_every=0)
+    gitlab.add_pipeline(project, pipeline, jobs)
+    result = run(["resend", "--project", str(project["id"]), "--pipeline", str(pipeline["id"])],
+                 {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+                  "DATABAND_ACCESS_TOKEN": databand.token})
+    assert result.exit_code == 0, result.output
+    assert databand.rejected == []
+    assert len(databand.payloads) >= 3  # 1,200 jobs + stages + root at 500 events a request
+    root_id = databand.payloads[0][0]["run"]["runId"]
+    assert all(part[0]["run"]["runId"] == root_id for part in databand.payloads)
+    non_root = [e["run"]["runId"] for part in databand.payloads for e in part[1:]]
+    assert len(non_root) == len(set(non_root)) == len(jobs) + len({j["stage"] for j in jobs})
+
+
+def test_null_timestamps_still_make_valid_events(gitlab):
+    from standins import make_job, make_pipeline, make_project
+
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 31, status="running", created_at=None, started_at=None, finished_at=None)
+    jobs = [make_job(project, pipeline, 1, "a", "build", "success", created_at=None, started_at=None,
+                     finished_at=None),
+            make_job(project, pipeline, 2, "b", "build", "created", created_at=None, started_at=None,
+                     finished_at=None)]
+    gitlab.add_pipeline(project, pipeline, jobs)
+    result = run(["resend", "--dry-run", "--project", "42", "--pipeline", "31"],
+                 {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
+    assert result.exit_code == 0, result.stderr
+    events = json.loads(result.stdout)
+    olschema.assert_valid(events)
+    assert events[0]["eventType"] == "RUNNING"
+    assert all("nominalTime" not in e["run"]["facets"] for e in events)
+
+
+def test_entry_points(tmp_path):
+    import subprocess
+    import sys
+
+    module = subprocess.run([sys.executable, "-m", "reporter", "--help"], capture_output=True, text=True)
+    assert module.returncode == 0 and "report" in module.stdout and "resend" in module.stdout
+    version = subprocess.run([sys.executable, "-m", "reporter", "--version"], capture_output=True, text=True)
+    from reporter import __version__
+
+    assert __version__ in version.stdout
+
+
+def test_our_facet_schemas_match_the_urls_we_send():
+    from pathlib import Path
+
+    from reporter.facets import SCHEMA_BASE
+
+    for path in (Path(olschema.OUR_SCHEMAS)).glob("*.json"):
+        assert json.loads(path.read_text())["$id"] == f"{SCHEMA_BASE}/{path.name}"
