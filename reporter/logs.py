@@ -7,6 +7,7 @@ bytes while the chunks go by.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable
 
 # CSI sequences (colours, "erase line") and the OSC/other two-byte escapes GitLab runners emit.
@@ -18,14 +19,20 @@ DEFAULT_LINES = 100
 DEFAULT_MAX_BYTES = 256 * 1024
 
 
-def tail_bytes(chunks: Iterable[bytes], max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The last max_bytes of a stream, holding at most about twice that in memory."""
+def tail_bytes(chunks: Iterable[bytes], max_bytes: int = DEFAULT_MAX_BYTES,
+               deadline: float | None = None) -> tuple[bytes, bool]:
+    """The last max_bytes of a stream, holding at most about twice that in memory.
+
+    Returns the bytes and whether the stream was read to its end before the (monotonic) deadline.
+    """
     buffer = bytearray()
     for chunk in chunks:
         buffer += chunk
         if len(buffer) > 2 * max_bytes:
             del buffer[: len(buffer) - max_bytes]
-    return bytes(buffer[-max_bytes:])
+        if deadline is not None and time.monotonic() > deadline:
+            return bytes(buffer[-max_bytes:]), False
+    return bytes(buffer[-max_bytes:]), True
 
 
 def clean(raw: bytes, lines: int = DEFAULT_LINES, redact: Callable[[str], str] = lambda s: s) -> str:

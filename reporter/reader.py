@@ -8,7 +8,9 @@ pipeline's own fields come from the job's CI_* variables and the rest is noted a
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -21,7 +23,9 @@ from reporter.snapshot import Job, Pipeline, mark_attempts, parse_time
 MAX_RETRIES = 5
 TIMEOUT = 30
 PER_PAGE = 100
-LOG_WORKERS = 8  # parallel log reads: enough to hide latency, few enough for GitLab's rate limits
+# Parallel requests: enough to hide latency, few enough to stay friendly to GitLab's rate limits.
+WORKERS = 8
+LOG_SECONDS = 20  # reading one log never takes longer than this
 
 
 @dataclass(frozen=True)
@@ -96,27 +100,35 @@ def read_pipeline(
     log_lines: int = logs.DEFAULT_LINES,
     redact: Callable[[str], str] = lambda s: s,
 ) -> Pipeline:
-    """Read a pipeline into a snapshot; `ci` is the job's CI_* variables, needed with a job token."""
+    """Read a pipeline into a snapshot; `ci` is the job's CI_* variables, needed with a job token.
+
+    Requests go out in three rounds, each in parallel: the pipeline with the first page of jobs and
+    of bridges; every other page; the failed jobs' logs. So the wait is three round trips whatever
+    the pipeline's size (past 10,000 jobs GitLab stops sending the page count, and the pages past
+    the first are then followed one after another).
+    """
     import gitlab
 
     gl = connect(access)
     token_kind = "token" if access.token else "CI_JOB_TOKEN"
     what = f"pipeline {pipeline_id} of project {project}"
+    encoded = gl.projects.get(project, lazy=True).encoded_id
+    base = f"/projects/{encoded}/pipelines/{pipeline_id}"
     try:
-        lazy_project = gl.projects.get(project, lazy=True)
-        if access.token:
-            raw = gl.http_get(f"/projects/{lazy_project.encoded_id}/pipelines/{pipeline_id}",
-                              max_retries=MAX_RETRIES)
-            pipeline = _pipeline_from_api(access.url, raw)
-        else:
-            pipeline = _pipeline_from_ci(access.url, project, pipeline_id, ci or {})
-        base = f"/projects/{lazy_project.encoded_id}/pipelines/{pipeline_id}"
-        raw_jobs = list(gl.http_list(f"{base}/jobs", iterator=True, include_retried="true",
-                                     per_page=PER_PAGE, max_retries=MAX_RETRIES))
-        jobs = [_job(raw_job, "job") for raw_job in raw_jobs]
-        if access.token:
-            jobs += [_job(raw_bridge, "bridge") for raw_bridge in gl.http_list(
-                f"{base}/bridges", iterator=True, per_page=PER_PAGE, max_retries=MAX_RETRIES)]
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            raw_pipeline = pool.submit(gl.http_get, base, max_retries=MAX_RETRIES) if access.token else None
+            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"})
+            raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}) if access.token else None
+            for listing in (raw_jobs, raw_bridges):
+                if listing is not None:
+                    listing.start_rest()  # both lists' other pages go out together
+            if raw_pipeline is not None:
+                pipeline = _pipeline_from_api(access.url, raw_pipeline.result())
+            else:
+                pipeline = _pipeline_from_ci(access.url, project, pipeline_id, ci or {})
+            jobs = [_job(raw, "job") for raw in raw_jobs.result() if raw.get("id") is not None]
+            if raw_bridges is not None:
+                jobs += [_job(raw, "bridge") for raw in raw_bridges.result() if raw.get("id") is not None]
     except gitlab.GitlabError as error:
         raise _explain(error, what, token_kind) from None
     except (OSError, ValueError) as error:  # connection failures and broken JSON
@@ -126,41 +138,90 @@ def read_pipeline(
         pipeline.left_out.append("bridges (trigger jobs) and failed jobs' logs: CI_JOB_TOKEN may only "
                                  "list jobs; set GITLAB_TOKEN (read_api) to add them")
         # Outside a job (a resend with only CI_JOB_TOKEN) the ref and commit come from the jobs.
-        first = raw_jobs[0] if raw_jobs else {}
+        first = raw_jobs.result()[0] if raw_jobs.result() else {}
         pipeline.ref = pipeline.ref or str(first.get("ref") or "")
         pipeline.sha = pipeline.sha or str((first.get("pipeline") or {}).get("sha") or "")
-    pipeline.jobs = mark_attempts(jobs)
+    pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
     if access.token and log_lines > 0:
         failed = [job for job in pipeline.jobs if job.status == "failed" and job.kind == "job"]
-        _read_logs(gl, lazy_project.encoded_id, failed, log_lines, redact)
+        _read_logs(gl, encoded, failed, log_lines, redact)
     return pipeline
+
+
+class _Listing:
+    """All pages of one list endpoint, fetched on a shared pool; `result()` joins them in order."""
+
+    def __init__(self, gl, pool: ThreadPoolExecutor, path: str, params: dict):
+        self._gl, self._pool, self._path, self._params = gl, pool, path, params
+        self._first = pool.submit(self._page, 1, False)
+        self._rest = None
+        self._items = None
+
+    def _page(self, number: int, follow: bool):
+        from gitlab.client import GitlabList
+
+        # One page through python-gitlab (auth, retries, JSON); follow=True walks the Link headers.
+        return GitlabList(self._gl, self._gl.api_url + self._path,
+                          {**self._params, "page": number, "per_page": PER_PAGE},
+                          get_next=follow, max_retries=MAX_RETRIES)
+
+    def start_rest(self) -> None:
+        first = self._first.result()
+        if first.total_pages:
+            self._rest = [self._pool.submit(lambda n: list(self._page(n, False)), n)
+                          for n in range(2, first.total_pages + 1)]
+        elif first.next_page:
+            self._rest = [self._pool.submit(lambda: list(self._page(first.next_page, True)))]
+        else:
+            self._rest = []
+
+    def result(self) -> list[dict]:
+        if self._items is None:
+            if self._rest is None:
+                self.start_rest()
+            items = list(self._first.result())
+            for page in self._rest:
+                items.extend(page.result())
+            self._items = items
+        return self._items
 
 
 def _read_logs(gl, project_id, jobs: list[Job], lines: int, redact: Callable[[str], str]) -> None:
     """Failed jobs' log tails, a few at a time: each is a round trip, and they do not depend on each other."""
-    from concurrent.futures import ThreadPoolExecutor
-
     if not jobs:
         return
-    with ThreadPoolExecutor(max_workers=min(LOG_WORKERS, len(jobs))) as pool:
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(jobs))) as pool:
         tails = pool.map(lambda job: _read_log_tail(gl, project_id, job.id, lines, redact), jobs)
         for job, tail in zip(jobs, tails):
             job.log_tail = tail
 
 
 def _read_log_tail(gl, project_id, job_id: int, lines: int, redact: Callable[[str], str]) -> str | None:
+    """Ask for the last bytes only (HTTP Range); where the server sends the whole log, stream it and
+    keep the end, giving up after LOG_SECONDS so that a huge log cannot hold the pipeline."""
     import gitlab
 
     try:
         response = gl.http_get(f"/projects/{project_id}/jobs/{job_id}/trace", streamed=True, raw=True,
+                               extra_headers={"Range": f"bytes=-{logs.DEFAULT_MAX_BYTES}"},
                                max_retries=MAX_RETRIES)
-        try:
-            raw = logs.tail_bytes(response.iter_content(chunk_size=64 * 1024))
-        finally:
-            response.close()
-    except (gitlab.GitlabError, OSError):
+    except gitlab.GitlabHttpError as error:
+        if error.response_code == 416:  # an empty log has no last bytes
+            return ""
         return None  # a missing log never stops the report
-    return logs.clean(raw, lines=lines, redact=redact)
+    except (gitlab.GitlabError, OSError):
+        return None
+    try:
+        raw, complete = logs.tail_bytes(response.iter_content(chunk_size=64 * 1024),
+                                        deadline=time.monotonic() + LOG_SECONDS)
+    except OSError:
+        return None
+    finally:
+        response.close()
+    text = logs.clean(raw, lines=lines, redact=redact)
+    if not complete:
+        text += f"\n[databand-gitlab-reporter: stopped reading the log after {LOG_SECONDS} s; see logUrl]"
+    return text
 
 
 def _pipeline_from_api(url: str, raw: Mapping) -> Pipeline:

@@ -49,8 +49,21 @@ def test_log_clean_strips_colours_sections_and_keeps_last_lines():
 def test_log_tail_keeps_only_the_end_of_a_long_stream():
     chunks = (b"x" * 65536 for _ in range(200))  # 12.5 MiB that is never held whole
     end = iter([b"\nthe end\n"])
-    tail = logs.tail_bytes(itertools.chain(chunks, end), max_bytes=1024)
-    assert len(tail) == 1024 and tail.endswith(b"the end\n")
+    tail, complete = logs.tail_bytes(itertools.chain(chunks, end), max_bytes=1024)
+    assert complete and len(tail) == 1024 and tail.endswith(b"the end\n")
+
+
+def test_log_tail_stops_at_its_deadline():
+    import time
+
+    def slow():
+        while True:
+            time.sleep(0.01)
+            yield b"more\n"
+
+    started = time.monotonic()
+    tail, complete = logs.tail_bytes(slow(), max_bytes=64, deadline=time.monotonic() + 0.2)
+    assert not complete and tail.endswith(b"more\n") and time.monotonic() - started < 1
 
 
 def test_redactor_masks_given_secrets_and_token_shapes():
