@@ -10,6 +10,7 @@
 
 Both are real HTTP servers on 127.0.0.1 (werkzeug, one thread per request) so
 that timeouts, connection resets and streaming behave like the network does.
+Both take a ``latency`` waited before every answer, to measure round trips.
 The module-level builders produce GitLab-shaped dicts to feed the GitLab
 stand-in; ``generate_pipeline`` makes large realistic pipelines.
 """
@@ -85,9 +86,20 @@ class _Handler(WSGIRequestHandler):
 
 
 class _StandInServer:
-    """Start/stop and context-manager behaviour; subclasses implement _handle."""
+    """Start/stop and context-manager behaviour; subclasses implement _handle.
 
-    def __init__(self) -> None:
+    ``latency`` (seconds, settable at any time) is waited before answering
+    every request, to stand for the network's round trip: a client that
+    makes its requests one after the other pays it once per request, one
+    that overlaps them pays it once per batch. Requests wait in their own
+    threads, so concurrent requests are delayed concurrently. Only the
+    request pays it: opening a connection (TCP, TLS) costs nothing extra.
+    """
+
+    def __init__(self, latency: float = 0.0) -> None:
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
+        self.latency = latency
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: Any = None
@@ -136,6 +148,10 @@ class _StandInServer:
         self.stop()
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        latency = self.latency
+        if latency > 0:
+            # An Event wait rather than sleep, so that stop() cuts it short.
+            self._stopping.wait(latency)
         return self._handle(Request(environ))(environ, start_response)
 
     def _handle(self, request: Request) -> Response:
@@ -807,8 +823,11 @@ class GitLabStandIn(_StandInServer):
     * A missing token is answered 401; real GitLab answers 404 "Project Not
       Found" for a private project on the endpoints that allow anonymous reads.
     * ``trace_ranges=False`` makes the trace endpoint ignore Range and always
-      answer 200 with the whole log, which is what GitLab's API does as far
-      as we know; the default honours Range to measure tail reads.
+      answer 200 with the whole log, which is what GitLab's API does: in
+      lib/api/ci/jobs.rb the trace endpoint reads the whole log
+      (``build.trace.raw``) and returns it as the body, with no Range
+      handling, and Workhorse proxies API answers as they are. The default
+      honours Range, to measure what a tail read would save.
     * "Retried" means "superseded by a job of the same name with a higher id".
     """
 
@@ -819,8 +838,9 @@ class GitLabStandIn(_StandInServer):
         *,
         job_token_refusal_status: int = 403,
         trace_ranges: bool = True,
+        latency: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(latency)
         self._token = token
         self._job_token = job_token
         self._job_token_refusal_status = job_token_refusal_status
@@ -1190,8 +1210,10 @@ class DatabandStandIn(_StandInServer):
         self,
         token: str = "databand-standin-token-0000",
         path_uid: str = "3a8bc7f8-0c65-115f-98f6-aa662e60cbe7",
+        *,
+        latency: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(latency)
         self._token = token
         self._path = f"/api/v1/tracking/open-lineage/{path_uid}/events/bulk"
         self._script: collections.deque[_Step] = collections.deque()

@@ -452,3 +452,60 @@ def test_databand_script_delay_times_the_client_out(databand):
         time.sleep(0.02)
     assert len(databand.payloads) == 1
     assert post(databand, [lineage()], timeout=3).status_code == 503
+
+
+# ---- latency -------------------------------------------------------------------------
+
+
+def _timed(call):
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def test_latency_delays_every_answer_but_not_concurrent_ones_in_turn():
+    from concurrent.futures import ThreadPoolExecutor
+
+    delay = 0.3
+    with GitLabStandIn(latency=delay) as server:
+        project = make_project(server.url)
+        server.add_pipeline(project, make_pipeline(project, 6), [])
+        answer, took = _timed(lambda: api(server, "/projects/42/pipelines/6"))
+        assert answer.status_code == 200 and took >= delay
+
+        # Six requests at once wait side by side: about one delay, not six.
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            answers, took = _timed(lambda: list(pool.map(
+                lambda _: api(server, "/projects/42/pipelines/6"), range(6))))
+        assert [a.status_code for a in answers] == [200] * 6
+        assert delay <= took < 3 * delay
+        assert server.count(r"/pipelines/6$") == 7
+
+        server.latency = 0  # settable while it runs
+        _, took = _timed(lambda: api(server, "/projects/42/pipelines/6"))
+        assert took < delay
+
+
+def test_latency_applies_to_databand_too():
+    with DatabandStandIn(latency=0.3) as server:
+        answer, took = _timed(lambda: post(server, [lineage()]))
+        assert answer.status_code == 200 and took >= 0.3
+        assert len(server.payloads) == 1
+    with pytest.raises(ValueError):
+        GitLabStandIn(latency=-1)
+
+
+def test_stop_cuts_the_latency_short():
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = GitLabStandIn(latency=30).start()
+    project = make_project(server.url)
+    server.add_pipeline(project, make_pipeline(project, 6), [])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(api, server, "/projects/42/pipelines/6")
+        time.sleep(0.3)  # the request is in, waiting out its latency
+        started = time.monotonic()
+        server.stop()
+        # The waiting request is answered at once instead of 30 s later.
+        assert pending.result(timeout=5).status_code == 200
+        assert time.monotonic() - started < 5
