@@ -40,6 +40,9 @@ def _common(command):
                           "<pipeline>.<stage>.<job>. [default: the project path] [env: DATABAND_PIPELINE_NAME]"),
         click.option("--project-name", envvar="DATABAND_PROJECT", metavar="NAME",
                      help="Databand project. [default: the project path] [env: DATABAND_PROJECT]"),
+        click.option("--insecure", is_flag=True,
+                     help="Do not verify TLS certificates (GitLab and Databand). Prefer a CA file: "
+                          "CI_SERVER_TLS_CA_FILE, DATABAND_CA_FILE."),
         click.option("--log-lines", type=click.IntRange(0, 10000), default=100, show_default=True,
                      envvar="DATABAND_LOG_LINES", help="Lines of a failed job's log to send; 0 sends none."),
     ]
@@ -57,12 +60,40 @@ def _settings(kw: dict) -> Settings:
         databand_url=kw.pop("databand_url"), databand_token=kw.pop("databand_token"),
         dry_run=kw.pop("dry_run"), output=kw.pop("output"), namespace=kw.pop("namespace"),
         pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
-        log_lines=kw.pop("log_lines"),
+        log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"),
     )
 
 
 def _say(text: str) -> None:
     click.echo(text, err=True)
+
+
+def _warn_insecure(settings: Settings) -> None:
+    if settings.insecure:
+        import warnings
+
+        import urllib3
+
+        # One warning of ours instead of urllib3's on every request.
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        _say("databand-gitlab-reporter: warning: TLS certificates are NOT verified (--insecure); "
+             "a CA file is the safe fix.")
+
+
+_TIMED_OUT = False
+
+
+def main() -> None:
+    """The console script: the click group, plus a hard exit when GitLab hung (see report.within)."""
+    try:
+        cli.main(prog_name="databand-gitlab-reporter")
+    except SystemExit as done:
+        if _TIMED_OUT:
+            # Reader threads may still wait on a socket; they must not keep the job alive.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code if isinstance(done.code, int) else 1)
+        raise
 
 
 def _friendly(func):
@@ -74,6 +105,11 @@ def _friendly(func):
         try:
             return func(*args, **kwargs)
         except ReporterError as error:
+            from reporter.report import GitLabTimeout
+
+            if isinstance(error, GitLabTimeout):
+                global _TIMED_OUT
+                _TIMED_OUT = True
             _say(f"databand-gitlab-reporter: error: {redact(str(error))}")
             if isinstance(error, DeliveryError) and error.kept_at:
                 _say(f"The {len(error.unsent)} unsent events are kept in {error.kept_at}; send them later with: "
@@ -91,7 +127,7 @@ def _friendly(func):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="databand-gitlab-reporter")
-def main():
+def cli():
     """Report GitLab pipelines, their stages and jobs to IBM Databand as OpenLineage run events.
 
     Inside a pipeline, `report` sends the pipeline it runs in; anywhere, `resend` sends
@@ -99,7 +135,7 @@ def main():
     """
 
 
-@main.command()
+@cli.command()
 @_common
 def report(**kw):
     """Report the pipeline this job runs in (reads CI_PROJECT_ID, CI_PIPELINE_ID, CI_JOB_ID).
@@ -108,24 +144,26 @@ def report(**kw):
     final status is computed from the jobs the way GitLab will compute it.
     """
     settings = _settings(kw)
+    _warn_insecure(settings)
     _run_report(settings, _redact=settings.redactor())
 
 
 @_friendly
 def _run_report(settings: Settings, _redact=None):
-    from reporter.report import collect
+    from reporter import report as lib
 
     env = os.environ
     project = check_id(env.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
     pipeline_id = check_id(env.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
     own_job = env.get("CI_JOB_ID")
-    report = collect(settings, project, pipeline_id, ci=ci_variables(env),
-                     own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
-                     own_status=env.get("CI_JOB_STATUS"))
+    report = lib.within(lib.GITLAB_SECONDS, lambda: lib.collect(
+        settings, project, pipeline_id, ci=ci_variables(env),
+        own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
+        own_status=env.get("CI_JOB_STATUS")), f"pipeline {pipeline_id}")
     _finish(settings, report, pipeline_id)
 
 
-@main.command()
+@cli.command()
 @_common
 @click.option("--project", metavar="ID|PATH", help="Project id or path (group/project).")
 @click.option("--pipeline", "pipelines", multiple=True, metavar="ID", help="Pipeline id; repeat for more.")
@@ -142,19 +180,20 @@ def resend(project, pipelines, from_file, **kw):
       databand-gitlab-reporter resend --from-file databand-unsent-9001-20261124T101500Z.json
     """
     settings = _settings(kw)
+    _warn_insecure(settings)
     _run_resend(settings, project, pipelines, from_file, _redact=settings.redactor())
 
 
 @_friendly
 def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None):
+    from reporter import report as lib
     from reporter.delivery import load_events
-    from reporter.report import Report, collect
 
     if from_file:
         if project or pipelines:
             raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
         events = load_events(from_file)
-        _finish(settings, Report(pipeline=None, events=events), os.path.basename(from_file).removesuffix(".json"))
+        _finish(settings, lib.Report(pipeline=None, events=events), os.path.basename(from_file).removesuffix(".json"))
         return
     if not project or not pipelines:
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
@@ -163,7 +202,9 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
     failures: list[ReporterError] = []
     for pipeline_id in ids:
         try:
-            _finish(settings, collect(settings, project_ref, pipeline_id), pipeline_id)
+            report = lib.within(lib.GITLAB_SECONDS, lambda: lib.collect(settings, project_ref, pipeline_id),
+                                f"pipeline {pipeline_id}")
+            _finish(settings, report, pipeline_id)
         except ReporterError as error:
             if len(ids) == 1:
                 raise

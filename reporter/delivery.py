@@ -29,6 +29,8 @@ READ_TIMEOUT = 30
 # case stays under two minutes: 80 + 5 + 30 = 115 s.
 RETRY_DEADLINE = 80
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+BACKOFF_FACTOR = 0.5  # waits 0, 1, 2, 4, 8, 16, 16 ... seconds between attempts
+MAX_RETRY_AFTER = 30
 
 
 def to_json(events: list[dict]) -> bytes:
@@ -77,7 +79,7 @@ class DeadlineRetry(Retry):
 
     def get_retry_after(self, response):
         after = super().get_retry_after(response)
-        return None if after is None else min(after, self._left())
+        return None if after is None else min(after, MAX_RETRY_AFTER, self._left())
 
     def is_exhausted(self) -> bool:
         return super().is_exhausted() or self._left() <= 0
@@ -97,12 +99,12 @@ class DatabandBulk:
     name = "databand"
 
     def __init__(self, url: str, token: str, *, verify: bool | str = True, deadline: float | None = None,
-                 backoff_factor: float = 0.5):
+                 backoff_factor: float | None = None):
         self.url = url
         self._token = token
         self.verify = verify
         self.deadline = RETRY_DEADLINE if deadline is None else deadline
-        self.backoff_factor = backoff_factor
+        self.backoff_factor = BACKOFF_FACTOR if backoff_factor is None else backoff_factor
 
     def _session(self):
         import requests
@@ -136,6 +138,7 @@ class DatabandBulk:
             try:
                 response = session.post(self.url, data=gzip.compress(to_json(part)), verify=self.verify,
                                         timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+                response.close()
                 status = response.status_code
                 problem = None if response.ok else _refusal(status)
             except requests.RequestException as error:

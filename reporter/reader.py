@@ -26,6 +26,7 @@ PER_PAGE = 100
 # Parallel requests: enough to hide latency, few enough to stay friendly to GitLab's rate limits.
 WORKERS = 8
 LOG_SECONDS = 20  # reading one log never takes longer than this
+MAX_RETRY_AFTER = 10
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,28 @@ class Access:
 def connect(access: Access):
     import gitlab  # imported here: `--help` and `--from-file` need no GitLab client
 
-    verify: bool | str = access.ca_file or access.verify
+    import requests
+
+    verify: bool | str = (access.ca_file or True) if access.verify else False
     kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
+    session = requests.Session()
+    session.hooks["response"].append(_cap_retry_after)
     return gitlab.Gitlab(
         access.url, ssl_verify=verify, timeout=TIMEOUT, per_page=PER_PAGE, retry_transient_errors=True,
-        user_agent=f"databand-gitlab-reporter/{__version__}", **kwargs,
+        user_agent=f"databand-gitlab-reporter/{__version__}", session=session, **kwargs,
     )
+
+
+def _cap_retry_after(response, *args, **kwargs):
+    """python-gitlab sleeps as long as Retry-After says; an hour would hold the pipeline for an hour."""
+    value = response.headers.get("Retry-After")
+    if value is not None:
+        try:
+            seconds = float(value)
+        except ValueError:  # an HTTP date: rare from GitLab; wait the longest we allow
+            seconds = MAX_RETRY_AFTER
+        response.headers["Retry-After"] = str(int(min(max(seconds, 0), MAX_RETRY_AFTER)))
+    return response
 
 
 def _job(raw: Mapping, kind: str) -> Job:
@@ -76,15 +93,19 @@ def _explain(error: Exception, what: str, token_kind: str) -> GitLabError:
     import gitlab
 
     code = getattr(error, "response_code", None)
+    fix = "set GITLAB_TOKEN to a token with read_api" if token_kind == "CI_JOB_TOKEN" else \
+        "the token needs the read_api scope and at least Reporter access to the project"
+    if isinstance(error, gitlab.GitlabParsingError) or isinstance(error, ValueError):
+        return GitLabError(f"GitLab's answer while reading {what} was not valid JSON (cut short, or a proxy "
+                           "answered instead); try again, or check GITLAB_URL.")
     if isinstance(error, gitlab.GitlabAuthenticationError) or code == 401:
         return GitLabError(f"GitLab refused the {token_kind} (401) while reading {what}: check that "
                            "GITLAB_TOKEN is valid and not expired.")
     if code == 403:
-        return GitLabError(f"GitLab forbade reading {what} (403): the {token_kind} needs the read_api "
-                           "scope and at least Reporter access to the project.")
+        return GitLabError(f"GitLab forbade reading {what} (403): {fix}.")
     if code == 404:
         return GitLabError(f"GitLab has no {what} (404), or the {token_kind} may not see it: "
-                           "check the project and pipeline ids.")
+                           f"check the project and pipeline ids ({fix}).")
     if code:
         return GitLabError(f"GitLab answered {code} while reading {what}; try again later.")
     return GitLabError(f"Could not reach GitLab while reading {what}: {type(error).__name__}. "

@@ -10,9 +10,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from reporter import settings as cfg
-from reporter.errors import DeliveryError
+from reporter.errors import DeliveryError, GitLabError
 from reporter.snapshot import Pipeline
 from reporter.settings import Settings
+
+
+GITLAB_SECONDS = 100  # the whole GitLab reading; delivery has its own bound (delivery.py)
+
+
+class GitLabTimeout(GitLabError):
+    """Reading GitLab took too long; worker threads may still be waiting on the network."""
 
 
 @dataclass
@@ -21,6 +28,33 @@ class Report:
     events: list[dict]
     outcomes: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+
+def within(seconds: float, work: Callable[[], Report], what: str) -> Report:
+    """Run work, but give up after `seconds`: a hung GitLab must not hold the pipeline.
+
+    The work runs in a daemon thread so that one stuck request cannot keep the process alive;
+    on time-out the caller is told, and the CLI exits at once.
+    """
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = work()
+        except BaseException as error:  # handed to the caller's thread
+            box["error"] = error
+
+    thread = threading.Thread(target=target, name="gitlab-reader", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise GitLabTimeout(f"GitLab did not finish answering within {seconds:.0f} s while reading {what}; "
+                            "nothing was sent. Try again later.")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Mapping[str, str] | None = None,
@@ -33,7 +67,7 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
     url = cfg.check_gitlab(settings)
     now = now or datetime.now(timezone.utc)
     access = reader.Access(url=url, token=settings.gitlab_token, job_token=settings.job_token,
-                           ca_file=settings.ca_file)
+                           ca_file=settings.ca_file, verify=not settings.insecure)
     pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
                                     redact=settings.redactor())
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
@@ -58,7 +92,7 @@ def deliver(settings: Settings, events: list[dict], label: str | int,
         return outcomes
     url, token = cfg.check_databand(settings)
     # CI_SERVER_TLS_CA_FILE is GitLab's CA only: Databand gets its own, or the system's (REQUESTS_CA_BUNDLE).
-    verify: bool | str = settings.databand_ca_file or True
+    verify: bool | str = False if settings.insecure else (settings.databand_ca_file or True)
     try:
         outcomes.append(delivery.DatabandBulk(url, token, verify=verify).emit(events))
     except DeliveryError as error:

@@ -10,11 +10,11 @@ from click.testing import CliRunner
 import olschema
 import pipelines
 from reporter import ids
-from reporter.cli import main
+from reporter.cli import cli
 
 
 def run(args, env):
-    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
     return result
 
 
