@@ -26,6 +26,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -39,6 +40,7 @@ from werkzeug.wrappers import Request, Response
 __all__ = [
     "DatabandStandIn",
     "GitLabStandIn",
+    "Received",
     "Recorded",
     "StreamedTrace",
     "generate_pipeline",
@@ -148,14 +150,34 @@ class _StandInServer:
         self.stop()
 
     def _wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        environ[_ARRIVED] = time.monotonic()
         latency = self.latency
         if latency > 0:
             # An Event wait rather than sleep, so that stop() cuts it short.
             self._stopping.wait(latency)
-        return self._handle(Request(environ))(environ, start_response)
+        body = self._handle(Request(environ))(environ, start_response)
+        record = environ.get(_RECORD)
+        return body if record is None else _until_sent(body, record)
 
     def _handle(self, request: Request) -> Response:
         raise NotImplementedError
+
+
+# Keys under which a request's arrival time and its record travel in the WSGI environ.
+_ARRIVED = "standin.arrived"
+_RECORD = "standin.record"
+
+
+def _until_sent(body: Iterable[bytes], record: Any) -> Iterator[bytes]:
+    """Pass the body on; once it is all handed to the socket (or the client
+    hung up), note the time in ``record.finished``."""
+    try:
+        yield from body
+    finally:
+        record.finished = time.monotonic()
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def _json_response(status: int, obj: Any, headers: dict | None = None) -> Response:
@@ -742,7 +764,9 @@ class Recorded:
     are joined with commas; token parameters are replaced by "[redacted]".
     ``auth`` is the kind of credential presented, valid or not.
     ``bytes_sent`` counts body bytes handed to the socket (a client that
-    hangs up early stops the count).
+    hangs up early stops the count). ``started`` is when the request
+    arrived (before any ``latency``), ``finished`` when the last byte of the
+    answer was handed to the socket, both ``time.monotonic()``.
     """
 
     method: str
@@ -752,6 +776,8 @@ class Recorded:
     status: int = 0
     range: str | None = None
     bytes_sent: int = 0
+    started: float = 0.0
+    finished: float = 0.0
 
 
 @dataclass
@@ -927,7 +953,9 @@ class GitLabStandIn(_StandInServer):
             },
             auth=auth_kind,
             range=request.headers.get("Range"),
+            started=request.environ.get(_ARRIVED, 0.0),
         )
+        request.environ[_RECORD] = recorded
         with self._lock:
             self.requests.append(recorded)
             fault = self._take_fault(raw_path)
@@ -1187,6 +1215,24 @@ class GitLabStandIn(_StandInServer):
 
 
 @dataclass
+class Received:
+    """One request the Databand stand-in received.
+
+    ``bytes`` is the body as it came (gzip), ``json_bytes`` its size once
+    gunzipped (None when it did not gunzip or was never looked at).
+    ``started``/``finished``: as in ``Recorded``. ``status`` 0: reset.
+    """
+
+    method: str
+    path: str
+    bytes: int
+    json_bytes: int | None = None
+    status: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+
+
+@dataclass
 class _Step:
     status: int | None = None
     headers: dict | None = None
@@ -1204,6 +1250,9 @@ class DatabandStandIn(_StandInServer):
     root run (an event whose run.facets has no "parent") is answered 200 but
     not kept, and listed in ``rejected`` as "no root run", which is how
     Databand drops it. Any other method or path: 404.
+
+    ``received`` lists every request (``Received``): its body's size on the
+    wire and gunzipped, status and timing.
     """
 
     def __init__(
@@ -1221,6 +1270,7 @@ class DatabandStandIn(_StandInServer):
         self.events: list[dict] = []
         self.rejected: list[tuple[int, str]] = []
         self.requests_seen = 0
+        self.received: list[Received] = []
 
     @property
     def url(self) -> str:
@@ -1277,13 +1327,25 @@ class DatabandStandIn(_StandInServer):
         # Read the whole body first: the client has then sent everything, so a
         # scripted reset or delay hits it while it waits for the answer.
         body = request.get_data()
+        received = Received(
+            request.method, request.path, len(body), started=request.environ.get(_ARRIVED, 0.0)
+        )
+        request.environ[_RECORD] = received
+        with self._lock:
+            self.received.append(received)
+        response = self._answer(request, body, step)
+        received.status = response.status_code
+        return response
 
+    def _answer(self, request: Request, body: bytes, step: _Step | None) -> Response:
+        received = request.environ[_RECORD]
         if step is not None:
             if step.delay:
                 self._stopping.wait(step.delay)
             if step.reset:
                 with self._lock:
                     self.rejected.append((0, "scripted reset"))
+                received.finished = time.monotonic()
                 raise _ResetConnection("scripted reset")
             if step.status is not None:
                 with self._lock:
@@ -1315,6 +1377,7 @@ class DatabandStandIn(_StandInServer):
             text = gzip.decompress(body)
         except (OSError, EOFError, zlib.error):
             return self._refuse(400, "body is not gzip")
+        request.environ[_RECORD].json_bytes = len(text)
         try:
             events = json.loads(text)
         except ValueError:

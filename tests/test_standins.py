@@ -472,6 +472,9 @@ def test_latency_delays_every_answer_but_not_concurrent_ones_in_turn():
         server.add_pipeline(project, make_pipeline(project, 6), [])
         answer, took = _timed(lambda: api(server, "/projects/42/pipelines/6"))
         assert answer.status_code == 200 and took >= delay
+        # The record's times span the wait: arrival before it, last byte after.
+        first = server.requests[0]
+        assert delay <= first.finished - first.started <= took
 
         # Six requests at once wait side by side: about one delay, not six.
         with ThreadPoolExecutor(max_workers=6) as pool:
@@ -491,6 +494,14 @@ def test_latency_applies_to_databand_too():
         answer, took = _timed(lambda: post(server, [lineage()]))
         assert answer.status_code == 200 and took >= 0.3
         assert len(server.payloads) == 1
+        (received,) = server.received
+        text = json.dumps([lineage()]).encode()
+        assert (received.method, received.status, received.json_bytes) == ("POST", 200, len(text))
+        assert received.bytes == len(gzip.compress(text))
+        assert 0.3 <= received.finished - received.started <= took
+        server.latency = 0
+        assert post(server, b"garbage", gzipped=False).status_code == 415
+        assert (server.received[1].status, server.received[1].json_bytes) == (415, None)
     with pytest.raises(ValueError):
         GitLabStandIn(latency=-1)
 
