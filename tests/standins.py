@@ -934,6 +934,12 @@ class GitLabStandIn(_StandInServer):
         with self._lock:
             self._faults.append(_Fault(re.compile(path_regex), times, "truncate"))
 
+    def clear_records(self) -> None:
+        """Forget the requests recorded so far (pipelines, faults and traces
+        stay), so that one stand-in can serve run after run."""
+        with self._lock:
+            self.requests.clear()
+
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
         with self._lock:
@@ -1314,6 +1320,16 @@ class DatabandStandIn(_StandInServer):
             )
         with self._lock:
             self._script.extend(steps)
+
+    def clear_records(self) -> None:
+        """Forget what was received and kept so far (the script stays), so
+        that one stand-in can serve run after run."""
+        with self._lock:
+            self.payloads.clear()
+            self.events.clear()
+            self.rejected.clear()
+            self.received.clear()
+            self.requests_seen = 0
 
     def _refuse(self, status: int, reason: str, headers: dict | None = None) -> Response:
         with self._lock:

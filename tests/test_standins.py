@@ -488,6 +488,10 @@ def test_latency_delays_every_answer_but_not_concurrent_ones_in_turn():
         _, took = _timed(lambda: api(server, "/projects/42/pipelines/6"))
         assert took < delay
 
+        server.clear_records()
+        assert server.requests == [] and server.count("") == 0
+        assert api(server, "/projects/42/pipelines/6").status_code == 200  # still served
+
 
 def test_latency_applies_to_databand_too():
     with DatabandStandIn(latency=0.3) as server:
@@ -502,6 +506,8 @@ def test_latency_applies_to_databand_too():
         server.latency = 0
         assert post(server, b"garbage", gzipped=False).status_code == 415
         assert (server.received[1].status, server.received[1].json_bytes) == (415, None)
+        server.clear_records()
+        assert (server.payloads, server.events, server.rejected, server.received, server.requests_seen) == ([], [], [], [], 0)
     with pytest.raises(ValueError):
         GitLabStandIn(latency=-1)
 
