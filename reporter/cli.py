@@ -43,6 +43,9 @@ def _common(command):
         click.option("--insecure", is_flag=True,
                      help="Do not verify TLS certificates (GitLab and Databand). Prefer a CA file: "
                           "CI_SERVER_TLS_CA_FILE, DATABAND_CA_FILE."),
+        click.option("--gitlab-timeout", type=click.FloatRange(1, 3600), default=100, show_default=True,
+                     envvar="DATABAND_GITLAB_TIMEOUT", metavar="SECONDS",
+                     help="Give up reading GitLab after this long (all requests together)."),
         click.option("--log-lines", type=click.IntRange(0, 10000), default=100, show_default=True,
                      envvar="DATABAND_LOG_LINES", help="Lines of a failed job's log to send; 0 sends none."),
     ]
@@ -60,7 +63,7 @@ def _settings(kw: dict) -> Settings:
         databand_url=kw.pop("databand_url"), databand_token=kw.pop("databand_token"),
         dry_run=kw.pop("dry_run"), output=kw.pop("output"), namespace=kw.pop("namespace"),
         pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
-        log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"),
+        log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"), gitlab_timeout=kw.pop("gitlab_timeout"),
     )
 
 
@@ -156,7 +159,7 @@ def _run_report(settings: Settings, _redact=None):
     project = check_id(env.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
     pipeline_id = check_id(env.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
     own_job = env.get("CI_JOB_ID")
-    report = lib.within(lib.GITLAB_SECONDS, lambda: lib.collect(
+    report = lib.within(settings.gitlab_timeout, lambda: lib.collect(
         settings, project, pipeline_id, ci=ci_variables(env),
         own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
         own_status=env.get("CI_JOB_STATUS")), f"pipeline {pipeline_id}")
@@ -193,7 +196,7 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
         if project or pipelines:
             raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
         events = load_events(from_file)
-        _finish(settings, lib.Report(pipeline=None, events=events), os.path.basename(from_file).removesuffix(".json"))
+        _finish(settings, lib.Report(pipeline=None, events=events), _label(from_file))
         return
     if not project or not pipelines:
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
@@ -202,7 +205,7 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
     failures: list[ReporterError] = []
     for pipeline_id in ids:
         try:
-            report = lib.within(lib.GITLAB_SECONDS, lambda: lib.collect(settings, project_ref, pipeline_id),
+            report = lib.within(settings.gitlab_timeout, lambda: lib.collect(settings, project_ref, pipeline_id),
                                 f"pipeline {pipeline_id}")
             _finish(settings, report, pipeline_id)
         except ReporterError as error:
@@ -213,6 +216,15 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
     if failures:
         worst = max(failures, key=lambda e: e.exit_code)
         raise type(worst)(f"{len(failures)} of {len(ids)} pipelines were not reported (see above).")
+
+
+def _label(path: str) -> str:
+    """What a kept file is about: "9001" for databand-unsent-9001-20261124T101500Z.json."""
+    import re
+
+    name = os.path.basename(path).removesuffix(".json")
+    match = re.fullmatch(r"databand-unsent-(.+)-\d{8}T\d{6}Z", name)
+    return match[1] if match else name
 
 
 def _finish(settings: Settings, report, label) -> None:

@@ -144,7 +144,7 @@ def read_pipeline(
                 if listing is not None:
                     listing.start_rest()  # both lists' other pages go out together
             if raw_pipeline is not None:
-                pipeline = _pipeline_from_api(access.url, raw_pipeline.result())
+                pipeline = _pipeline_from_api(access.url, raw_pipeline.result(), project)
             else:
                 pipeline = _pipeline_from_ci(access.url, project, pipeline_id, ci or {})
             jobs = [_job(raw, "job") for raw in raw_jobs.result() if raw.get("id") is not None]
@@ -245,15 +245,18 @@ def _read_log_tail(gl, project_id, job_id: int, lines: int, redact: Callable[[st
     return text
 
 
-def _pipeline_from_api(url: str, raw: Mapping) -> Pipeline:
+def _pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
     web_url = str(raw.get("web_url") or "")
     project_url = _project_url(web_url)
+    project_id = raw.get("project_id") or (project if isinstance(project, int) else None)
+    if project_id is None:
+        raise GitLabError(f"GitLab's pipeline {raw.get('id')} has no project_id; pass --project as a number.")
     return Pipeline(
         server=ids.server_key(url),
-        project_id=int(raw["project_id"]),
+        project_id=int(project_id),
         project_path=urlsplit(project_url).path.strip("/"),
         project_url=project_url,
-        id=int(raw["id"]),
+        id=int(raw.get("id") or 0),
         iid=raw.get("iid"),
         ref=str(raw.get("ref") or ""),
         sha=str(raw.get("sha") or ""),

@@ -15,9 +15,6 @@ from reporter.snapshot import Pipeline
 from reporter.settings import Settings
 
 
-GITLAB_SECONDS = 100  # the whole GitLab reading; delivery has its own bound (delivery.py)
-
-
 class GitLabTimeout(GitLabError):
     """Reading GitLab took too long; worker threads may still be waiting on the network."""
 

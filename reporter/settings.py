@@ -26,6 +26,7 @@ class Settings:
     pipeline_name: str | None = None
     project_name: str | None = None
     log_lines: int = 100
+    gitlab_timeout: float = 100  # seconds for all of GitLab's reading together
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
 
     def __repr__(self) -> str:  # a stray print of the settings must not show a token

@@ -1,0 +1,290 @@
+"""Fault injection: Databand and GitLab misbehaving, against the loopback stand-ins.
+
+For each fault: the exit code, the message, how long it took, and what was delivered or kept.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import pipelines
+from reporter import delivery, reader
+from reporter.cli import cli
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    # The real budget is 80 s of retries; the behaviour is the same with 2 s and short backoffs.
+    monkeypatch.setattr(delivery, "RETRY_DEADLINE", 2)
+    monkeypatch.setattr(delivery, "BACKOFF_FACTOR", 0.05)
+
+
+@pytest.fixture
+def mixed(gitlab):
+    return pipelines.mixed(gitlab.url).install(gitlab)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def env_for(gitlab, databand=None, **extra):
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}
+    if databand is not None:
+        env.update(DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
+    env.update(extra)
+    return env
+
+
+def resend(env, *args, pipeline="9001"):
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", pipeline, *args], env=env,
+                                catch_exceptions=False)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def kept_files(folder):
+    return sorted(folder.glob("databand-unsent-*.json"))
+
+
+# -- Databand ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_databand_5xx_once_is_retried(gitlab, databand, mixed, workdir, status):
+    databand.script(status)
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 0, result.output
+    assert databand.requests_seen == 2 and len(databand.payloads) == 1
+    assert kept_files(workdir) == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_databand_5xx_for_good_keeps_everything(gitlab, databand, mixed, workdir, status):
+    databand.script(*[status] * 100)
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 4
+    assert f"{status} still after retrying" in result.stderr
+    assert result.elapsed < 2 + delivery.CONNECT_TIMEOUT  # the retry deadline, not a hang
+    assert databand.requests_seen > 2  # it did retry
+    [kept] = kept_files(workdir)
+    # every event: the root, 4 stages, 10 job attempts and the bridge (a resend has no own job to leave out)
+    assert len(json.loads(kept.read_text())) == 16
+    assert f"resend --from-file {kept.name}" in result.stderr
+
+
+def test_databand_429_retry_after_is_honoured(gitlab, databand, mixed, workdir):
+    databand.script({"status": 429, "headers": {"Retry-After": "1"}})
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 0, result.output
+    assert result.elapsed >= 1
+    assert len(databand.payloads) == 1
+
+
+@pytest.mark.parametrize("status, words", [(401, "DATABAND_ACCESS_TOKEN"), (403, "DATABAND_ACCESS_TOKEN"),
+                                           (413, "too large"), (400, "HTTP 400")])
+def test_databand_refusals_are_not_retried(gitlab, databand, mixed, workdir, status, words):
+    databand.script(status)
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 4
+    assert words in result.stderr
+    assert databand.requests_seen == 1
+    assert len(kept_files(workdir)) == 1
+
+
+def test_databand_reset_connection_is_retried(gitlab, databand, mixed, workdir):
+    databand.script({"reset": True})
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 0, result.output
+    assert len(databand.payloads) == 1
+
+
+def test_databand_slower_than_the_timeout(gitlab, databand, mixed, workdir, monkeypatch):
+    monkeypatch.setattr(delivery, "READ_TIMEOUT", 0.5)
+    databand.script({"delay": 1.5})  # answered, but after the client gave up on it
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 0, result.output
+    time.sleep(1.2)  # let the late request land in the stand-in
+    # the retry sent the same runs again: idempotent, the same run IDs
+    assert len(databand.payloads) == 2
+    first, second = ([e["run"]["runId"] for e in p] for p in databand.payloads)
+    assert first == second
+
+
+def test_databand_down_keeps_everything(gitlab, mixed, workdir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = env_for(gitlab, DATABAND_URL=f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/u/events/bulk",
+                  DATABAND_ACCESS_TOKEN="t0ken-for-nobody")
+    result = resend(env)
+    assert result.exit_code == 4
+    assert "could not reach Databand" in result.stderr
+    assert result.elapsed < 2 + delivery.CONNECT_TIMEOUT
+    assert len(kept_files(workdir)) == 1
+
+
+def test_partial_failure_keeps_exactly_the_parts_not_accepted(gitlab, databand, workdir):
+    from standins import generate_pipeline
+
+    project, pipeline, jobs = generate_pipeline(gitlab.url, 1200, seed=9)
+    gitlab.add_pipeline(project, pipeline, jobs)
+    databand.script({"delay": 0}, *[500] * 100)  # the first part is accepted, then Databand fails
+    result = resend(env_for(gitlab, databand), pipeline=str(pipeline["id"]))
+    assert result.exit_code == 4
+    [accepted] = databand.payloads
+    [kept] = kept_files(workdir)
+    unsent = json.loads(kept.read_text())
+    root = accepted[0]["run"]["runId"]
+    assert unsent[0]["run"]["runId"] == root  # the root goes with the kept events
+    accepted_ids = {e["run"]["runId"] for e in accepted[1:]}
+    unsent_ids = {e["run"]["runId"] for e in unsent[1:]}
+    assert not accepted_ids & unsent_ids
+    assert len(accepted_ids) + len(unsent_ids) == len(jobs) + len({j["stage"] for j in jobs})
+    # and the kept file completes the report, once Databand is back
+    from standins import DatabandStandIn
+
+    with DatabandStandIn() as back:
+        again = CliRunner().invoke(cli, ["resend", "--from-file", str(kept)], env=env_for(gitlab, back))
+        assert again.exit_code == 0, again.output
+        sent = {e["run"]["runId"] for p in [*databand.payloads, *back.payloads] for e in p}
+    assert len(sent) == 1 + len(jobs) + len({j["stage"] for j in jobs})
+
+
+# -- GitLab --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [502, 500, 503])
+def test_gitlab_5xx_on_a_page_is_retried(gitlab, databand, status):
+    from standins import generate_pipeline
+
+    project, pipeline, jobs = generate_pipeline(gitlab.url, 250, seed=1)
+    gitlab.add_pipeline(project, pipeline, jobs)
+    gitlab.fail(r"/jobs$", status, times=2)
+    result = resend(env_for(gitlab, databand), pipeline=str(pipeline["id"]))
+    assert result.exit_code == 0, result.output
+    job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
+    assert len(job_runs) == len(jobs)
+
+
+def test_gitlab_429_waits_as_told_but_never_long(gitlab, databand, mixed, monkeypatch):
+    monkeypatch.setattr(reader, "MAX_RETRY_AFTER", 1)
+    gitlab.fail(r"/jobs$", 429, headers={"Retry-After": "3600"})
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 0, result.output
+    assert 1 <= result.elapsed < 10
+
+
+def test_gitlab_truncated_json(gitlab, databand, mixed):
+    gitlab.truncate(r"/jobs$")
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 3
+    assert "not valid JSON" in result.stderr
+    assert databand.payloads == []
+
+
+def test_gitlab_job_token_refused_elsewhere(gitlab, databand, mixed):
+    # A job token of another project: GitLab refuses the job list itself.
+    gitlab.fail(r"/jobs$", 403)
+    env = env_for(gitlab, databand)
+    env.pop("GITLAB_TOKEN")
+    env["CI_JOB_TOKEN"] = gitlab.job_token
+    result = resend(env)
+    assert result.exit_code == 3
+    assert "403" in result.stderr and "GITLAB_TOKEN" in result.stderr
+
+
+def test_gitlab_that_never_answers_is_given_up(databand):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # accepts connections into the backlog, never answers them
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["resend", "--project", "1", "--pipeline", "2", "--gitlab-timeout", "1"],
+                                    env={"GITLAB_URL": url, "GITLAB_TOKEN": "glpat-x" * 3,
+                                         "DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token})
+        assert result.exit_code == 3
+        assert "within 1 s" in result.stderr
+        assert time.monotonic() - started < 3
+    finally:
+        listener.close()  # the abandoned reader now fails fast instead of waiting 30 s
+
+
+def test_huge_log_without_range_support_keeps_the_tail(databand):
+    from standins import GitLabStandIn, make_job, make_pipeline, make_project, synthetic_trace
+
+    with GitLabStandIn(trace_ranges=False) as gitlab:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 77, status="failed")
+        jobs = [make_job(project, pipeline, 1, "load", "etl", "failed", failure_reason="script_failure")]
+        tail = b"ERROR: the warehouse said no\n"
+        gitlab.add_pipeline(project, pipeline, jobs, traces={1: synthetic_trace(30 * 2**20, tail=tail)})
+        result = resend(env_for(gitlab, databand), pipeline="77")
+        assert result.exit_code == 0, result.output
+        [trace] = [r for r in gitlab.requests if r.path.endswith("/trace")]
+        assert trace.bytes_sent >= 30 * 2**20  # the whole log went by, and only its end was kept
+    log = next(e for e in databand.events if "log" in e["run"]["facets"])["run"]["facets"]["log"]["logBody"]
+    assert log.endswith("ERROR: the warehouse said no")
+
+
+def test_log_tail_uses_range_where_served(gitlab, databand):
+    from standins import make_job, make_pipeline, make_project, synthetic_trace
+
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 78, status="failed")
+    jobs = [make_job(project, pipeline, 1, "load", "etl", "failed")]
+    gitlab.add_pipeline(project, pipeline, jobs, traces={1: synthetic_trace(30 * 2**20, tail=b"the end\n")})
+    assert resend(env_for(gitlab, databand), pipeline="78").exit_code == 0
+    [trace] = [r for r in gitlab.requests if r.path.endswith("/trace")]
+    assert trace.bytes_sent <= 256 * 1024
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+def test_missing_and_null_fields_and_unknown_statuses(gitlab, databand):
+    from standins import make_job, make_pipeline, make_project
+
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 79, status="running")
+    good = make_job(project, pipeline, 1, "ok", "build", "success")
+    odd = make_job(project, pipeline, 2, "odd", "build", "success")
+    odd.update(name=None, stage=None, status="quantum_superposition", allow_failure=None, created_at=None,
+               started_at="not a time", finished_at=None, web_url=None)
+    gitlab.add_pipeline(project, pipeline, [good, odd])
+    result = resend(env_for(gitlab, databand), pipeline="79")
+    assert result.exit_code == 0, result.output
+    assert "quantum_superposition" in result.stderr and "OTHER" in result.stderr
+    import olschema
+
+    olschema.assert_valid(databand.events)
+    odd_event = next(e for e in databand.events if e["eventType"] == "OTHER")
+    assert odd_event["job"]["name"].endswith(".job 2")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--gitlab-url", "ftp://gitlab.example.com"], "http(s) URL"),
+    (["--gitlab-url", "https://user:hunter2@gitlab.example.com", "--databand-url", "databand"], "http(s) URL"),
+])
+def test_malformed_urls(args, words, gitlab):
+    result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", "1", *args],
+                                env={"GITLAB_TOKEN": "glpat-abc" * 3, "DATABAND_ACCESS_TOKEN": "x" * 10})
+    assert result.exit_code in (2, 3)
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_resend_many_pipelines_reports_each_failure(gitlab, databand, mixed):
+    result = resend(env_for(gitlab, databand), "--pipeline", "404404")
+    assert result.exit_code == 3
+    assert "404404" in result.stderr and "1 of 2 pipelines" in result.stderr
+    assert len(databand.payloads) == 1  # the good one was still sent
