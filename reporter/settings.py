@@ -46,8 +46,10 @@ def check_url(value: str | None, name: str, example: str) -> str:
 
 
 def _show(value: str) -> str:
-    # A URL may carry user:password@; never echo a password back.
-    return Redactor()(value) if "@" in value else repr(value)
+    # A URL may carry user:password@ or a key in its query: then it is not echoed at all.
+    if "@" in value or "?" in value:
+        return "a value not shown here (it may hold a secret)"
+    return repr(value)
 
 
 def check_id(value: str | int | None, name: str) -> int:

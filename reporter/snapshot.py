@@ -66,9 +66,9 @@ def mark_attempts(jobs: list[Job]) -> list[Job]:
 
     GitLab gives a retry a new job id with the same name; the highest id is the latest attempt.
     """
-    by_name: dict[str, list[Job]] = {}
+    by_name: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        by_name.setdefault(job.name, []).append(job)
+        by_name.setdefault((job.stage, job.name), []).append(job)
     for attempts in by_name.values():
         attempts.sort(key=lambda j: j.id)
         for number, job in enumerate(attempts, start=1):
