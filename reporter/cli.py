@@ -34,10 +34,11 @@ def _common(command):
         click.option("--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
                      help="Also write the events as a JSON array to FILE."),
         click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
-                     help="OpenLineage namespace. [default: gitlab://<gitlab host>] [env: DATABAND_NAMESPACE]"),
+                     help="OpenLineage namespace. [default: gitlab:<gitlab host>] [env: DATABAND_NAMESPACE]"),
         click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
                      help="Name of the pipeline's job in Databand; stages and jobs are named "
-                          "<pipeline>.<stage>.<job>. [default: the project path] [env: DATABAND_PIPELINE_NAME]"),
+                          "<pipeline>.<stage>.<job>. [default: the project path with dots, acme.data-platform] "
+                          "[env: DATABAND_PIPELINE_NAME]"),
         click.option("--project-name", envvar="DATABAND_PROJECT", metavar="NAME",
                      help="Databand project. [default: the project path] [env: DATABAND_PROJECT]"),
         click.option("--insecure", is_flag=True,

@@ -43,17 +43,29 @@ def job_run_id(server: str, project_id: int, job_id: int) -> str:
 
 def _part(name: str) -> str:
     # '.' separates the levels, so a dot inside a name is escaped (and '%' with it, to stay
-    # reversible): stage "a.b" + job "c" never collides with stage "a" + job "b.c".
-    return name.replace("%", "%25").replace(".", "%2E")
+    # reversible): stage "a.b" + job "c" never collides with stage "a" + job "b.c". '/' is escaped
+    # too: dbt-ol splits OPENLINEAGE_PARENT_ID ("namespace/name/runId") on every slash.
+    return name.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
+
+
+def default_pipeline_name(project_path: str) -> str:
+    """acme/data-platform -> acme.data-platform: the group levels become name levels."""
+    return ".".join(_part(segment) for segment in project_path.strip("/").split("/"))
+
+
+def default_namespace(gitlab_url: str) -> str:
+    """gitlab:gitlab.example.com: one namespace per GitLab instance, with no slash in it."""
+    return "gitlab:" + server_key(gitlab_url).replace("/", ":")
+
+
+def pipeline_job_name(pipeline_name: str) -> str:
+    """The pipeline's own name is taken as given (the default is already escaped)."""
+    return pipeline_name
 
 
 def stage_job_name(pipeline_name: str, stage: str) -> str:
-    return f"{_part(pipeline_name)}.{_part(stage)}"
+    return f"{pipeline_job_name(pipeline_name)}.{_part(stage)}"
 
 
 def job_job_name(pipeline_name: str, stage: str, job: str) -> str:
     return f"{stage_job_name(pipeline_name, stage)}.{_part(job)}"
-
-
-def pipeline_job_name(pipeline_name: str) -> str:
-    return _part(pipeline_name)

@@ -84,8 +84,8 @@ def default_naming(settings: Settings, gitlab_url: str, project_path: str):
     from reporter.events import Naming
 
     return Naming(
-        namespace=settings.namespace or f"gitlab://{ids.server_key(gitlab_url)}",
-        pipeline_name=settings.pipeline_name or project_path,
+        namespace=settings.namespace or ids.default_namespace(gitlab_url),
+        pipeline_name=settings.pipeline_name or ids.default_pipeline_name(project_path),
         project_name=settings.project_name or project_path,
     )
 

@@ -14,7 +14,7 @@ from reporter.events import Naming, build_events
 from reporter.snapshot import Job, Pipeline, mark_attempts
 from reporter.status import KNOWN, composite, event_type, latest
 
-NAMING = Naming(namespace="gitlab://gitlab.example.com", pipeline_name="acme/dp", project_name="acme/dp")
+NAMING = Naming(namespace="gitlab:gitlab.example.com", pipeline_name="acme.dp", project_name="acme/dp")
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 names = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
@@ -72,7 +72,7 @@ def test_events_are_valid_and_consistent(pipeline):
     assert sorted(attempts) == sorted(j.id for j in pipeline.jobs)
     for job in pipeline.jobs:
         [event] = [e for e in events if tags(e).get("gitlab.job_id") == str(job.id)]
-        assert event["job"]["name"] == ids.job_job_name("acme/dp", job.stage, job.name)
+        assert event["job"]["name"] == ids.job_job_name("acme.dp", job.stage, job.name)
         assert event["eventType"] == event_type(job.status)
 
     # the pipeline's status is GitLab's once final, else GitLab's composite of the latest attempts

@@ -50,21 +50,21 @@ def test_report_in_post_sends_the_whole_pipeline(gitlab, databand, mixed):
     events = databand.events
     olschema.assert_valid(events)
     names = by_name(events)
-    p = "acme/data-platform"
+    p = "acme.data-platform"
 
     root = events[0]
     assert "parent" not in root["run"]["facets"]
     assert root["job"]["name"] == p
     assert root["eventType"] == "COMPLETE"  # GitLab says running; the jobs say passed with warnings
     assert tags(root)["gitlab.warnings"] == "true"
-    assert root["run"]["facets"]["tags"]["projectName"] == p
+    assert root["run"]["facets"]["tags"]["projectName"] == "acme/data-platform"
 
     # the reporter's own running job is left out; every other attempt is there once
     assert ids.job_job_name(p, ".post", "databand-report") not in names
     job_events = [e for e in events if e["job"]["facets"]["jobType"]["jobType"] in ("JOB", "BRIDGE")]
     assert sorted(int(tags(e)["gitlab.job_id"]) for e in job_events) == [101, 102, 103, 104, 105, 106, 107,
                                                                          108, 109, 111]
-    assert {f"{p}.test.unit {i}/3" for i in (1, 2, 3)} <= set(names)
+    assert {f"{p}.test.unit {i}%2F3" for i in (1, 2, 3)} <= set(names)
 
     # retried job: two runs of the same job, the stage follows the latest attempt
     flaky = [e for e in job_events if e["job"]["name"] == f"{p}.test.flaky"]
@@ -90,7 +90,7 @@ def test_report_in_post_sends_the_whole_pipeline(gitlab, databand, mixed):
     assert bridge["job"]["facets"]["jobType"]["jobType"] == "BRIDGE"
     assert bridge["run"]["facets"]["parent"]["run"]["runId"] == names[f"{p}.deploy"]["run"]["runId"]
     assert bridge["run"]["facets"]["parent"]["root"]["run"]["runId"] == root["run"]["runId"]
-    assert names[f'{p}.deploy.déploiement 🚀 "prod"/eu']["eventType"] == "COMPLETE"
+    assert names[f'{p}.deploy.déploiement 🚀 "prod"%2Feu']["eventType"] == "COMPLETE"
 
     # stages in order, each naming the previous one as input
     assert [d["name"] for d in names[f"{p}.test"]["inputs"]] == [f"{p}.build"]
@@ -119,7 +119,7 @@ def test_failed_pipeline_with_skipped_stages_and_canceled_job(gitlab, databand, 
     events = databand.events
     olschema.assert_valid(events)
     names = by_name(events)
-    p = "acme/data-platform"
+    p = "acme.data-platform"
     assert events[0]["eventType"] == "FAIL"
     assert events[0]["run"]["facets"]["errorMessage"]["message"] == "Failed jobs: compile"
     assert names[f"{p}.build"]["eventType"] == "FAIL"
@@ -136,7 +136,7 @@ def test_failed_pipeline_with_skipped_stages_and_canceled_job(gitlab, databand, 
 def test_report_from_after_script_includes_its_own_job(gitlab, databand, failing):
     env = report_env(failing, gitlab, databand, job_status="failed")
     assert run(["report"], env).exit_code == 0
-    own = by_name(databand.events)[ids.job_job_name("acme/data-platform", ".post", "databand-report")]
+    own = by_name(databand.events)[ids.job_job_name("acme.data-platform", ".post", "databand-report")]
     assert own["eventType"] == "FAIL"
     assert own["run"]["facets"]["errorMessage"]["message"]
     olschema.assert_valid(databand.events)
@@ -164,8 +164,8 @@ def test_job_token_only_reports_what_it_can(gitlab, databand, mixed):
     events = databand.events
     olschema.assert_valid(events)
     names = by_name(events)
-    assert "acme/data-platform.deploy.downstream" not in names  # bridges need read_api
-    assert "log" not in names["acme/data-platform.test.lint"]["run"]["facets"]
+    assert "acme.data-platform.deploy.downstream" not in names  # bridges need read_api
+    assert "log" not in names["acme.data-platform.test.lint"]["run"]["facets"]
     assert events[0]["eventType"] == "COMPLETE"
     assert gitlab.count(r"/pipelines/9001$") == 0 and gitlab.count(r"/trace$") == 0
     # the same run IDs as with a read_api token
@@ -184,7 +184,7 @@ def test_dry_run_prints_events_and_needs_no_databand(gitlab, mixed):
     assert result.exit_code == 0, result.stderr
     events = json.loads(result.stdout)
     olschema.assert_valid(events)
-    assert events[0]["job"]["name"] == "acme/data-platform"
+    assert events[0]["job"]["name"] == "acme.data-platform"
 
 
 def test_output_file_and_resend_from_file(gitlab, databand, mixed, tmp_path):

@@ -32,8 +32,16 @@ def test_job_names_never_collide(stage_a, job_a, stage_b, job_b):
 
 
 def test_names_are_hierarchical():
-    assert ids.job_job_name("acme/dp", "test", "unit 1/3") == "acme/dp.test.unit 1/3"
-    assert ids.job_job_name("acme/dp", "a.b", "c") != ids.job_job_name("acme/dp", "a", "b.c")
+    assert ids.job_job_name("acme.dp", "test", "unit 1/3") == "acme.dp.test.unit 1%2F3"
+    assert ids.job_job_name("acme.dp", "a.b", "c") != ids.job_job_name("acme.dp", "a", "b.c")
+    assert ids.default_pipeline_name("acme/data.platform") == "acme.data%2Eplatform"
+    assert ids.default_namespace("https://GitLab.example.com:8443/gitlab/") == "gitlab:gitlab.example.com:8443:gitlab"
+
+
+@given(name, name, name)
+def test_names_never_hold_a_slash(project, stage, job):
+    # dbt-ol splits OPENLINEAGE_PARENT_ID = namespace/name/runId on "/"
+    assert "/" not in ids.job_job_name(ids.default_pipeline_name(project), stage, job)
 
 
 def test_log_clean_strips_colours_sections_and_keeps_last_lines():
