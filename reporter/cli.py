@@ -33,6 +33,15 @@ def _common(command):
                      help="Print the events as a JSON array on stdout and send nothing."),
         click.option("--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
                      help="Also write the events as a JSON array to FILE."),
+        click.option("--target", "targets", multiple=True, default=["databand"], show_default=True,
+                     type=click.Choice(["databand", "openlineage", "file", "console"]),
+                     envvar="DATABAND_TARGETS",
+                     help="Where to send; repeat for several. openlineage: a standard OpenLineage HTTP "
+                          "endpoint (OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY); file: "
+                          "lifecycle events, a JSON document a line, to --target-file; console: stdout. "
+                          "[env: DATABAND_TARGETS, space-separated]"),
+        click.option("--target-file", metavar="FILE", envvar="DATABAND_TARGET_FILE",
+                     help="File of the `file` target. [default: openlineage-events.ndjson]"),
         click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
                      help="OpenLineage namespace. [default: gitlab:<gitlab host>] [env: DATABAND_NAMESPACE]"),
         click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
@@ -65,6 +74,7 @@ def _settings(kw: dict) -> Settings:
         dry_run=kw.pop("dry_run"), output=kw.pop("output"), namespace=kw.pop("namespace"),
         pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
         log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"), gitlab_timeout=kw.pop("gitlab_timeout"),
+        targets=tuple(kw.pop("targets")), target_file=kw.pop("target_file"),
     )
 
 
@@ -116,8 +126,11 @@ def _friendly(func):
                 _TIMED_OUT = True
             _say(f"databand-gitlab-reporter: error: {redact(str(error))}")
             if isinstance(error, DeliveryError) and error.kept_at:
-                _say(f"The {len(error.unsent)} unsent events are kept in {error.kept_at}; send them later with: "
-                     f"databand-gitlab-reporter resend --from-file {error.kept_at}")
+                for kept in error.kept_at.split(", "):
+                    target = kept.split("-unsent-")[0]
+                    again = "" if target == "databand" else f" --target {target}"
+                    _say(f"The unsent events are kept in {kept}; send them later with: "
+                         f"databand-gitlab-reporter resend --from-file {kept}{again}")
             sys.exit(error.exit_code)
         except Exception as error:  # a bug of ours: still one line unless asked for more
             if os.environ.get(ENV_DEBUG):
@@ -219,12 +232,39 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
         raise type(worst)(f"{len(failures)} of {len(ids)} pipelines were not reported (see above).")
 
 
+@cli.command("parent-env")
+@click.option("--format", "form", type=click.Choice(["shell", "dotenv"]), default="shell", show_default=True,
+              help="shell: export lines for eval; dotenv: KEY=VALUE for artifacts:reports:dotenv.")
+@click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
+              help="As for report: must match it. [env: DATABAND_NAMESPACE]")
+@click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
+              help="As for report: must match it. [env: DATABAND_PIPELINE_NAME]")
+@click.option("--gitlab-url", envvar="GITLAB_URL", metavar="URL", help="As for report. [env: GITLAB_URL]")
+def parent_env(form, namespace, pipeline_name, gitlab_url):
+    """Print the OPENLINEAGE_PARENT_* variables of this job, for dbt-ol, Spark or Airflow.
+
+    Their runs then hang under this job's run in the report, with the same run IDs.
+    Reads only CI_* variables; makes no request.
+
+    \b
+    In a job:  eval "$(databand-gitlab-reporter parent-env)"
+    """
+    _run_parent_env(form, namespace, pipeline_name, gitlab_url)
+
+
+@_friendly
+def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
+    from reporter.handoff import parent_variables, render
+
+    click.echo(render(parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form))
+
+
 def _label(path: str) -> str:
     """What a kept file is about: "9001" for databand-unsent-9001-20261124T101500Z.json."""
     import re
 
     name = os.path.basename(path).removesuffix(".json")
-    match = re.fullmatch(r"databand-unsent-(.+)-\d{8}T\d{6}Z", name)
+    match = re.fullmatch(r"(?:databand|openlineage|file|console)-unsent-(.+)-\d{8}T\d{6}Z", name)
     return match[1] if match else name
 
 

@@ -201,10 +201,11 @@ class FileTarget:
         return Outcome(target=self.path, sent=len(events), requests=0)
 
 
-def keep_unsent(events: list[dict], pipeline_id: int | str, directory: str = ".") -> str:
+def keep_unsent(events: list[dict], pipeline_id: int | str, directory: str = ".",
+                prefix: str = "databand-unsent") -> str:
     """Write unsent events to a file in `directory` and return its path."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    name = f"databand-unsent-{pipeline_id}-{stamp}.json"
+    name = f"{prefix}-{pipeline_id}-{stamp}.json"
     path = name if directory in ("", ".") else os.path.join(directory, name)
     FileTarget(path).emit(events)
     return path

@@ -28,3 +28,4 @@ class DeliveryError(ReporterError):
         super().__init__(message)
         self.unsent = unsent or []
         self.kept_at = kept_at
+        self.target = "databand"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
 from openlineage.client.generated import error_message_run, job_type_job, nominal_time_run
@@ -17,7 +17,7 @@ from openlineage.client.serde import Serde
 from reporter import PRODUCER, ids
 from reporter.facets import DatabandTagsRunFacet, LogRunFacet, StartTimeRunFacet
 from reporter.snapshot import Job as GitLabJob
-from reporter.snapshot import Pipeline
+from reporter.snapshot import Pipeline, parse_time
 from reporter.status import FINAL, composite, event_type, latest, stage_order
 
 # GitLab's failure_reason codes in words (GitLab's own wording where it has one).
@@ -243,3 +243,30 @@ def root_event(events: list[dict]) -> dict | None:
 
 def count_by_type(events: list[dict]) -> Counter:
     return Counter(e.get("eventType", "?") for e in events)
+
+
+_TERMINAL = ("COMPLETE", "FAIL", "ABORT")
+# A START carries what was known when the run started; these facets belong to its end.
+_END_ONLY = ("errorMessage", "log", "test")
+
+
+def lifecycle(events: list[dict]) -> list[dict]:
+    """The same runs as full OpenLineage lifecycles, for backends that expect them.
+
+    Databand takes one event per run, its current state. A standard backend wants a START, then
+    COMPLETE, FAIL or ABORT (RUNNING or OTHER while unfinished). STARTs go parents first; the
+    ends go children first, so that no parent ends before its children.
+    """
+    starts, ends = [], []
+    for event in events:
+        facets = event["run"].get("facets", {})
+        started = facets.get("startTime", {}).get("startTime") or facets.get("nominalTime", {}).get(
+            "nominalStartTime") or event["eventTime"]
+        earliest = min((started, event["eventTime"]), key=lambda t: parse_time(t) or datetime.max.replace(
+            tzinfo=timezone.utc))
+        start = {**event, "eventType": "START", "eventTime": earliest,
+                 "run": {**event["run"], "facets": {k: v for k, v in facets.items() if k not in _END_ONLY}}}
+        starts.append(start)
+        if event.get("eventType") != "START":
+            ends.append(event)
+    return starts + ends[::-1]

@@ -90,9 +90,25 @@ def deliver(settings: Settings, events: list[dict], label: str | int,
     url, token = cfg.check_databand(settings)
     # CI_SERVER_TLS_CA_FILE is GitLab's CA only: Databand gets its own, or the system's (REQUESTS_CA_BUNDLE).
     verify: bool | str = False if settings.insecure else (settings.databand_ca_file or True)
-    try:
-        outcomes.append(delivery.DatabandBulk(url, token, verify=verify).emit(events))
-    except DeliveryError as error:
-        error.kept_at = delivery.keep_unsent(error.unsent, label, keep_dir)
-        raise
+    chosen = []  # built first, so that a bad setting of any target stops before anything is sent
+    for name in dict.fromkeys(settings.targets):
+        if name == "databand":
+            chosen.append(delivery.DatabandBulk(url, token, verify=verify))
+        else:
+            from reporter import targets
+
+            chosen.append(targets.make(name, file_path=settings.target_file, verify=verify))
+    failures: list[DeliveryError] = []
+    for target in chosen:  # one target failing does not keep the others from their events
+        try:
+            outcomes.append(target.emit(events))
+        except DeliveryError as error:
+            error.kept_at = delivery.keep_unsent(error.unsent, label, keep_dir, prefix=f"{target.name}-unsent")
+            error.target = target.name
+            failures.append(error)
+    if failures:
+        if len(failures) == 1:
+            raise failures[0]
+        raise DeliveryError("; ".join(f"{e.target}: {e}" for e in failures), unsent=failures[0].unsent,
+                            kept_at=", ".join(e.kept_at for e in failures))
     return outcomes

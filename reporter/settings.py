@@ -27,6 +27,8 @@ class Settings:
     project_name: str | None = None
     log_lines: int = 100
     gitlab_timeout: float = 100  # seconds for all of GitLab's reading together
+    targets: tuple[str, ...] = ("databand",)
+    target_file: str | None = None
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
 
     def __repr__(self) -> str:  # a stray print of the settings must not show a token
@@ -70,7 +72,7 @@ def check_gitlab(settings: Settings) -> str:
 
 
 def check_databand(settings: Settings) -> tuple[str, str]:
-    if settings.dry_run:
+    if settings.dry_run or "databand" not in settings.targets:
         return "", ""
     url = check_url(settings.databand_url, "DATABAND_URL",
                     "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk")

@@ -1,0 +1,114 @@
+"""Other OpenLineage backends: proper run lifecycles through openlineage-python's transports."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+from click.testing import CliRunner
+from werkzeug.wrappers import Response
+
+import olschema
+import pipelines
+from reporter.cli import cli
+
+
+@pytest.fixture
+def mixed(gitlab):
+    return pipelines.mixed(gitlab.url).install(gitlab)
+
+
+@pytest.fixture
+def receiver(httpserver):
+    """A standard OpenLineage HTTP endpoint: one event a POST, Bearer API key."""
+    received: list[dict] = []
+    auth: list[str] = []
+
+    def handle(request):
+        auth.append(request.headers.get("Authorization", ""))
+        received.append(json.loads(request.get_data()))
+        return Response("", status=201)
+
+    httpserver.expect_request("/lineage/v1", method="POST").respond_with_handler(handle)
+    httpserver.received, httpserver.auth = received, auth
+    return httpserver
+
+
+def env(gitlab, databand=None, receiver=None):
+    values = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}
+    if databand:
+        values.update(DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
+    if receiver:
+        values.update(OPENLINEAGE_URL=receiver.url_for("/"), OPENLINEAGE_ENDPOINT="lineage/v1",
+                      OPENLINEAGE_API_KEY="ol-api-key-0001")
+    return values
+
+
+def resend(values, *args):
+    return CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", "9001", *args], env=values,
+                              catch_exceptions=False)
+
+
+def assert_lifecycles(events):
+    by_run = defaultdict(list)
+    for event in events:
+        by_run[event["run"]["runId"]].append(event["eventType"])
+    for run_id, kinds in by_run.items():
+        assert kinds[0] == "START", (run_id, kinds)
+        assert len(kinds) <= 2
+        if len(kinds) == 2:
+            assert kinds[1] in ("COMPLETE", "FAIL", "ABORT", "RUNNING", "OTHER")
+    return by_run
+
+
+def test_openlineage_backend_gets_start_and_end_of_every_run(gitlab, mixed, receiver):
+    result = resend(env(gitlab, receiver=receiver), "--target", "openlineage")
+    assert result.exit_code == 0, result.output
+    events = receiver.received
+    olschema.assert_valid(events)
+    by_run = assert_lifecycles(events)
+    assert len(by_run) == 16
+    assert set(receiver.auth) == {"Bearer ol-api-key-0001"}
+    # parents start before their children, and end after them
+    order = [(e["run"]["runId"], e["eventType"]) for e in events]
+    root = events[0]["run"]["runId"]
+    assert order[0] == (root, "START") and order[-1][0] == root
+    starts = [e for e in events if e["eventType"] == "START"]
+    assert all("log" not in e["run"]["facets"] and "errorMessage" not in e["run"]["facets"] for e in starts)
+
+
+def test_databand_and_openlineage_at_once(gitlab, databand, mixed, receiver):
+    result = resend(env(gitlab, databand, receiver), "--target", "databand", "--target", "openlineage")
+    assert result.exit_code == 0, result.output
+    assert len(databand.events) == 16
+    assert len({e["run"]["runId"] for e in receiver.received}) == 16
+    assert databand.url in result.stderr and "lineage/v1" in result.stderr
+
+
+def test_openlineage_down_keeps_its_events_and_databand_still_gets_them(gitlab, databand, mixed, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    values = env(gitlab, databand)
+    values["OPENLINEAGE_URL"] = "http://127.0.0.1:9"  # discard port: nothing listens
+    result = resend(values, "--target", "databand", "--target", "openlineage")
+    assert result.exit_code == 4
+    assert len(databand.events) == 16
+    [kept] = tmp_path.glob("openlineage-unsent-9001-*.json")
+    assert f"--from-file {kept.name} --target openlineage" in result.stderr
+
+
+def test_file_and_console_targets(gitlab, mixed, tmp_path):
+    path = tmp_path / "lineage.ndjson"
+    result = resend(env(gitlab), "--target", "file", "--target-file", str(path), "--target", "console")
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in path.read_text().splitlines()]
+    printed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert written == printed
+    olschema.assert_valid(written)
+    assert len(assert_lifecycles(written)) == 16
+
+
+def test_openlineage_target_needs_its_url(gitlab, mixed):
+    result = resend(env(gitlab), "--target", "openlineage")
+    assert result.exit_code == 2 and "OPENLINEAGE_URL" in result.stderr
