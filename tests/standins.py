@@ -66,10 +66,63 @@ class _ResetConnection(ConnectionResetError):
     """
 
 
+class _KeepAliveInput:
+    """A kept-alive connection's input.
+
+    After each answer werkzeug drains the socket: it reads whatever the
+    client sent past its request, assuming the connection then closes. On a
+    kept-alive connection that would swallow the next request, so once the
+    answer is sent (``answered``) this reports nothing to drain; reading the
+    next request line starts over.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.answered = False
+
+    def read(self, size: int = -1) -> bytes:
+        return b"" if self.answered else self._stream.read(size)
+
+    def readline(self, size: int = -1) -> bytes:
+        self.answered = False
+        return self._stream.readline(size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 class _Handler(WSGIRequestHandler):
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         # Runs make thousands of requests; a line each would bury real errors.
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        standin = getattr(self.server, "standin", None)
+        if standin is not None:
+            with standin._lock:
+                standin.connections += 1
+            if standin.keep_alive:
+                self.rfile = _KeepAliveInput(self.rfile)
+
+    def make_environ(self) -> dict:
+        environ = super().make_environ()
+        environ[_INPUT] = self.rfile
+        return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        # werkzeug closes every connection after one answer; with keep_alive the
+        # stand-in leaves it open, as GitLab's and Databand's front ends do. Every
+        # request body is read in full before answering, which keep-alive needs.
+        standin = getattr(self.server, "standin", None)
+        if (
+            standin is not None
+            and standin.keep_alive
+            and keyword.lower() == "connection"
+            and value.lower() == "close"
+        ):
+            return
+        super().send_header(keyword, value)
 
     def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
         if isinstance(error, _ResetConnection):
@@ -96,12 +149,18 @@ class _StandInServer:
     that overlaps them pays it once per batch. Requests wait in their own
     threads, so concurrent requests are delayed concurrently. Only the
     request pays it: opening a connection (TCP, TLS) costs nothing extra.
+
+    ``keep_alive`` (default off: werkzeug's way, one answer per connection)
+    keeps HTTP/1.1 connections open for the next request, as real servers
+    do. ``connections`` counts the TCP connections accepted.
     """
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, keep_alive: bool = False) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
         self.latency = latency
+        self.keep_alive = keep_alive
+        self.connections = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: Any = None
@@ -122,6 +181,7 @@ class _StandInServer:
         self._server = make_server(
             "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=_Handler
         )
+        self._server.standin = self  # for _Handler: keep_alive, connections
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # keeps stop() quick
@@ -156,25 +216,32 @@ class _StandInServer:
             # An Event wait rather than sleep, so that stop() cuts it short.
             self._stopping.wait(latency)
         body = self._handle(Request(environ))(environ, start_response)
-        record = environ.get(_RECORD)
-        return body if record is None else _until_sent(body, record)
+        return _until_sent(body, environ)
 
     def _handle(self, request: Request) -> Response:
         raise NotImplementedError
 
 
-# Keys under which a request's arrival time and its record travel in the WSGI environ.
+# Keys under which a request's arrival time, its record and the connection's
+# input travel in the WSGI environ.
 _ARRIVED = "standin.arrived"
 _RECORD = "standin.record"
+_INPUT = "standin.input"
 
 
-def _until_sent(body: Iterable[bytes], record: Any) -> Iterator[bytes]:
+def _until_sent(body: Iterable[bytes], environ: dict) -> Iterator[bytes]:
     """Pass the body on; once it is all handed to the socket (or the client
-    hung up), note the time in ``record.finished``."""
+    hung up), note the time in the request's record and tell a kept-alive
+    connection's input that the answer is out."""
     try:
         yield from body
     finally:
-        record.finished = time.monotonic()
+        record = environ.get(_RECORD)
+        if record is not None:
+            record.finished = time.monotonic()
+        connection_input = environ.get(_INPUT)
+        if isinstance(connection_input, _KeepAliveInput):
+            connection_input.answered = True
         close = getattr(body, "close", None)
         if close is not None:
             close()
@@ -865,8 +932,9 @@ class GitLabStandIn(_StandInServer):
         job_token_refusal_status: int = 403,
         trace_ranges: bool = True,
         latency: float = 0.0,
+        keep_alive: bool = False,
     ) -> None:
-        super().__init__(latency)
+        super().__init__(latency, keep_alive)
         self._token = token
         self._job_token = job_token
         self._job_token_refusal_status = job_token_refusal_status
@@ -935,10 +1003,12 @@ class GitLabStandIn(_StandInServer):
             self._faults.append(_Fault(re.compile(path_regex), times, "truncate"))
 
     def clear_records(self) -> None:
-        """Forget the requests recorded so far (pipelines, faults and traces
-        stay), so that one stand-in can serve run after run."""
+        """Forget the requests recorded so far and zero ``connections``
+        (pipelines, faults and traces stay), so that one stand-in can serve
+        run after run."""
         with self._lock:
             self.requests.clear()
+            self.connections = 0
 
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
@@ -1267,8 +1337,9 @@ class DatabandStandIn(_StandInServer):
         path_uid: str = "3a8bc7f8-0c65-115f-98f6-aa662e60cbe7",
         *,
         latency: float = 0.0,
+        keep_alive: bool = False,
     ) -> None:
-        super().__init__(latency)
+        super().__init__(latency, keep_alive)
         self._token = token
         self._path = f"/api/v1/tracking/open-lineage/{path_uid}/events/bulk"
         self._script: collections.deque[_Step] = collections.deque()
@@ -1330,6 +1401,7 @@ class DatabandStandIn(_StandInServer):
             self.rejected.clear()
             self.received.clear()
             self.requests_seen = 0
+            self.connections = 0
 
     def _refuse(self, status: int, reason: str, headers: dict | None = None) -> Response:
         with self._lock:

@@ -526,3 +526,59 @@ def test_stop_cuts_the_latency_short():
         # The waiting request is answered at once instead of 30 s later.
         assert pending.result(timeout=5).status_code == 200
         assert time.monotonic() - started < 5
+
+
+# ---- keep-alive ------------------------------------------------------------------------
+
+
+def test_keep_alive_serves_a_session_on_one_connection():
+    for keep_alive, connections in ((False, 3), (True, 1)):
+        with GitLabStandIn(keep_alive=keep_alive) as server:
+            project = make_project(server.url)
+            pipeline = make_pipeline(project, 6)
+            server.add_pipeline(project, pipeline, [make_job(project, pipeline, 7, "a", "build", "failed")],
+                                traces={7: b"0123456789"})
+            with requests.Session() as session:
+                for path in ("/projects/42/pipelines/6", "/projects/42/pipelines/6/jobs", "/projects/42/jobs/7/trace"):
+                    answer = session.get(f"{server.url}/api/v4{path}", headers=PRIVATE, timeout=5)
+                    assert answer.status_code == 200
+                    assert (answer.headers.get("Connection") == "close") is not keep_alive
+            assert server.connections == connections
+            server.clear_records()
+            assert server.connections == 0
+
+    with DatabandStandIn(keep_alive=True) as databand:
+        with requests.Session() as session:
+            for _ in range(3):
+                data = gzip.compress(json.dumps([lineage()]).encode())
+                answer = session.post(databand.url, data=data, timeout=5, headers={
+                    "Content-Type": "application/json", "Content-Encoding": "gzip",
+                    "Authorization": f"Bearer {DB_TOKEN}"})
+                assert answer.status_code == 200
+            # A refusal answered before the body is looked at still leaves the connection usable.
+            assert session.post(databand.url, data=b"x" * 100_000, timeout=5).status_code == 401
+            assert session.post(databand.url, data=data, timeout=5, headers={
+                "Content-Type": "application/json", "Content-Encoding": "gzip",
+                "Authorization": f"Bearer {DB_TOKEN}"}).status_code == 200
+        assert databand.connections == 1 and len(databand.payloads) == 4
+
+
+def test_keep_alive_with_python_gitlab_pages_and_an_abandoned_stream():
+    with GitLabStandIn(keep_alive=True) as server:
+        project, pipeline, jobs = generate_pipeline(server.url, 1000, failed_every=500)
+        big, small = [job["id"] for job in jobs if job["status"] == "failed"]
+        traces = {big: synthetic_trace(8 * 1024 * 1024, tail=b"END\n"), small: b"small log\n"}
+        server.add_pipeline(project, pipeline, jobs, traces=traces)
+        gl = gitlab.Gitlab(server.url, private_token=TOKEN, per_page=100)
+        listed = gl.projects.get(42, lazy=True).pipelines.get(pipeline["id"], lazy=True).jobs.list(get_all=True)
+        assert len(listed) == 1000 and server.connections == 1  # ten pages, one connection
+
+        # A client that stops reading a long log drops that connection; the next request opens another.
+        streamed = gl.http_get(f"/projects/42/jobs/{big}/trace", streamed=True, raw=True)
+        next(streamed.iter_content(64 * 1024))
+        streamed.close()
+        assert gl.http_get(f"/projects/42/jobs/{small}/trace", raw=True).content == b"small log\n"
+        tail = api(server, f"/projects/42/jobs/{big}/trace", headers={**PRIVATE, "Range": "bytes=-4"})
+        assert (tail.status_code, tail.content) == (206, b"END\n")
+        assert server.connections <= 3
+        assert [r.status for r in server.requests] == [200] * 12 + [206]
