@@ -104,6 +104,11 @@ class _Handler(WSGIRequestHandler):
                 standin.connections += 1
             if standin.keep_alive:
                 self.rfile = _KeepAliveInput(self.rfile)
+                # The status line and headers go out in one write and the body in
+                # another; on a connection that stays open, Nagle's algorithm would
+                # hold the body until the client's delayed ACK (40 ms on Linux).
+                # Servers that keep connections alive set TCP_NODELAY (nginx does).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def make_environ(self) -> dict:
         environ = super().make_environ()
