@@ -56,6 +56,12 @@ def _common(command):
         click.option("--gitlab-timeout", type=click.FloatRange(1, 3600), default=100, show_default=True,
                      envvar="DATABAND_GITLAB_TIMEOUT", metavar="SECONDS",
                      help="Give up reading GitLab after this long (all requests together)."),
+        click.option("--downstream-depth", type=click.IntRange(0, 10), default=2, show_default=True,
+                     envvar="DATABAND_DOWNSTREAM_DEPTH",
+                     help="Levels of child and multi-project pipelines to report under their bridges; 0: none."),
+        click.option("--test-results/--no-test-results", default=True, show_default=True,
+                     envvar="DATABAND_TEST_RESULTS",
+                     help="Add GitLab's JUnit test report to the jobs that produced it (the `test` facet)."),
         click.option("--log-lines", type=click.IntRange(0, 10000), default=100, show_default=True,
                      envvar="DATABAND_LOG_LINES", help="Lines of a failed job's log to send; 0 sends none."),
     ]
@@ -75,6 +81,7 @@ def _settings(kw: dict) -> Settings:
         pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
         log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"), gitlab_timeout=kw.pop("gitlab_timeout"),
         targets=tuple(kw.pop("targets")), target_file=kw.pop("target_file"),
+        downstream_depth=kw.pop("downstream_depth"), test_results=kw.pop("test_results"),
     )
 
 

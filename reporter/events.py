@@ -10,14 +10,14 @@ from datetime import datetime, timezone
 
 from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
 from openlineage.client.generated import error_message_run, job_type_job, nominal_time_run
-from openlineage.client.generated import parent_run, source_code_location_job
+from openlineage.client.generated import parent_run, source_code_location_job, test_run
 from openlineage.client.generated.tags_run import TagsRunFacetFields
 from openlineage.client.serde import Serde
 
 from reporter import PRODUCER, ids
-from reporter.facets import DatabandTagsRunFacet, LogRunFacet, StartTimeRunFacet
+from reporter.facets import DatabandTagsRunFacet, GitLabTestRunFacet, LogRunFacet, StartTimeRunFacet
 from reporter.snapshot import Job as GitLabJob
-from reporter.snapshot import Pipeline, parse_time
+from reporter.snapshot import Pipeline, TestResults, parse_time
 from reporter.status import FINAL, composite, event_type, latest, stage_order
 
 # GitLab's failure_reason codes in words (GitLab's own wording where it has one).
@@ -96,19 +96,38 @@ class _Run:
     inputs: tuple[str, ...] = ()
     error: str | None = None
     log: tuple[str, str | None] | None = None
+    tests: TestResults | None = None
 
 
 class EventBuilder:
-    def __init__(self, pipeline: Pipeline, naming: Naming, now: datetime):
+    """Events of one pipeline; a downstream pipeline gets a builder of its own, under its bridge."""
+
+    def __init__(self, pipeline: Pipeline, naming: Naming, now: datetime,
+                 parent: tuple[str, str] | None = None, root: tuple[str, str] | None = None):
         self.pipeline = pipeline
         self.naming = naming
         self.now = now
-        self.root_id = ids.pipeline_run_id(pipeline.server, pipeline.project_id, pipeline.id)
-        self.root_name = ids.pipeline_job_name(naming.pipeline_name)
+        self.run_id = ids.pipeline_run_id(pipeline.server, pipeline.project_id, pipeline.id)
+        self.name = ids.pipeline_job_name(naming.pipeline_name)
+        self.parent = parent  # the bridge's run, for a downstream pipeline
+        self.root = root or (self.run_id, self.name)
+
+    def events(self) -> list[RunEvent]:
+        """This pipeline's events, each bridge followed by its downstream pipeline's."""
+        result = []
+        for run, job in self.runs():
+            result.append(self.event(run))
+            if job is not None and job.downstream is not None:
+                child = job.downstream
+                naming = Naming(self.naming.namespace, f"{run.name}.{ids.default_pipeline_name(child.project_path)}",
+                                self.naming.project_name)
+                result.extend(EventBuilder(child, naming, self.now, parent=(run.run_id, run.name),
+                                           root=self.root).events())
+        return result
 
     # -- the three levels -------------------------------------------------------------------
 
-    def runs(self) -> list[_Run]:
+    def runs(self) -> list[tuple[_Run, GitLabJob | None]]:
         p = self.pipeline
         stages = stage_order(p.jobs)
         result = composite((j.status, j.allow_failure) for j in latest(p.jobs))
@@ -122,19 +141,19 @@ class EventBuilder:
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
         failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
-        runs = [_Run(
-            run_id=self.root_id, name=self.root_name, kind="PIPELINE", status=status,
+        runs = [(_Run(
+            run_id=self.run_id, name=self.name, kind="PIPELINE", status=status, parent=self.parent,
             created=p.created_at or min((j.created_at for j in p.jobs if j.created_at), default=None),
             started=p.started_at or min((j.started_at for j in p.jobs if j.started_at), default=None),
             finished=(p.finished_at or finished or self.now) if final else None,
             tags=tags,
             error=f"Failed jobs: {', '.join(failed)}" if status == "failed" and failed else None,
-        )]
+        ), None)]
         previous: str | None = None
         for stage in stages:
             jobs = [j for j in p.jobs if j.stage == stage]
-            runs.append(self._stage_run(stage, jobs, previous))
-            runs.extend(self._job_run(stage, job) for job in jobs)
+            runs.append((self._stage_run(stage, jobs, previous), None))
+            runs.extend((self._job_run(stage, job), job) for job in jobs)
             previous = ids.stage_job_name(self.naming.pipeline_name, stage)
         return runs
 
@@ -150,7 +169,7 @@ class EventBuilder:
             created=min((j.created_at for j in jobs if j.created_at), default=None),
             started=min((j.started_at for j in jobs if j.started_at), default=None),
             finished=max((j.finished_at for j in jobs if j.finished_at), default=None) if status in FINAL else None,
-            tags=tags, parent=(self.root_id, self.root_name),
+            tags=tags, parent=(self.run_id, self.name),
             inputs=(previous,) if previous else (),
         )
 
@@ -161,6 +180,8 @@ class EventBuilder:
             tags["gitlab.allow_failure"] = "true"
         if job.retried:
             tags["gitlab.retried"] = "true"
+        if job.downstream_ref:
+            tags["gitlab.downstream_pipeline"] = str(job.downstream_ref[1])
         failed = job.status == "failed"
         return _Run(
             run_id=ids.job_run_id(self.pipeline.server, self.pipeline.project_id, job.id),
@@ -171,6 +192,7 @@ class EventBuilder:
             tags=tags, parent=(stage_id, ids.stage_job_name(self.naming.pipeline_name, stage)),
             error=failure_in_words(job.failure_reason) if failed else None,
             log=(job.log_tail, job.web_url) if failed and job.log_tail is not None else None,
+            tests=job.tests,
         )
 
     # -- to OpenLineage ---------------------------------------------------------------------
@@ -184,7 +206,7 @@ class EventBuilder:
         if run.started:
             facets["startTime"] = StartTimeRunFacet(startTime=_time(run.started), producer=PRODUCER)
         tag_fields = [TagsRunFacetFields(key=k, value=v, source="GITLAB") for k, v in run.tags.items()]
-        if run.parent is None:
+        if run.parent is None:  # the root run: Databand's project and run names
             p = self.pipeline
             facets["tags"] = DatabandTagsRunFacet(
                 tags=tag_fields, projectName=self.naming.project_name,
@@ -196,14 +218,16 @@ class EventBuilder:
             facets["parent"] = parent_run.ParentRunFacet(
                 run=parent_run.Run(runId=parent_id),
                 job=parent_run.Job(namespace=ns, name=parent_name),
-                root=parent_run.Root(run=parent_run.RootRun(runId=self.root_id),
-                                     job=parent_run.RootJob(namespace=ns, name=self.root_name)),
+                root=parent_run.Root(run=parent_run.RootRun(runId=self.root[0]),
+                                     job=parent_run.RootJob(namespace=ns, name=self.root[1])),
                 producer=PRODUCER)
         if run.error:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
                 message=run.error, programmingLanguage="shell", producer=PRODUCER)
         if run.log:
             facets["log"] = LogRunFacet(logBody=run.log[0], logUrl=run.log[1], producer=PRODUCER)
+        if run.tests:
+            facets["test"] = _test_facet(run.tests)
         return RunEvent(
             eventType=RunState(kind),
             eventTime=_time(_event_time(kind, run.created, run.started, run.finished, self.now)),
@@ -229,8 +253,29 @@ class EventBuilder:
 
 def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> list[dict]:
     """The pipeline's events as JSON-ready dicts, the root run first."""
-    builder = EventBuilder(pipeline, naming, now)
-    return [Serde.to_dict(builder.event(run)) for run in builder.runs()]
+    return [Serde.to_dict(event) for event in EventBuilder(pipeline, naming, now).events()]
+
+
+# GitLab's test case statuses in the TestRunFacet's words.
+_TEST_STATUS = {"success": "pass", "failed": "fail", "error": "fail", "skipped": "skip"}
+
+
+def _test_facet(results: TestResults) -> GitLabTestRunFacet:
+    tests = []
+    for case in results.cases:
+        params = {"suite": results.suite, "gitlabStatus": case.status}
+        if case.classname:
+            params["classname"] = case.classname
+        if case.seconds is not None:
+            params["executionTime"] = case.seconds
+        if case.message:
+            params["message"] = case.message
+        tests.append(test_run.TestExecution(
+            name=f"{case.classname}.{case.name}" if case.classname else case.name,
+            status=_TEST_STATUS.get(case.status, "fail"),
+            severity="error", type="junit", params=params))
+    return GitLabTestRunFacet(tests=tests, counts=dict(results.counts), suite=results.suite,
+                              sharedBy=results.shared_by, producer=PRODUCER)
 
 
 def root_event(events: list[dict]) -> dict | None:

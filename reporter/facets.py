@@ -9,6 +9,7 @@ from __future__ import annotations
 import attr
 from openlineage.client.generated.base import RunFacet
 from openlineage.client.generated.tags_run import TagsRunFacet
+from openlineage.client.generated.test_run import TestRunFacet
 
 from reporter import PROJECT_URL, __version__
 
@@ -36,6 +37,18 @@ class LogRunFacet(RunFacet):
     @staticmethod
     def _get_schema() -> str:
         return f"{SCHEMA_BASE}/LogRunFacet.json#/$defs/LogRunFacet"
+
+
+@attr.define
+class GitLabTestRunFacet(TestRunFacet):
+    """OpenLineage's `test` run facet, with the suite's complete counts beside the (capped) cases.
+
+    The extra keys keep it a valid TestRunFacet, so its schema URL is that one.
+    """
+
+    counts: dict = attr.field(factory=dict)
+    suite: str | None = attr.field(default=None)
+    sharedBy: int = attr.field(default=1)  # noqa: N815  (parallel jobs share one suite)
 
 
 @attr.define

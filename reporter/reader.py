@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from reporter import __version__, ids, logs
 from reporter.errors import GitLabError
-from reporter.snapshot import Job, Pipeline, mark_attempts, parse_time
+from reporter.snapshot import Job, Pipeline, TestCase, TestResults, mark_attempts, parse_time
 
 # Enough retries to ride out a short 502 or a 429 burst (python-gitlab doubles its wait from 0.1 s,
 # or waits as Retry-After says), few enough to give up well within the pipeline's patience.
@@ -26,6 +26,9 @@ PER_PAGE = 100
 # Parallel requests: enough to hide latency, few enough to stay friendly to GitLab's rate limits.
 WORKERS = 8
 LOG_SECONDS = 20  # reading one log never takes longer than this
+DOWNSTREAM_DEPTH = 2  # a bridge's pipeline, and the bridges' pipelines of that one
+MAX_TEST_CASES = 200  # per job; the counts are always complete
+MAX_TEST_MESSAGE = 2000
 MAX_RETRY_AFTER = 10
 
 
@@ -65,6 +68,17 @@ def _cap_retry_after(response, *args, **kwargs):
     return response
 
 
+def _downstream_ref(raw: Mapping) -> tuple[str | int, int] | None:
+    downstream = raw.get("downstream_pipeline")
+    if not isinstance(downstream, Mapping) or downstream.get("id") is None:
+        return None
+    project = downstream.get("project_id")
+    if project is None:
+        project_url = _project_url(str(downstream.get("web_url") or ""))
+        project = urlsplit(project_url).path.strip("/")
+    return (project, int(downstream["id"])) if project else None
+
+
 def _job(raw: Mapping, kind: str) -> Job:
     return Job(
         id=int(raw["id"]),
@@ -78,6 +92,7 @@ def _job(raw: Mapping, kind: str) -> Job:
         finished_at=parse_time(raw.get("finished_at")),
         failure_reason=raw.get("failure_reason"),
         web_url=raw.get("web_url"),
+        downstream_ref=_downstream_ref(raw) if kind == "bridge" else None,
     )
 
 
@@ -120,6 +135,8 @@ def read_pipeline(
     ci: Mapping[str, str] | None = None,
     log_lines: int = logs.DEFAULT_LINES,
     redact: Callable[[str], str] = lambda s: s,
+    depth: int = DOWNSTREAM_DEPTH,
+    tests: bool = True,
 ) -> Pipeline:
     """Read a pipeline into a snapshot; `ci` is the job's CI_* variables, needed with a job token.
 
@@ -138,6 +155,8 @@ def read_pipeline(
     try:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             raw_pipeline = pool.submit(gl.http_get, base, max_retries=MAX_RETRIES) if access.token else None
+            summary = pool.submit(_optional_get, gl, f"{base}/test_report_summary") if access.token and tests \
+                else None
             raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"})
             raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}) if access.token else None
             for listing in (raw_jobs, raw_bridges):
@@ -163,10 +182,97 @@ def read_pipeline(
         pipeline.ref = pipeline.ref or str(first.get("ref") or "")
         pipeline.sha = pipeline.sha or str((first.get("pipeline") or {}).get("sha") or "")
     pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
-    if access.token and log_lines > 0:
-        failed = [job for job in pipeline.jobs if job.status == "failed" and job.kind == "job"]
-        _read_logs(gl, encoded, failed, log_lines, redact)
+    if access.token:
+        # The last round: logs, test cases and downstream pipelines, all at once.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            pending = []
+            if log_lines > 0:
+                failed = [job for job in pipeline.jobs if job.status == "failed" and job.kind == "job"]
+                pending.append(pool.submit(_read_logs, gl, encoded, failed, log_lines, redact))
+            if summary is not None:
+                pending.append(pool.submit(_read_tests, gl, base, summary.result(), pipeline, redact))
+            pending.append(pool.submit(_read_downstream, access, pipeline, depth, log_lines, redact, tests))
+            for future in pending:
+                future.result()
     return pipeline
+
+
+def _optional_get(gl, path: str) -> Mapping | None:
+    """A read whose failure only leaves something out (test reports need a newer GitLab, say)."""
+    import gitlab
+
+    try:
+        return gl.http_get(path, max_retries=MAX_RETRIES)
+    except (gitlab.GitlabError, OSError, ValueError):
+        return None
+
+
+def _read_tests(gl, base: str, summary: Mapping | None, pipeline: Pipeline, redact: Callable[[str], str]) -> None:
+    """Attach GitLab's JUnit results to the jobs that produced them (the summary names their ids)."""
+    suites = [s for s in (summary or {}).get("test_suites") or [] if s.get("total_count")]
+    if not suites:
+        return
+    report = _optional_get(gl, f"{base}/test_report") or {}
+    cases_by_suite = {s.get("name"): s.get("test_cases") or [] for s in report.get("test_suites") or []}
+    by_id = {job.id: job for job in pipeline.jobs}
+    for suite in suites:
+        build_ids = [i for i in suite.get("build_ids") or [] if i in by_id]
+        results = _test_results(suite, cases_by_suite.get(suite.get("name"), []), len(build_ids), redact)
+        for build_id in build_ids:
+            by_id[build_id].tests = results
+    if suites and not report:
+        pipeline.left_out.append("test cases (the test report could not be read; counts are there)")
+
+
+def _test_results(suite: Mapping, raw_cases: list, shared_by: int, redact: Callable[[str], str]) -> TestResults:
+    counts = {key: int(suite.get(f"{key}_count") or 0) for key in ("total", "success", "failed", "skipped", "error")}
+    # Failures first: when a suite is larger than the cap, they are the cases worth keeping.
+    ordered = sorted(raw_cases, key=lambda c: c.get("status") not in ("failed", "error"))
+    cases = [TestCase(
+        name=str(c.get("name") or "unnamed"), status=str(c.get("status") or "unknown"),
+        classname=c.get("classname"),
+        message=redact(str(c.get("system_output"))[:MAX_TEST_MESSAGE]) if c.get("system_output") and
+        c.get("status") in ("failed", "error") else None,
+        seconds=c.get("execution_time"),
+    ) for c in ordered[:MAX_TEST_CASES]]
+    return TestResults(suite=str(suite.get("name") or ""), counts=counts, cases=cases, shared_by=max(shared_by, 1))
+
+
+def _read_downstream(access: Access, pipeline: Pipeline, depth: int, log_lines: int,
+                     redact: Callable[[str], str], tests: bool) -> None:
+    """Child and multi-project pipelines of the bridges, read the same way, down to `depth` levels."""
+    bridges = [job for job in pipeline.jobs if job.downstream_ref]
+    if not bridges:
+        return
+    if depth <= 0:
+        pipeline.left_out.append(f"{len(bridges)} downstream pipeline(s) deeper than --downstream-depth")
+        return
+
+    def read(bridge: Job) -> None:
+        project, pipeline_id = bridge.downstream_ref
+        try:
+            child = read_pipeline(access, project, pipeline_id, log_lines=log_lines, redact=redact,
+                                  depth=depth - 1, tests=tests)
+        except GitLabError as error:
+            pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: {error}")
+            return
+        bridge.downstream = child
+
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(bridges))) as pool:
+        list(pool.map(read, bridges))
+    _scope_downstream(pipeline)
+
+
+def _scope_downstream(pipeline: Pipeline) -> None:
+    """Scope downstream runs under their bridges, all the way down.
+
+    A downstream pipeline that reports itself is a root of its own; seen from upstream it hangs
+    under a bridge. Different parents, so different run IDs: its IDs are derived from the bridge's.
+    """
+    for bridge in pipeline.jobs:
+        if bridge.downstream is not None:
+            bridge.downstream.server = f"{pipeline.server}/projects/{pipeline.project_id}/jobs/{bridge.id}/downstream"
+            _scope_downstream(bridge.downstream)
 
 
 class _Listing:

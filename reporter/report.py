@@ -66,7 +66,8 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
     access = reader.Access(url=url, token=settings.gitlab_token, job_token=settings.job_token,
                            ca_file=settings.ca_file, verify=not settings.insecure)
     pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
-                                    redact=settings.redactor())
+                                    redact=settings.redactor(), depth=settings.downstream_depth,
+                                    tests=settings.test_results)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
     naming = cfg.default_naming(settings, url, pipeline.project_path)
     events = ev.build_events(pipeline, naming, now)

@@ -27,6 +27,8 @@ class Settings:
     project_name: str | None = None
     log_lines: int = 100
     gitlab_timeout: float = 100  # seconds for all of GitLab's reading together
+    downstream_depth: int = 2
+    test_results: bool = True
     targets: tuple[str, ...] = ("databand",)
     target_file: str | None = None
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag

@@ -38,6 +38,28 @@ class Job:
     log_tail: str | None = None
     retried: bool = False  # a later attempt of the same job exists
     attempt: int = 1
+    downstream_ref: tuple[str | int, int] | None = None  # a bridge's (project, pipeline id), as GitLab names it
+    downstream: "Pipeline | None" = None  # read when the token and the depth bound allow
+    tests: "TestResults | None" = None
+
+
+@dataclass
+class TestCase:
+    name: str
+    status: str  # GitLab's: success, failed, skipped, error
+    classname: str | None = None
+    message: str | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class TestResults:
+    """A JUnit test suite GitLab parsed from a job's artifacts (the pipeline's test report)."""
+
+    suite: str
+    counts: dict[str, int]  # total, success, failed, skipped, error: always complete
+    cases: list[TestCase] = field(default_factory=list)  # capped; failures first
+    shared_by: int = 1  # parallel jobs share one suite in GitLab's report
 
 
 @dataclass
