@@ -18,11 +18,13 @@ executor against the GitLab and Databand stand-ins on 127.0.0.1:
 gitlab-ci-local resolves `component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/report@$CI_COMMIT_SHA` from
 the working tree when project and commit are the repository's own, so each pipeline runs in a new
 git repository (remote `origin` on gitlab.example.com) holding the pipeline and templates/.
-gitlab-ci-local gives project id 1217, a pipeline id of its own and random job ids: the tests force
-CI_PIPELINE_ID and CI_JOB_ID (that of the job that runs the reporter) with --variable, and point
-CI_SERVER_URL at the GitLab stand-in. The three runs take about 30 s, mostly pip installing the
-reporter. They need gitlab-ci-local (GITLAB_CI_LOCAL, PATH or .venv/gitlab-ci-local) and rsync; they
-skip without them, except under CI=true, where they fail. .ci/run installs both.
+gitlab-ci-local 4.69.0 never starts a `when: always` job after a job it skipped, so the sample has
+no stage after its failing job. It gives project id 1217, a pipeline id of its own and random job
+ids: the tests force CI_PIPELINE_ID and CI_JOB_ID (that of the job that runs the reporter) with
+--variable, and point CI_SERVER_URL at the GitLab stand-in. The three runs take about 15 s each,
+mostly pip building and installing the reporter. They need gitlab-ci-local (GITLAB_CI_LOCAL, PATH
+or .venv/gitlab-ci-local) and rsync; they skip without them, except under CI=true, where they fail.
+.ci/run installs both.
 """
 
 from __future__ import annotations
