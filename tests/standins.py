@@ -827,6 +827,37 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None | str:
 # --------------------------------------------------------------------------
 
 
+def _test_report(suites: list[dict], summary: bool) -> dict:
+    """GitLab's pipeline test report (or its summary, which alone names the jobs: build_ids)."""
+    def counts(cases: list[dict]) -> dict:
+        statuses = [c.get("status") for c in cases]
+        return {"total_count": len(cases), "success_count": statuses.count("success"),
+                "failed_count": statuses.count("failed"), "skipped_count": statuses.count("skipped"),
+                "error_count": statuses.count("error")}
+
+    out_suites = []
+    for suite in suites:
+        cases = suite.get("test_cases", [])
+        entry = {"name": suite["name"], "total_time": sum(c.get("execution_time") or 0 for c in cases),
+                 **counts(cases), "suite_error": None}
+        if summary:
+            entry["build_ids"] = list(suite.get("build_ids", []))
+        else:
+            entry["test_cases"] = [{"status": c.get("status"), "name": c.get("name"), "classname": c.get("classname"),
+                                    "file": None, "execution_time": c.get("execution_time"),
+                                    "system_output": c.get("system_output"), "stack_trace": None,
+                                    "recent_failures": None} for c in cases]
+        out_suites.append(entry)
+    all_cases = [c for s in suites for c in s.get("test_cases", [])]
+    total = counts(all_cases)
+    if summary:
+        return {"total": {"time": sum(s["total_time"] for s in out_suites), "count": total["total_count"],
+                          "success": total["success_count"], "failed": total["failed_count"],
+                          "skipped": total["skipped_count"], "error": total["error_count"],
+                          "suite_error": None}, "test_suites": out_suites}
+    return {"total_time": sum(s["total_time"] for s in out_suites), **total, "test_suites": out_suites}
+
+
 @dataclass
 class Recorded:
     """One request the GitLab stand-in received.
@@ -867,6 +898,7 @@ class _PipelineEntry:
     pipeline: dict
     jobs: list
     bridges: list
+    test_suites: list | None = None
 
 
 # Values Grape (via dry-types) accepts for a Boolean parameter.
@@ -973,14 +1005,20 @@ class GitLabStandIn(_StandInServer):
         jobs: list[dict],
         bridges: Iterable[dict] = (),
         traces: dict[int, bytes | StreamedTrace] | None = None,
+        test_suites: list[dict] | None = None,
     ) -> None:
         """Serve this pipeline. The dicts are kept, not copied: changing a
         job's status later changes what the next request sees. Adding the
-        same pipeline id again replaces it."""
+        same pipeline id again replaces it.
+
+        ``test_suites`` is GitLab's parsed JUnit report: a list of
+        ``{"name", "build_ids": [...], "test_cases": [{"name", "classname",
+        "status", "execution_time", "system_output"}]}``; the summary and the
+        full report endpoints are both derived from it (empty without it)."""
         with self._lock:
             self._projects[project["id"]] = project
             self._pipelines.setdefault(project["id"], {})[pipeline["id"]] = _PipelineEntry(
-                pipeline, list(jobs), list(bridges)
+                pipeline, list(jobs), list(bridges), test_suites
             )
             self._traces.setdefault(project["id"], {}).update(traces or {})
 
@@ -1108,8 +1146,12 @@ class GitLabStandIn(_StandInServer):
         match segments:
             case ["projects", project_ref]:
                 endpoint, job_token_allowed, ids = "project", False, {}
+            case ["projects", project_ref, "pipelines"]:
+                endpoint, job_token_allowed, ids = "pipelines", False, {}
             case ["projects", project_ref, "pipelines", pipeline_ref]:
                 endpoint, job_token_allowed, ids = "pipeline", False, {"pipeline_id": pipeline_ref}
+            case ["projects", project_ref, "pipelines", pipeline_ref, "test_report" | "test_report_summary" as kind]:
+                endpoint, job_token_allowed, ids = kind, False, {"pipeline_id": pipeline_ref}
             case ["projects", project_ref, "pipelines", pipeline_ref, "jobs"]:
                 endpoint, job_token_allowed, ids = "jobs", True, {"pipeline_id": pipeline_ref}
             case ["projects", project_ref, "pipelines", pipeline_ref, "bridges"]:
@@ -1141,15 +1183,40 @@ class GitLabStandIn(_StandInServer):
                 return _json_response(200, project)
             if endpoint == "trace":
                 return self._trace(request, int(ids["job_id"]), pipelines, traces)
+            if endpoint == "pipelines":
+                return self._list_pipelines(request, raw_path, project_ref, pipelines)
             entry = pipelines.get(int(ids["pipeline_id"]))
             if entry is None:
                 return _json_response(404, {"message": "404 Not found"})
             if endpoint == "pipeline":
                 return _json_response(200, entry.pipeline)
+            if endpoint in ("test_report", "test_report_summary"):
+                return _json_response(200, _test_report(entry.test_suites or [], endpoint == "test_report_summary"))
             path_params = {"id": project_ref, "pipeline_id": int(ids["pipeline_id"])}
             if endpoint == "jobs":
                 return self._list(request, raw_path, entry.jobs, path_params, with_retried_param=True)
             return self._list(request, raw_path, entry.bridges, path_params, with_retried_param=False)
+
+    def _list_pipelines(self, request: Request, raw_path: str, project_ref: str, pipelines: dict) -> Response:
+        """GET /projects/:id/pipelines with the filters a backfill uses; GitLab's list shape."""
+        args = request.args
+        items = [entry.pipeline for entry in pipelines.values()]
+        if args.get("ref"):
+            items = [p for p in items if p.get("ref") == args["ref"]]
+        if args.get("status"):
+            items = [p for p in items if p.get("status") == args["status"]]
+        for name, keep in (("updated_after", lambda t, bound: t > bound), ("updated_before", lambda t, bound: t < bound)):
+            if args.get(name):
+                bound = _parse_iso(args[name])
+                items = [p for p in items if keep(_parse_iso(p.get("updated_at") or p["created_at"]), bound)]
+        order = args.get("order_by", "id")
+        if order not in ("id", "status", "ref", "updated_at", "user_id"):
+            raise _BadRequest("order_by does not have a valid value")
+        items = sorted(items, key=lambda p: (p.get(order) or "", p["id"]), reverse=args.get("sort", "desc") == "desc")
+        keys = ("id", "iid", "project_id", "sha", "ref", "status", "source", "created_at", "updated_at", "web_url")
+        listed = [{k: p.get(k) for k in keys} for p in items]
+        params = {"id": project_ref, **{k: v for k, v in args.items() if k not in _TOKEN_PARAMS}}
+        return self._paginate(args, raw_path, listed, params)
 
     def _find_project(self, ref: str) -> dict | None:
         if ref.isdigit():

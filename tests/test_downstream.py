@@ -96,3 +96,45 @@ def test_downstream_runs_do_not_collide_with_its_own_report(gitlab):
     own = json.loads(CliRunner().invoke(cli, ["resend", "--dry-run", "--project", "77", "--pipeline", "502"],
                                         env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}).stdout)
     assert not {e["run"]["runId"] for e in from_parent} & {e["run"]["runId"] for e in own}
+
+
+def test_junit_results_become_the_test_facet(gitlab, monkeypatch):
+    from reporter import reader
+
+    monkeypatch.setattr(reader, "MAX_TEST_CASES", 4)
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 600, status="failed")
+    jobs = [make_job(project, pipeline, 1, "unit 1/2", "test", "success"),
+            make_job(project, pipeline, 2, "unit 2/2", "test", "failed"),
+            make_job(project, pipeline, 3, "docs", "test", "success")]
+    cases = [{"name": f"test_{i}", "classname": "tests.test_api", "status": "success", "execution_time": 0.01}
+             for i in range(3)]
+    cases += [{"name": "test_fails", "classname": "tests.test_api", "status": "failed", "execution_time": 0.2,
+               "system_output": f"AssertionError: 1 != 2 (token {pipelines.SECRET_IN_LOG})"},
+              {"name": "test_skipped", "classname": "tests.test_api", "status": "skipped"},
+              {"name": "test_broken", "classname": "tests.test_db", "status": "error",
+               "system_output": "ConnectionError"}]
+    gitlab.add_pipeline(project, pipeline, jobs, test_suites=[{"name": "unit", "build_ids": [1, 2], "test_cases": cases}])
+    result = resend(gitlab, pipeline="600")
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.stdout)
+    olschema.assert_valid(events)
+    names = by_name(events)
+    facet = names["acme.data-platform.test.unit 2%2F2"]["run"]["facets"]["test"]
+    assert facet == names["acme.data-platform.test.unit 1%2F2"]["run"]["facets"]["test"]
+    assert facet["counts"] == {"total": 6, "success": 3, "failed": 1, "skipped": 1, "error": 1}
+    assert facet["suite"] == "unit" and facet["sharedBy"] == 2
+    tests = facet["tests"]
+    assert len(tests) == 4  # capped, failures first
+    assert [t["status"] for t in tests[:2]] == ["fail", "fail"]
+    failing = next(t for t in tests if t["name"] == "tests.test_api.test_fails")
+    assert failing["params"]["message"].startswith("AssertionError: 1 != 2")
+    assert pipelines.SECRET_IN_LOG not in result.stdout
+    assert "test" not in names["acme.data-platform.test.docs"]["run"]["facets"]
+
+
+def test_no_test_results_flag_skips_the_requests(gitlab):
+    sample = pipelines.mixed(gitlab.url).install(gitlab)
+    assert sample
+    assert resend(gitlab, "--no-test-results").exit_code == 0
+    assert gitlab.count(r"/test_report") == 0
