@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import threading
 
 import click
 
@@ -193,7 +194,16 @@ def _run_report(settings: Settings, _redact=None):
 @click.option("--pipeline", "pipelines", multiple=True, metavar="ID", help="Pipeline id; repeat for more.")
 @click.option("--from-file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
               help="Send events kept in FILE (by a failed delivery, --output or --dry-run).")
-def resend(project, pipelines, from_file, **kw):
+@click.option("--since", metavar="DATE", help="Backfill: every pipeline of --project updated since DATE.")
+@click.option("--ref", metavar="REF", help="Backfill: only pipelines of this branch or tag.")
+@click.option("--status", "statuses", multiple=True, metavar="STATUS",
+              help="Backfill: only pipelines with this status (success, failed, canceled ...); repeat for more.")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Backfill: pipelines read and sent at once.")
+@click.option("--cursor", metavar="FILE",
+              help="Backfill: file recording the pipelines sent, to resume an interrupted backfill. "
+                   "[default: .databand-backfill-<project>.json]")
+def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cursor, **kw):
     """Send pipelines again, by id, or a file of events that could not be sent.
 
     Run IDs are deterministic, so a resend updates the same runs in Databand.
@@ -202,10 +212,18 @@ def resend(project, pipelines, from_file, **kw):
     Examples:
       databand-gitlab-reporter resend --project acme/data-platform --pipeline 9001
       databand-gitlab-reporter resend --from-file databand-unsent-9001-20261124T101500Z.json
+      databand-gitlab-reporter resend --project acme/data-platform --since 2026-11-01 --ref main
     """
     settings = _settings(kw)
     _warn_insecure(settings)
-    _run_resend(settings, project, pipelines, from_file, _redact=settings.redactor())
+    if since:
+        if pipelines or from_file:
+            raise click.UsageError("--since backfills a project; it goes without --pipeline and --from-file.")
+        _run_backfill(settings, project, since, ref, statuses, concurrency, cursor, _redact=settings.redactor())
+    elif ref or statuses or cursor:
+        raise click.UsageError("--ref, --status and --cursor go with --since.")
+    else:
+        _run_resend(settings, project, pipelines, from_file, _redact=settings.redactor())
 
 
 @_friendly
@@ -264,6 +282,66 @@ def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
     from reporter.handoff import parent_variables, render
 
     click.echo(render(parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form))
+
+
+@_friendly
+def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path, _redact=None):
+    from reporter import backfill, reader
+    from reporter import report as lib
+    from reporter.settings import check_gitlab
+
+    if not project:
+        raise ConfigError("A backfill needs --project.")
+    cfg_url = check_gitlab(settings)
+    if not settings.dry_run:
+        from reporter.settings import check_databand
+
+        check_databand(settings)
+    project_ref: str | int = int(project) if project.isdigit() else project
+    updated_after = backfill.parse_since(since)
+    access = reader.Access(url=cfg_url, token=settings.gitlab_token, job_token=settings.job_token,
+                           ca_file=settings.ca_file, verify=not settings.insecure)
+    found = reader.list_pipelines(access, project_ref, updated_after=updated_after, ref=ref, statuses=statuses)
+    query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
+    cursor = backfill.Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query)
+    ids = [int(p["id"]) for p in found]
+    _say(f"Backfill of {project}: {len(ids)} pipelines updated since {updated_after}"
+         f"{f', {len(cursor.done & set(ids))} already sent' if cursor.done else ''}.")
+
+    lock = threading.Lock()
+
+    def send(pipeline_id: int) -> None:
+        report = lib.within(settings.gitlab_timeout, lambda: lib.collect(settings, project_ref, pipeline_id),
+                            f"pipeline {pipeline_id}")
+        lib.deliver(settings, report.events, pipeline_id)
+
+    bar = click.progressbar(length=len(ids), label="Pipelines", file=sys.stderr) if sys.stderr.isatty() else None
+    count = {"n": 0}
+
+    def progress(result) -> None:
+        with lock:
+            count["n"] += 1
+            if bar is not None:
+                bar.update(1)
+                if result.error is not None:
+                    _say(f"\npipeline {result.pipeline_id}: {_redact(str(result.error))}")
+                return
+            state = "done before, skipped" if result.skipped else \
+                (f"failed: {_redact(str(result.error))}" if result.error else "sent")
+            _say(f"[{count['n']}/{len(ids)}] pipeline {result.pipeline_id}: {state}")
+
+    results = backfill.run(ids, send, cursor, concurrency, progress)
+    if bar is not None:
+        bar.render_finish()
+    failed = [r for r in results if r.error is not None]
+    skipped = sum(1 for r in results if r.skipped)
+    _say(f"Backfill: {len(ids)} pipelines, {len(ids) - len(failed) - skipped} sent, {skipped} skipped "
+         f"(sent before), {len(failed)} failed. Cursor: {cursor.path}")
+    if failed:
+        worst = max(failed, key=lambda r: r.error.exit_code).error
+        raise type(worst)(f"{len(failed)} pipelines were not sent; run the same command again to retry "
+                          "only those (the cursor skips the rest).")
 
 
 def _label(path: str) -> str:

@@ -393,3 +393,28 @@ def _pipeline_from_ci(url: str, project: str | int, pipeline_id: int, ci: Mappin
         web_url=ci.get("CI_PIPELINE_URL") or f"{project_url}/-/pipelines/{pipeline_id}",
         created_at=parse_time(ci.get("CI_PIPELINE_CREATED_AT")),
     )
+
+
+def list_pipelines(access: Access, project: str | int, *, updated_after: str, ref: str | None = None,
+                   statuses: tuple[str, ...] = ()) -> list[dict]:
+    """A project's pipelines updated since a time, oldest first (python-gitlab follows the pages)."""
+    import gitlab
+
+    gl = connect(access)
+    encoded = gl.projects.get(project, lazy=True).encoded_id
+    found: dict[int, dict] = {}
+    try:
+        for status in statuses or (None,):
+            query = {"updated_after": updated_after, "order_by": "id", "sort": "asc", "per_page": PER_PAGE}
+            if ref:
+                query["ref"] = ref
+            if status:
+                query["status"] = status
+            for item in gl.http_list(f"/projects/{encoded}/pipelines", iterator=True, max_retries=MAX_RETRIES,
+                                     **query):
+                found[int(item["id"])] = item
+    except gitlab.GitlabError as error:
+        raise _explain(error, f"the pipelines of project {project}", "token") from None
+    except (OSError, ValueError) as error:
+        raise _explain(error, f"the pipelines of project {project}", "token") from None
+    return [found[i] for i in sorted(found)]
