@@ -56,6 +56,7 @@ from standins import (  # noqa: E402
     GitLabStandIn,
     generate_pipeline,
     make_bridge,
+    make_job,
     make_pipeline,
     make_project,
     synthetic_trace,
@@ -132,14 +133,20 @@ def serve(case: Case, gitlab: GitLabStandIn) -> dict:
     """Add the case's pipeline to the stand-in; what the command needs to find it."""
     project, pipeline, jobs = generate_pipeline(gitlab.url, case.jobs, failed_every=case.failed_every,
                                                 seed=case.seed)
+    # Each bridge triggers a small pipeline (two jobs) in another project, served too: the
+    # reporter may follow it, and should find it rather than a 404.
     child_project = make_project(gitlab.url, id=43, path="acme/loaders")
     first_bridge = max(job["id"] for job in jobs) + 1
-    bridges = [
-        make_bridge(project, pipeline, first_bridge + i, f"trigger:loader-{i + 1:04d}", "deploy", "success",
-                    downstream_pipeline=make_pipeline(child_project, 90_000 + 1_000 * case.seed + i,
-                                                      status="success"))
-        for i in range(case.bridges)
-    ]
+    bridges = []
+    for i in range(case.bridges):
+        child = make_pipeline(child_project, 90_000 + 1_000 * case.seed + i, status="success")
+        first_child_job = 10_000_000 + 10_000 * case.seed + 2 * i
+        gitlab.add_pipeline(child_project, child, [
+            make_job(child_project, child, first_child_job, "load", "load", "success"),
+            make_job(child_project, child, first_child_job + 1, "check", "check", "success"),
+        ])
+        bridges.append(make_bridge(project, pipeline, first_bridge + i, f"trigger:loader-{i + 1:04d}", "deploy",
+                                   "success", downstream_pipeline=child))
     failed = [job["id"] for job in jobs if job["status"] == "failed"]
     assert len(failed) == case.failed() >= 1, (case, len(failed))
     traces: dict[int, Any] = {job_id: small_log(job_id) for job_id in failed}
@@ -174,11 +181,17 @@ _KINDS = [
     ("bridges", re.compile(r"/pipelines/\d+/bridges$")),
     ("pipeline", re.compile(r"/pipelines/\d+$")),
     ("trace", re.compile(r"/jobs/\d+/trace$")),
+    ("test_report", re.compile(r"/pipelines/\d+/test_report(_summary)?$")),
     ("project", re.compile(r"^/api/v4/projects/[^/]+$")),
 ]
+_PIPELINE_ID = re.compile(r"/pipelines/(\d+)")
 
 
-def kind_of(path: str) -> str:
+def kind_of(path: str, own_pipeline: int | None = None) -> str:
+    """The endpoint a request went to; "downstream" for any request about another pipeline."""
+    other = _PIPELINE_ID.search(path)
+    if own_pipeline is not None and other and int(other[1]) != own_pipeline:
+        return "downstream"
     return next((kind for kind, pattern in _KINDS if pattern.search(path)), "other")
 
 
@@ -247,7 +260,8 @@ def run_case_once(case: Case, where: dict, gitlab: GitLabStandIn, databand: Data
 
     by_kind: dict[str, int] = {}
     for record in gl_records:
-        by_kind[kind_of(record.path)] = by_kind.get(kind_of(record.path), 0) + 1
+        kind = kind_of(record.path, where["pipeline"])
+        by_kind[kind] = by_kind.get(kind, 0) + 1
     traces = [r for r in gl_records if kind_of(r.path) == "trace"]
     gl_times = [(r.started, r.finished) for r in gl_records]
     db_times = [(r.started, r.finished) for r in db_records]
@@ -489,10 +503,6 @@ def machine() -> dict:
     except OSError:
         pass
 
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip()
-
     floor = run_child(["/bin/true"] if Path("/bin/true").exists() else [sys.executable, "-S", "-c", "pass"],
                       dict(os.environ), str(ROOT))
     return {
@@ -502,9 +512,26 @@ def machine() -> dict:
         "python": platform.python_version(), "implementation": platform.python_implementation(),
         "system": f"{platform.system()} {platform.release()}",
         "command": str(COMMAND),
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "reporter_uncommitted_changes": bool(git("status", "--porcelain", "--", "reporter", "pyproject.toml")),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "reporter_uncommitted_changes": bool(_git("status", "--porcelain", "--", "reporter", "pyproject.toml")),
+        "reporter_state_at_start": reporter_state(),
     }
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def reporter_state() -> str:
+    """The reporter's code as measured: the committed tree of reporter/ and a hash of any uncommitted
+    diff, so that a change made while the benchmark runs (others work in the same tree) shows."""
+    import hashlib
+
+    diff = _git("diff", "HEAD", "--", "reporter", "pyproject.toml")
+    untracked = _git("ls-files", "--others", "--exclude-standard", "--", "reporter")
+    return _git("rev-parse", "--short", "HEAD:reporter") + (
+        "+" + hashlib.sha1((diff + untracked).encode()).hexdigest()[:8] if diff or untracked else "")
 
 
 def verdicts(results: dict) -> list[dict]:
@@ -541,8 +568,9 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, {m['implementation']} {m['python']}, "
-        f"{m['system']}; reporter at {m['commit']}"
+        f"{m['system']}; reporter at {m['commit']} (reporter/ tree {m['reporter_state_at_start']})"
         + (" with uncommitted changes in reporter/" if m["reporter_uncommitted_changes"] else "")
+        + (" **which changed during the run**" if results.get("reporter_changed_during_run") else "")
         + f"; {results['runs']} runs per cell, median (min–max); load average "
         f"{m['load_average_at_start'][0]:.1f} at start, {results.get('load_average_at_end', [0])[0]:.1f} at end.",
         "",
@@ -661,6 +689,9 @@ def main(argv: list[str] | None = None) -> int:
         if previous:
             results["footprint"] = previous
     results["load_average_at_end"] = list(os.getloadavg())
+    results["reporter_changed_during_run"] = reporter_state() != results["machine"]["reporter_state_at_start"]
+    if results["reporter_changed_during_run"]:
+        say("\nwarning: reporter/ changed while the benchmark ran; the numbers mix two versions\n")
     results["verdicts"] = verdicts(results)
     results["benchmark_seconds"] = time.monotonic() - began
     say(f"\ndone in {results['benchmark_seconds']:.0f} s\n")
