@@ -157,8 +157,8 @@ def read_pipeline(
             raw_pipeline = pool.submit(gl.http_get, base, max_retries=MAX_RETRIES) if access.token else None
             summary = pool.submit(_optional_get, gl, f"{base}/test_report_summary") if access.token and tests \
                 else None
-            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"})
-            raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}) if access.token else None
+            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"}, "job")
+            raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}, "bridge") if access.token else None
             for listing in (raw_jobs, raw_bridges):
                 if listing is not None:
                     listing.start_rest()  # both lists' other pages go out together
@@ -166,9 +166,9 @@ def read_pipeline(
                 pipeline = _pipeline_from_api(access.url, raw_pipeline.result(), project)
             else:
                 pipeline = _pipeline_from_ci(access.url, project, pipeline_id, ci or {})
-            jobs = [_job(raw, "job") for raw in raw_jobs.result() if raw.get("id") is not None]
+            jobs = list(raw_jobs.result())
             if raw_bridges is not None:
-                jobs += [_job(raw, "bridge") for raw in raw_bridges.result() if raw.get("id") is not None]
+                jobs += raw_bridges.result()
     except gitlab.GitlabError as error:
         raise _explain(error, what, token_kind) from None
     except (OSError, ValueError) as error:  # connection failures and broken JSON
@@ -178,7 +178,7 @@ def read_pipeline(
         pipeline.left_out.append("bridges (trigger jobs) and failed jobs' logs: CI_JOB_TOKEN may only "
                                  "list jobs; set GITLAB_TOKEN (read_api) to add them")
         # Outside a job (a resend with only CI_JOB_TOKEN) the ref and commit come from the jobs.
-        first = raw_jobs.result()[0] if raw_jobs.result() else {}
+        first = raw_jobs.first_raw
         pipeline.ref = pipeline.ref or str(first.get("ref") or "")
         pipeline.sha = pipeline.sha or str((first.get("pipeline") or {}).get("sha") or "")
     pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
@@ -276,10 +276,15 @@ def _scope_downstream(pipeline: Pipeline) -> None:
 
 
 class _Listing:
-    """All pages of one list endpoint, fetched on a shared pool; `result()` joins them in order."""
+    """All pages of one list endpoint, fetched on a shared pool; `result()` joins them in order.
 
-    def __init__(self, gl, pool: ThreadPoolExecutor, path: str, params: dict):
-        self._gl, self._pool, self._path, self._params = gl, pool, path, params
+    Each page becomes Job objects as soon as it arrives: GitLab's job JSON, parsed, is several
+    times larger than what the report needs, and 10,000 of them would not fit the memory budget.
+    """
+
+    def __init__(self, gl, pool: ThreadPoolExecutor, path: str, params: dict, kind: str):
+        self._gl, self._pool, self._path, self._params, self._kind = gl, pool, path, params, kind
+        self.first_raw: dict = {}  # the first item as GitLab sent it (a job token's ref and commit)
         self._first = pool.submit(self._page, 1, False)
         self._rest = None
         self._items = None
@@ -292,23 +297,28 @@ class _Listing:
                           {**self._params, "page": number, "per_page": PER_PAGE},
                           get_next=follow, max_retries=MAX_RETRIES)
 
+    def _jobs(self, page) -> list[Job]:
+        return [_job(raw, self._kind) for raw in page if raw.get("id") is not None]
+
     def start_rest(self) -> None:
         first = self._first.result()
         if first.total_pages:
-            self._rest = [self._pool.submit(lambda n: list(self._page(n, False)), n)
+            self._rest = [self._pool.submit(lambda n: self._jobs(self._page(n, False)), n)
                           for n in range(2, first.total_pages + 1)]
         elif first.next_page:
-            self._rest = [self._pool.submit(lambda: list(self._page(first.next_page, True)))]
+            self._rest = [self._pool.submit(lambda: self._jobs(self._page(first.next_page, True)))]
         else:
             self._rest = []
 
-    def result(self) -> list[dict]:
+    def result(self) -> list[Job]:
         if self._items is None:
             if self._rest is None:
                 self.start_rest()
-            items = list(self._first.result())
-            for page in self._rest:
-                items.extend(page.result())
+            page = list(self._first.result())
+            self.first_raw = page[0] if page else {}
+            items = self._jobs(page)
+            for rest in self._rest:
+                items.extend(rest.result())
             self._items = items
         return self._items
 

@@ -58,8 +58,14 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
             own_job_id: int | None = None, own_status: str | None = None,
             now: datetime | None = None) -> Report:
     """Read one pipeline and build its events (no delivery)."""
-    from reporter import events as ev
+    import importlib
+    import threading
+
     from reporter import reader, status
+
+    # openlineage-python takes a quarter of a second to import; do it while GitLab answers.
+    preload = threading.Thread(target=importlib.import_module, args=("reporter.events",), daemon=True)
+    preload.start()
 
     url = cfg.check_gitlab(settings)
     now = now or datetime.now(timezone.utc)
@@ -69,6 +75,9 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
                                     redact=settings.redactor(), depth=settings.downstream_depth,
                                     tests=settings.test_results)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
+    preload.join()
+    from reporter import events as ev
+
     naming = cfg.default_naming(settings, url, pipeline.project_path)
     events = ev.build_events(pipeline, naming, now)
     notes = [f"Left out: {what}." for what in pipeline.left_out]

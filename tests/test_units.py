@@ -101,7 +101,9 @@ def test_split_repeats_root_and_sends_each_event_once(n, max_events, max_bytes):
     assert sent == [str(i) for i in range(1, n + 1)]
 
 
-def test_to_json_roundtrips_unicode():
-    events = [{"job": {"name": "déploiement 🚀 \"quoted\"/slash"}}]
-    assert gzip.decompress(gzip.compress(delivery.to_json(events))).decode() == \
-        '[{"job":{"name":"déploiement 🚀 \\"quoted\\"/slash"}}]'
+def test_parts_are_json_arrays_and_keep_unicode():
+    events = [{"run": {"facets": {}}, "job": {"name": "déploiement 🚀 \"quoted\"/slash"}}]
+    [(indices, body)] = list(delivery._parts(events))
+    assert indices == [0]
+    assert gzip.decompress(gzip.compress(body)).decode() == \
+        '[{"run":{"facets":{}},"job":{"name":"déploiement 🚀 \\"quoted\\"/slash"}}]'
