@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 import time
 import warnings
 
@@ -582,3 +583,49 @@ def test_keep_alive_with_python_gitlab_pages_and_an_abandoned_stream():
         assert (tail.status_code, tail.content) == (206, b"END\n")
         assert server.connections <= 3
         assert [r.status for r in server.requests] == [200] * 12 + [206]
+
+
+# ---- the benchmark built on the stand-ins (benchmarks/bench.py) ------------------------
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    if "bench" not in sys.modules:
+        path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+        spec = importlib.util.spec_from_file_location("bench", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench"] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["bench"]
+
+
+def test_bench_waves_count_requests_that_ran_one_after_another():
+    bench = _bench()
+    assert bench.waves([]) == 0
+    assert bench.waves([(0, 1), (0.5, 1.5), (0.2, 0.9)]) == 1  # all at once
+    assert bench.waves([(0, 1), (1, 2), (2, 3)]) == 3  # one after another
+    assert bench.waves([(0, 1), (0, 1), (1.1, 2), (1.2, 2), (2.5, 3)]) == 3
+    assert bench.kind_of("/api/v4/projects/42/pipelines/7/jobs", 7) == "jobs"
+    assert bench.kind_of("/api/v4/projects/43/pipelines/9/jobs", 7) == "downstream"
+    assert bench.kind_of("/api/v4/projects/42/jobs/100/trace", 7) == "trace"
+    assert bench.kind_of("/api/v4/projects/42/pipelines/7/test_report_summary", 7) == "test_report"
+    case = bench.Case("x", 10_000, 200, 100)
+    assert (case.failed(), case.minimum_requests()) == (100, 1 + 100 + 2 + 100)
+
+
+def test_bench_runs_the_command_once(tmp_path):
+    bench = _bench()
+    if not bench.COMMAND.exists():
+        pytest.skip(f"{bench.COMMAND} is not installed")
+    case = bench.Case("10 jobs", 10, 1, 10)
+    with bench.standins(case) as (gitlab_, databand_):
+        where = bench.serve(case, gitlab_)
+        run = bench.run_case_once(case, where, gitlab_, databand_, bench.child_env(gitlab_, databand_), str(tmp_path))
+    assert run["gitlab_by_kind"]["jobs"] == 1 and run["gitlab_by_kind"]["trace"] == 1
+    assert run["databand_posts"] >= 1 and run["events_accepted"] > 10
+    assert run["databand_json_bytes"] > run["databand_gzip_bytes"] > 0
+    assert bench.spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}
+    # wait4's peak RSS is the command's, not this test process's (see bench._LAUNCHER).
+    assert 15 < run["peak_rss_mb"] < 150
