@@ -7,4 +7,5 @@ settings -> reader (GitLab) -> snapshot -> status -> events -> delivery, with cl
 __version__ = "0.1.0"
 
 PROJECT_URL = "https://gitlab.com/databand-gitlab-reporter/databand-gitlab-reporter"
-PRODUCER = f"{PROJECT_URL}/-/tree/v{__version__}"
+# Release tags are bare semantic versions (1.2.3), as the CI/CD catalog wants them.
+PRODUCER = f"{PROJECT_URL}/-/tree/{__version__}"

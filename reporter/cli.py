@@ -57,6 +57,10 @@ def _common(command):
         click.option("--gitlab-timeout", type=click.FloatRange(1, 3600), default=100, show_default=True,
                      envvar="DATABAND_GITLAB_TIMEOUT", metavar="SECONDS",
                      help="Give up reading GitLab after this long (all requests together)."),
+        click.option("--exclude-job", "exclude_jobs", multiple=True, metavar="PATTERN",
+                     envvar="DATABAND_EXCLUDE_JOBS",
+                     help="Leave out jobs whose name matches this shell pattern (the component passes its own "
+                          "jobs' names); repeat for more. [env: DATABAND_EXCLUDE_JOBS, space-separated]"),
         click.option("--downstream-depth", type=click.IntRange(0, 10), default=2, show_default=True,
                      envvar="DATABAND_DOWNSTREAM_DEPTH",
                      help="Levels of child and multi-project pipelines to report under their bridges; 0: none."),
@@ -82,7 +86,7 @@ def _settings(kw: dict) -> Settings:
         pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
         log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"), gitlab_timeout=kw.pop("gitlab_timeout"),
         targets=tuple(kw.pop("targets")), target_file=kw.pop("target_file"),
-        downstream_depth=kw.pop("downstream_depth"), test_results=kw.pop("test_results"),
+        downstream_depth=kw.pop("downstream_depth"), exclude_jobs=tuple(kw.pop("exclude_jobs")), test_results=kw.pop("test_results"),
     )
 
 

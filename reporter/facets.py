@@ -13,7 +13,7 @@ from openlineage.client.generated.test_run import TestRunFacet
 
 from reporter import PROJECT_URL, __version__
 
-SCHEMA_BASE = f"{PROJECT_URL}/-/raw/v{__version__}/reporter/schemas"
+SCHEMA_BASE = f"{PROJECT_URL}/-/raw/{__version__}/reporter/schemas"
 
 
 @attr.define

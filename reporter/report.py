@@ -74,6 +74,10 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
     pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
                                     redact=settings.redactor(), depth=settings.downstream_depth,
                                     tests=settings.test_results)
+    if settings.exclude_jobs:
+        from reporter.snapshot import without
+
+        pipeline.jobs = without(pipeline.jobs, settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
     preload.join()
     from reporter import events as ev

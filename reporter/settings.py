@@ -27,6 +27,7 @@ class Settings:
     project_name: str | None = None
     log_lines: int = 100
     gitlab_timeout: float = 100  # seconds for all of GitLab's reading together
+    exclude_jobs: tuple[str, ...] = ()
     downstream_depth: int = 2
     test_results: bool = True
     targets: tuple[str, ...] = ("databand",)

@@ -83,6 +83,13 @@ class Pipeline:
     left_out: list[str] = field(default_factory=list)  # what the token could not read, in words
 
 
+def without(jobs: list[Job], patterns: tuple[str, ...]) -> list[Job]:
+    """The jobs whose names match none of the shell-style patterns (--exclude-job)."""
+    from fnmatch import fnmatchcase
+
+    return [job for job in jobs if not any(fnmatchcase(job.name, p) for p in patterns)]
+
+
 def mark_attempts(jobs: list[Job]) -> list[Job]:
     """Number the attempts of each job and flag the superseded ones.
 

@@ -343,3 +343,12 @@ def test_our_facet_schemas_match_the_urls_we_send():
 
     for path in (Path(olschema.OUR_SCHEMAS)).glob("*.json"):
         assert json.loads(path.read_text())["$id"] == f"{SCHEMA_BASE}/{path.name}"
+
+
+def test_exclude_job_leaves_out_matching_jobs(gitlab, mixed):
+    result = run(["resend", "--dry-run", "--project", "42", "--pipeline", "9001", "--exclude-job", "databand-*",
+                  "--exclude-job", "unit ?/3"], {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
+    assert result.exit_code == 0, result.stderr
+    names = by_name(json.loads(result.stdout))
+    assert not [n for n in names if ".unit " in n or "databand-report" in n]
+    assert "acme.data-platform.test.lint" in names and "acme.data-platform..post" not in names
