@@ -362,7 +362,11 @@ def _finish(settings: Settings, report, label) -> None:
     from reporter.report import deliver
 
     if settings.dry_run:
-        click.echo(json.dumps(report.events, ensure_ascii=False, indent=1))
+        from reporter.delivery import dump
+
+        sys.stdout.flush()
+        dump(report.events, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
     outcomes = deliver(settings, report.events, label)
     p = report.pipeline
     status = None

@@ -10,13 +10,14 @@ import gzip
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from urllib3.util.retry import Retry
 
 from reporter.errors import DeliveryError
+from reporter.packed import encode, raw_of
 
 # A request carries at most this many events or this much JSON (before gzip), whichever comes
 # first. Each part repeats the root run's event, because Databand drops a payload without it.
@@ -29,20 +30,23 @@ READ_TIMEOUT = 30
 # case stays under two minutes: 80 + 5 + 30 = 115 s.
 RETRY_DEADLINE = 80
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+PARALLEL_POSTS = 4  # parts of a large pipeline in flight at once
 BACKOFF_FACTOR = 0.5  # waits 0, 1, 2, 4, 8, 16, 16 ... seconds between attempts
 MAX_RETRY_AFTER = 30
 
 
-def root_event(events: list[dict]) -> dict | None:
-    """The root run's event: the one without a parent facet (Databand keeps only payloads with it)."""
-    for event in events:
+def root_index(events: Sequence[dict]) -> int | None:
+    """Where the root run's event is: the one without a parent facet (Databand keeps only payloads
+    with it). The reporter puts it first."""
+    for index, event in enumerate(events):
         if "parent" not in event.get("run", {}).get("facets", {}):
-            return event
+            return index
     return None
 
 
-def encode(event: dict) -> bytes:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def root_event(events: Sequence[dict]) -> dict | None:
+    index = root_index(events)
+    return None if index is None else events[index]
 
 
 def split(events: list[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
@@ -51,19 +55,19 @@ def split(events: list[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
     return [[events[i] for i in indices] for indices, _ in _parts(events, max_events, max_bytes)]
 
 
-def _parts(events: list[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
+def _parts(events: Sequence[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
            max_bytes: int = MAX_BYTES_PER_REQUEST) -> Iterator[tuple[list[int], bytes]]:
-    """The parts as (event indices, JSON body), encoded as they are asked for: only one part's JSON
-    is in memory at a time. Every part starts with the root run's event."""
-    root = root_event(events)
-    head = [i for i, e in enumerate(events) if e is root][:1]
-    head_bytes = [encode(root)] if root is not None else []
+    """The parts as (event indices, JSON body), made as they are asked for, so that only the parts
+    in flight are in memory. Every part starts with the root run's event."""
+    root = root_index(events)
+    head = [] if root is None else [root]
+    head_bytes = [raw_of(events, i) for i in head]
     indices, body, size = list(head), list(head_bytes), sum(map(len, head_bytes)) + 2
     sent_any = False
-    for index, event in enumerate(events):
-        if event is root:
+    for index in range(len(events)):
+        if index == root:
             continue
-        encoded = encode(event)
+        encoded = raw_of(events, index)
         if len(indices) > len(head) and (len(indices) >= max_events or size + len(encoded) + 1 > max_bytes):
             yield indices, b"[" + b",".join(body) + b"]"
             sent_any = True
@@ -144,21 +148,39 @@ class DatabandBulk:
         return session
 
     def emit(self, events: list[dict]) -> Outcome:
-        """Send every part; on the first part refused for good, raise with all events not accepted."""
+        """Send every part, a few at once; raise with exactly the events of the parts not accepted."""
+        from concurrent.futures import ThreadPoolExecutor
+
         outcome = Outcome(target=self.url)
         session = self._session()
-        for indices, body in _parts(events):
+        refused: list[tuple[list[int], str]] = []
+        in_flight: list = []
+
+        def settle(indices: list[int], future) -> None:
+            outcome.requests += 1
             try:
-                self._post(session, body, outcome)
-            except _Refused as refused:
-                root = root_event(events)
-                first = next((i for i in indices if events[i] is not root), len(events))
-                unsent = ([root] if root is not None else []) + [e for e in events[first:] if e is not root]
-                raise DeliveryError(f"Databand did not accept the events: {refused}.", unsent=unsent) from None
-            outcome.sent += len(indices)
+                future.result()
+            except _Refused as reason:
+                refused.append((indices, str(reason)))
+            else:
+                outcome.sent += len(indices)
+
+        # Parts are encoded as they are taken from _parts, so at most PARALLEL_POSTS of them wait in memory.
+        with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
+            for indices, body in _parts(events):
+                if len(in_flight) >= PARALLEL_POSTS:
+                    settle(*in_flight.pop(0))
+                in_flight.append((indices, pool.submit(self._post, session, body)))
+            for pending in in_flight:
+                settle(*pending)
+        if refused:
+            root = root_index(events)
+            kept = sorted({i for indices, _ in refused for i in indices if i != root})
+            unsent = [events[i] for i in ([] if root is None else [root]) + kept]
+            raise DeliveryError(f"Databand did not accept the events: {refused[0][1]}.", unsent=unsent)
         return outcome
 
-    def _post(self, session, body: bytes, outcome: Outcome) -> None:
+    def _post(self, session, body: bytes) -> None:
         import requests
 
         try:
@@ -167,10 +189,8 @@ class DatabandBulk:
                                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             response.close()
         except requests.RequestException as error:
-            outcome.requests += 1
             raise _Refused(f"could not reach Databand ({_cause(error)}) after retrying for up to "
                            f"{self.deadline:.0f} s") from None
-        outcome.requests += 1
         if not response.ok:
             raise _Refused(_refusal(response.status_code))
 
@@ -211,8 +231,16 @@ class FileTarget:
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         with open(self.path, "wb") as handle:
-            handle.write(json.dumps(events, ensure_ascii=False, indent=1).encode("utf-8"))
+            dump(events, handle)
         return Outcome(target=self.path, sent=len(events), requests=0)
+
+
+def dump(events: Sequence[dict], handle) -> None:
+    """A JSON array, one event a line, written as it goes: a large pipeline never makes one string."""
+    handle.write(b"[\n")
+    for index in range(len(events)):
+        handle.write((b",\n" if index else b"") + raw_of(events, index))
+    handle.write(b"\n]\n")
 
 
 def keep_unsent(events: list[dict], pipeline_id: int | str, directory: str = ".",

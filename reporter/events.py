@@ -4,6 +4,7 @@ one run per job attempt. Pure: the same snapshot and clock give the same events.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -16,6 +17,7 @@ from openlineage.client.generated import parent_run, source_code_location_job, t
 from openlineage.client.generated.tags_run import TagsRunFacetFields
 
 from reporter import PRODUCER, ids
+from reporter.packed import PackedEvents
 from reporter.facets import DatabandTagsRunFacet, GitLabTestRunFacet, LogRunFacet, StartTimeRunFacet
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, parse_time
@@ -115,19 +117,18 @@ class EventBuilder:
         self.shared: dict[int, tuple[object, dict]] = {}  # see to_plain
         self._cache: dict[tuple, object] = {}  # facets shared by many runs
 
-    def events(self) -> list[RunEvent]:
-        """This pipeline's events, each bridge followed by its downstream pipeline's."""
-        result = []
+    def events(self) -> Iterator[RunEvent]:
+        """This pipeline's events, each bridge followed by its downstream pipeline's; made one at a
+        time, so that a large pipeline's events are never all in memory as objects."""
         for run, job in self.runs():
-            result.append(self.event(run))
+            yield self.event(run)
             if job is not None and job.downstream is not None:
                 child = job.downstream
                 naming = Naming(self.naming.namespace, f"{run.name}.{ids.default_pipeline_name(child.project_path)}",
                                 self.naming.project_name)
                 builder = EventBuilder(child, naming, self.now, parent=(run.run_id, run.name), root=self.root)
                 builder.shared = self.shared
-                result.extend(builder.events())
-        return result
+                yield from builder.events()
 
     # -- the three levels -------------------------------------------------------------------
 
@@ -273,13 +274,13 @@ class EventBuilder:
         }
 
 
-def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> list[dict]:
-    """The pipeline's events as JSON-ready dicts, the root run first."""
+def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> PackedEvents:
+    """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts)."""
     # The classes' validators re-parse every URL, UUID and time we just formatted ourselves; on
     # 10,000 jobs that was most of the cost. The schema tests check what we emit instead.
     with attr.validators.disabled():
         builder = EventBuilder(pipeline, naming, now)
-        return [to_plain(event, builder.shared) for event in builder.events()]
+        return PackedEvents(to_plain(event, builder.shared) for event in builder.events())
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -23,8 +23,10 @@ from reporter.snapshot import Job, Pipeline, TestCase, TestResults, mark_attempt
 MAX_RETRIES = 5
 TIMEOUT = 30
 PER_PAGE = 100
-# Parallel requests: enough to hide latency, few enough to stay friendly to GitLab's rate limits.
-WORKERS = 8
+# Requests in flight at once: enough that a 10,000-job pipeline's pages and logs go out in a few
+# waves, few enough to stay within GitLab's rate limits (python-gitlab waits out a 429 anyway).
+WORKERS = 32
+DOWNSTREAM_WORKERS = 4  # downstream pipelines read at once, each with this many requests in flight
 LOG_SECONDS = 20  # reading one log never takes longer than this
 DOWNSTREAM_DEPTH = 2  # a bridge's pipeline, and the bridges' pipelines of that one
 MAX_TEST_CASES = 200  # per job; the counts are always complete
@@ -48,8 +50,13 @@ def connect(access: Access):
 
     verify: bool | str = (access.ca_file or True) if access.verify else False
     kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
+    from requests.adapters import HTTPAdapter
+
     session = requests.Session()
     session.hooks["response"].append(_cap_retry_after)
+    # One connection per request in flight, kept: without it urllib3 keeps 10 and reconnects for the rest.
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, HTTPAdapter(pool_connections=4, pool_maxsize=WORKERS))
     return gitlab.Gitlab(
         access.url, ssl_verify=verify, timeout=TIMEOUT, per_page=PER_PAGE, retry_transient_errors=True,
         user_agent=f"databand-gitlab-reporter/{__version__}", session=session, **kwargs,
@@ -137,27 +144,39 @@ def read_pipeline(
     redact: Callable[[str], str] = lambda s: s,
     depth: int = DOWNSTREAM_DEPTH,
     tests: bool = True,
+    gl=None,
+    workers: int = WORKERS,
 ) -> Pipeline:
     """Read a pipeline into a snapshot; `ci` is the job's CI_* variables, needed with a job token.
 
-    Requests go out in three rounds, each in parallel: the pipeline with the first page of jobs and
-    of bridges; every other page; the failed jobs' logs. So the wait is three round trips whatever
-    the pipeline's size (past 10,000 jobs GitLab stops sending the page count, and the pages past
-    the first are then followed one after another).
+    Everything goes out as soon as it can, on one bounded pool: the pipeline with the first page
+    of jobs and of bridges (and the test report's summary); then every other page; each failed
+    job's log as soon as the page listing it arrives; the test cases and downstream pipelines once
+    the jobs are known. So the wait is about three round trips whatever the pipeline's size, as
+    long as the pool is wide enough (past 10,000 jobs GitLab stops sending the page count, and the
+    pages past the first are then followed one after another).
     """
     import gitlab
 
-    gl = connect(access)
+    gl = gl or connect(access)
     token_kind = "token" if access.token else "CI_JOB_TOKEN"
     what = f"pipeline {pipeline_id} of project {project}"
     encoded = gl.projects.get(project, lazy=True).encoded_id
     base = f"/projects/{encoded}/pipelines/{pipeline_id}"
     try:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            logs_read: list = []
+
+            def read_logs_of(jobs: list[Job]) -> None:
+                for job in jobs:
+                    if job.status == "failed" and job.kind == "job":
+                        logs_read.append(pool.submit(_read_log_into, gl, encoded, job, log_lines, redact))
+
+            on_page = read_logs_of if access.token and log_lines > 0 else None
             raw_pipeline = pool.submit(gl.http_get, base, max_retries=MAX_RETRIES) if access.token else None
             summary = pool.submit(_optional_get, gl, f"{base}/test_report_summary") if access.token and tests \
                 else None
-            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"}, "job")
+            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"}, "job", on_page)
             raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}, "bridge") if access.token else None
             for listing in (raw_jobs, raw_bridges):
                 if listing is not None:
@@ -169,6 +188,14 @@ def read_pipeline(
             jobs = list(raw_jobs.result())
             if raw_bridges is not None:
                 jobs += raw_bridges.result()
+            pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
+            later = []
+            if summary is not None:
+                later.append(pool.submit(_read_tests, gl, base, summary.result(), pipeline, redact))
+            if access.token:
+                later.append(pool.submit(_read_downstream, access, gl, pipeline, depth, log_lines, redact, tests))
+            for future in [*logs_read, *later]:
+                future.result()
     except gitlab.GitlabError as error:
         raise _explain(error, what, token_kind) from None
     except (OSError, ValueError) as error:  # connection failures and broken JSON
@@ -181,19 +208,6 @@ def read_pipeline(
         first = raw_jobs.first_raw
         pipeline.ref = pipeline.ref or str(first.get("ref") or "")
         pipeline.sha = pipeline.sha or str((first.get("pipeline") or {}).get("sha") or "")
-    pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
-    if access.token:
-        # The last round: logs, test cases and downstream pipelines, all at once.
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            pending = []
-            if log_lines > 0:
-                failed = [job for job in pipeline.jobs if job.status == "failed" and job.kind == "job"]
-                pending.append(pool.submit(_read_logs, gl, encoded, failed, log_lines, redact))
-            if summary is not None:
-                pending.append(pool.submit(_read_tests, gl, base, summary.result(), pipeline, redact))
-            pending.append(pool.submit(_read_downstream, access, pipeline, depth, log_lines, redact, tests))
-            for future in pending:
-                future.result()
     return pipeline
 
 
@@ -238,7 +252,7 @@ def _test_results(suite: Mapping, raw_cases: list, shared_by: int, redact: Calla
     return TestResults(suite=str(suite.get("name") or ""), counts=counts, cases=cases, shared_by=max(shared_by, 1))
 
 
-def _read_downstream(access: Access, pipeline: Pipeline, depth: int, log_lines: int,
+def _read_downstream(access: Access, gl, pipeline: Pipeline, depth: int, log_lines: int,
                      redact: Callable[[str], str], tests: bool) -> None:
     """Child and multi-project pipelines of the bridges, read the same way, down to `depth` levels."""
     bridges = [job for job in pipeline.jobs if job.downstream_ref]
@@ -252,13 +266,14 @@ def _read_downstream(access: Access, pipeline: Pipeline, depth: int, log_lines: 
         project, pipeline_id = bridge.downstream_ref
         try:
             child = read_pipeline(access, project, pipeline_id, log_lines=log_lines, redact=redact,
-                                  depth=depth - 1, tests=tests)
+                                  depth=depth - 1, tests=tests, gl=gl, workers=DOWNSTREAM_WORKERS)
         except GitLabError as error:
             pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: {error}")
             return
         bridge.downstream = child
 
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(bridges))) as pool:
+    # A few downstream pipelines at a time, each on a small pool of its own: bounded all together.
+    with ThreadPoolExecutor(max_workers=min(DOWNSTREAM_WORKERS, len(bridges))) as pool:
         list(pool.map(read, bridges))
     _scope_downstream(pipeline)
 
@@ -282,8 +297,10 @@ class _Listing:
     times larger than what the report needs, and 10,000 of them would not fit the memory budget.
     """
 
-    def __init__(self, gl, pool: ThreadPoolExecutor, path: str, params: dict, kind: str):
+    def __init__(self, gl, pool: ThreadPoolExecutor, path: str, params: dict, kind: str,
+                 on_page: Callable[[list[Job]], None] | None = None):
         self._gl, self._pool, self._path, self._params, self._kind = gl, pool, path, params, kind
+        self._on_page = on_page  # called with each page's jobs as soon as they are known
         self.first_raw: dict = {}  # the first item as GitLab sent it (a job token's ref and commit)
         self._first = pool.submit(self._page, 1, False)
         self._rest = None
@@ -298,7 +315,10 @@ class _Listing:
                           get_next=follow, max_retries=MAX_RETRIES)
 
     def _jobs(self, page) -> list[Job]:
-        return [_job(raw, self._kind) for raw in page if raw.get("id") is not None]
+        jobs = [_job(raw, self._kind) for raw in page if raw.get("id") is not None]
+        if self._on_page is not None:
+            self._on_page(jobs)
+        return jobs
 
     def start_rest(self) -> None:
         first = self._first.result()
@@ -323,14 +343,8 @@ class _Listing:
         return self._items
 
 
-def _read_logs(gl, project_id, jobs: list[Job], lines: int, redact: Callable[[str], str]) -> None:
-    """Failed jobs' log tails, a few at a time: each is a round trip, and they do not depend on each other."""
-    if not jobs:
-        return
-    with ThreadPoolExecutor(max_workers=min(WORKERS, len(jobs))) as pool:
-        tails = pool.map(lambda job: _read_log_tail(gl, project_id, job.id, lines, redact), jobs)
-        for job, tail in zip(jobs, tails):
-            job.log_tail = tail
+def _read_log_into(gl, project_id, job: Job, lines: int, redact: Callable[[str], str]) -> None:
+    job.log_tail = _read_log_tail(gl, project_id, job.id, lines, redact)
 
 
 def _read_log_tail(gl, project_id, job_id: int, lines: int, redact: Callable[[str], str]) -> str | None:

@@ -9,10 +9,11 @@ SECTION = "databand_report"
 
 
 def lines(events: list[dict], pipeline_status: str | None, outcomes: list, notes: list[str]) -> list[str]:
+    from reporter.packed import counts_of
+
     by_level: dict[str, Counter] = {}
-    for event in events:
-        level = event["job"].get("facets", {}).get("jobType", {}).get("jobType", "RUN")
-        by_level.setdefault(level, Counter())[event.get("eventType", "?")] += 1
+    for (level, kind), runs in counts_of(events).items():
+        by_level.setdefault(level, Counter())[kind] += runs
     out = [f"Pipeline status: {pipeline_status or 'unknown'}"]
     for level in ("PIPELINE", "STAGE", "JOB", "BRIDGE"):
         if level in by_level:

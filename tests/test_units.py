@@ -107,3 +107,20 @@ def test_parts_are_json_arrays_and_keep_unicode():
     assert indices == [0]
     assert gzip.decompress(gzip.compress(body)).decode() == \
         '[{"run":{"facets":{}},"job":{"name":"déploiement 🚀 \\"quoted\\"/slash"}}]'
+
+
+def test_packed_events_read_back_as_written():
+    from reporter.packed import PackedEvents
+
+    events = [{"eventType": "COMPLETE" if i % 3 else "FAIL", "run": {"runId": str(i), "facets": {}},
+               "job": {"name": f"p.s.job {i} 🚀", "facets": {"jobType": {"jobType": "JOB" if i else "PIPELINE"}}}}
+              for i in range(PackedEvents.CHUNK * 2 + 5)]  # two sealed chunks and an open one
+    packed = PackedEvents(events)
+    assert len(packed) == len(events)
+    assert list(packed) == events and packed == events
+    assert packed[-1] == events[-1] and packed[3:6] == events[3:6]
+    assert packed[PackedEvents.CHUNK * 2 + 1] == events[PackedEvents.CHUNK * 2 + 1]  # from the open chunk
+    assert packed[1] == events[1]  # back to an earlier chunk after the open one
+    assert packed.counts[("PIPELINE", "FAIL")] == 1
+    assert sum(packed.counts.values()) == len(events)
+    assert sum(map(len, packed._chunks)) < sum(len(packed.raw(i)) for i in range(len(events))) / 4
