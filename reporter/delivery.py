@@ -30,7 +30,7 @@ READ_TIMEOUT = 30
 # case stays under two minutes: 80 + 5 + 30 = 115 s.
 RETRY_DEADLINE = 80
 RETRY_STATUSES = (429, 500, 502, 503, 504)
-PARALLEL_POSTS = 4  # parts of a large pipeline in flight at once
+PARALLEL_POSTS = 8  # parts of a large pipeline in flight at once
 BACKOFF_FACTOR = 0.5  # waits 0, 1, 2, 4, 8, 16, 16 ... seconds between attempts
 MAX_RETRY_AFTER = 30
 
@@ -138,8 +138,8 @@ class DatabandBulk:
             deadline=time.monotonic() + self.deadline,
         )
         session = requests.Session()
-        session.mount("https://", HTTPAdapter(max_retries=retry))
-        session.mount("http://", HTTPAdapter(max_retries=retry))
+        for scheme in ("https://", "http://"):
+            session.mount(scheme, HTTPAdapter(max_retries=retry, pool_maxsize=PARALLEL_POSTS))
         session.headers.update({
             "Authorization": f"Bearer {self._token}",
             "Content-Type": "application/json",
@@ -165,12 +165,14 @@ class DatabandBulk:
             else:
                 outcome.sent += len(indices)
 
-        # Parts are encoded as they are taken from _parts, so at most PARALLEL_POSTS of them wait in memory.
+        # Parts are made as they are taken from _parts and wait compressed (a 4 MiB part is ~100 KB).
         with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
             for indices, body in _parts(events):
                 if len(in_flight) >= PARALLEL_POSTS:
                     settle(*in_flight.pop(0))
-                in_flight.append((indices, pool.submit(self._post, session, body)))
+                # Level 6: on 500 events, 0.4 % larger than level 9 and a fifth faster.
+                packed = gzip.compress(body, compresslevel=6)
+                in_flight.append((indices, pool.submit(self._post, session, packed)))
             for pending in in_flight:
                 settle(*pending)
         if refused:
@@ -180,12 +182,11 @@ class DatabandBulk:
             raise DeliveryError(f"Databand did not accept the events: {refused[0][1]}.", unsent=unsent)
         return outcome
 
-    def _post(self, session, body: bytes) -> None:
+    def _post(self, session, gzipped: bytes) -> None:
         import requests
 
         try:
-            # Level 6: on 500 events, 0.4 % larger than level 9 and a fifth faster.
-            response = session.post(self.url, data=gzip.compress(body, compresslevel=6), verify=self.verify,
+            response = session.post(self.url, data=gzipped, verify=self.verify,
                                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             response.close()
         except requests.RequestException as error:

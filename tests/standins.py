@@ -491,6 +491,34 @@ def _job_times(pipeline: dict, status: str, created_at: Any, started_at: Any, fi
     return created_at, started_at, finished_at
 
 
+def _common_fields(project: dict, pipeline: dict, id: int, name: str, stage: str, status: str, *,
+                   allow_failure: bool, created_at: str | None, started_at: str | None,
+                   finished_at: str | None, duration: float | None) -> dict:
+    """The fields GitLab's job and bridge entities share (both are CommitStatus records)."""
+    return {
+        "commit": _commit(project, pipeline),
+        "archived": False,
+        "source": pipeline.get("source", "push"),
+        "allow_failure": allow_failure,
+        "created_at": created_at,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "erased_at": None,
+        "duration": _seconds_between(started_at, finished_at) if duration is None else duration,
+        "queued_duration": _seconds_between(created_at, started_at),
+        "id": id,
+        "name": name,
+        "pipeline": _pipeline_summary(pipeline),
+        "ref": pipeline["ref"],
+        "stage": stage,
+        "status": status,
+        "tag": False,
+        "web_url": f"{project['web_url']}/-/jobs/{id}",
+        "project": {"ci_job_token_scope_enabled": False},
+        "user": _user(_server_of(project)),
+    }
+
+
 def make_job(
     project: dict,
     pipeline: dict,
@@ -518,30 +546,15 @@ def make_job(
     created_at, started_at, finished_at = _job_times(
         pipeline, status, created_at, started_at, finished_at
     )
-    if duration is None:
-        duration = _seconds_between(started_at, finished_at)
-    queued = _seconds_between(created_at, started_at)
-    server_url = _server_of(project)
     ran = started_at is not None
     job = {
-        "commit": _commit(project, pipeline),
+        **_common_fields(project, pipeline, id, name, stage, status, allow_failure=allow_failure,
+                         created_at=created_at, started_at=started_at, finished_at=finished_at,
+                         duration=duration),
         "coverage": coverage,
-        "archived": False,
-        "source": pipeline.get("source", "push"),
-        "allow_failure": allow_failure,
-        "created_at": created_at,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "erased_at": None,
-        "duration": duration,
-        "queued_duration": queued,
         "artifacts": [],
         "artifacts_expire_at": None,
         "tag_list": list(tag_list),
-        "id": id,
-        "name": name,
-        "pipeline": _pipeline_summary(pipeline),
-        "ref": pipeline["ref"],
         "runner": {
             "id": 32,
             "description": "shared-runner-1",
@@ -566,12 +579,6 @@ def make_job(
             "ip_address": "10.0.0.12",
             "status": "online",
         } if ran else None,
-        "stage": stage,
-        "status": status,
-        "tag": False,
-        "web_url": f"{project['web_url']}/-/jobs/{id}",
-        "project": {"ci_job_token_scope_enabled": False},
-        "user": _user(server_url),
     }
     if status == "failed":
         job["failure_reason"] = failure_reason or "script_failure"
@@ -602,30 +609,11 @@ def make_bridge(
     created_at, started_at, finished_at = _job_times(
         pipeline, status, created_at, started_at, finished_at
     )
-    if duration is None:
-        duration = _seconds_between(started_at, finished_at)
     bridge = {
-        "commit": _commit(project, pipeline),
+        **_common_fields(project, pipeline, id, name, stage, status, allow_failure=allow_failure,
+                         created_at=created_at, started_at=started_at, finished_at=finished_at,
+                         duration=duration),
         "coverage": None,
-        "archived": False,
-        "source": pipeline.get("source", "push"),
-        "allow_failure": allow_failure,
-        "created_at": created_at,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "erased_at": None,
-        "duration": duration,
-        "queued_duration": _seconds_between(created_at, started_at),
-        "id": id,
-        "name": name,
-        "pipeline": _pipeline_summary(pipeline),
-        "ref": pipeline["ref"],
-        "stage": stage,
-        "status": status,
-        "tag": False,
-        "web_url": f"{project['web_url']}/-/jobs/{id}",
-        "project": {"ci_job_token_scope_enabled": False},
-        "user": _user(_server_of(project)),
         "downstream_pipeline": (
             None if downstream_pipeline is None else _pipeline_summary(downstream_pipeline)
         ),
