@@ -36,7 +36,6 @@ import os
 import platform
 import pstats
 import re
-import shutil
 import statistics
 import subprocess
 import sys

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from urllib3.util.retry import Retry
 
 from reporter.errors import DeliveryError
-from reporter.packed import encode, raw_of
+from reporter.packed import raw_of
 
 # A request carries at most this many events or this much JSON (before gzip), whichever comes
 # first. Each part repeats the root run's event, because Databand drops a payload without it.

@@ -70,12 +70,13 @@ class OpenLineageFile:
         self.transport = FileTransport(FileConfig(log_file_path=path, append=True))
 
     def emit(self, events: list[dict]) -> Outcome:
+        converted = lifecycle(events)
         try:
-            for event in lifecycle(events):
+            for event in converted:
                 self.transport.emit(event)
         except RuntimeError as error:
-            raise DeliveryError(f"Cannot write {self.path}: {error}.", unsent=events) from None
-        return Outcome(target=self.path, sent=2 * len(events))
+            raise DeliveryError(f"Cannot write {self.path}: {error}.", unsent=list(events)) from None
+        return Outcome(target=self.path, sent=len(converted))
 
 
 class OpenLineageConsole:
