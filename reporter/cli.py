@@ -372,6 +372,8 @@ def _finish(settings: Settings, report, label) -> None:
     if report.events:
         tags = report.events[0]["run"]["facets"].get("tags", {}).get("tags", [])
         status = next((t["value"] for t in tags if t["key"] == "gitlab.status"), None)
+        if any(t["key"] == "gitlab.warnings" for t in tags):
+            status = f"{status} with warnings"  # GitLab's "passed with warnings"
     title = f"Databand: {'pipeline ' + str(p.id) if p else label} {status or ''}, " \
             f"{len(report.events)} events {'built (dry run)' if settings.dry_run else 'sent'}"
     _say(summary.render(title, summary.lines(report.events, status, outcomes, report.notes),

@@ -96,7 +96,7 @@ def test_report_in_post_sends_the_whole_pipeline(gitlab, databand, mixed):
     assert [d["name"] for d in names[f"{p}.test"]["inputs"]] == [f"{p}.build"]
     assert [d["name"] for d in names[f"{p}.deploy"]["inputs"]] == [f"{p}.test"]
 
-    assert "Pipeline status: success" in result.stderr
+    assert "Pipeline status: success with warnings" in result.stderr
     assert "section_start:" in result.stderr and "section_end:" in result.stderr
 
 
