@@ -184,10 +184,9 @@ def _run_report(settings: Settings, _redact=None):
     project = check_id(env.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
     pipeline_id = check_id(env.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
     own_job = env.get("CI_JOB_ID")
-    report = lib.within(settings.gitlab_timeout, lambda: lib.collect(
-        settings, project, pipeline_id, ci=ci_variables(env),
-        own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
-        own_status=env.get("CI_JOB_STATUS")), f"pipeline {pipeline_id}")
+    report = lib.collect(settings, project, pipeline_id, ci=ci_variables(env),
+                         own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
+                         own_status=env.get("CI_JOB_STATUS"))
     _finish(settings, report, pipeline_id)
 
 
@@ -247,9 +246,7 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
     failures: list[ReporterError] = []
     for pipeline_id in ids:
         try:
-            report = lib.within(settings.gitlab_timeout, lambda: lib.collect(settings, project_ref, pipeline_id),
-                                f"pipeline {pipeline_id}")
-            _finish(settings, report, pipeline_id)
+            _finish(settings, lib.collect(settings, project_ref, pipeline_id), pipeline_id)
         except ReporterError as error:
             if len(ids) == 1:
                 raise
@@ -291,19 +288,15 @@ def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
 def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path, _redact=None):
     from reporter import backfill, reader
     from reporter import report as lib
-    from reporter.settings import check_gitlab
-
     if not project:
         raise ConfigError("A backfill needs --project.")
-    cfg_url = check_gitlab(settings)
+    access = lib.gitlab_access(settings)
     if not settings.dry_run:
         from reporter.settings import check_databand
 
         check_databand(settings)
     project_ref: str | int = int(project) if project.isdigit() else project
     updated_after = backfill.parse_since(since)
-    access = reader.Access(url=cfg_url, token=settings.gitlab_token, job_token=settings.job_token,
-                           ca_file=settings.ca_file, verify=not settings.insecure)
     found = reader.list_pipelines(access, project_ref, updated_after=updated_after, ref=ref, statuses=statuses)
     query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
@@ -315,9 +308,7 @@ def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency
     lock = threading.Lock()
 
     def send(pipeline_id: int) -> None:
-        report = lib.within(settings.gitlab_timeout, lambda: lib.collect(settings, project_ref, pipeline_id),
-                            f"pipeline {pipeline_id}")
-        lib.deliver(settings, report.events, pipeline_id)
+        lib.deliver(settings, lib.collect(settings, project_ref, pipeline_id).events, pipeline_id)
 
     bar = click.progressbar(length=len(ids), label="Pipelines", file=sys.stderr) if sys.stderr.isatty() else None
     count = {"n": 0}

@@ -49,13 +49,7 @@ def root_event(events: Sequence[dict]) -> dict | None:
     return None if index is None else events[index]
 
 
-def split(events: list[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
-          max_bytes: int = MAX_BYTES_PER_REQUEST) -> list[list[dict]]:
-    """Parts of at most max_events / max_bytes, each starting with the root run's event."""
-    return [[events[i] for i in indices] for indices, _ in _parts(events, max_events, max_bytes)]
-
-
-def _parts(events: Sequence[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
+def parts(events: Sequence[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
            max_bytes: int = MAX_BYTES_PER_REQUEST) -> Iterator[tuple[list[int], bytes]]:
     """The parts as (event indices, JSON body), made as they are asked for, so that only the parts
     in flight are in memory. Every part starts with the root run's event."""
@@ -165,9 +159,9 @@ class DatabandBulk:
             else:
                 outcome.sent += len(indices)
 
-        # Parts are made as they are taken from _parts and wait compressed (a 4 MiB part is ~100 KB).
+        # Parts are made as they are taken from parts() and wait compressed (a 4 MiB part is ~100 KB).
         with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
-            for indices, body in _parts(events):
+            for indices, body in parts(events):
                 if len(in_flight) >= PARALLEL_POSTS:
                     settle(*in_flight.pop(0))
                 # Level 6: on 500 events, 0.4 % larger than level 9 and a fifth faster.

@@ -196,9 +196,7 @@ def read_pipeline(
                 later.append(pool.submit(_read_downstream, access, gl, pipeline, depth, log_lines, redact, tests))
             for future in [*logs_read, *later]:
                 future.result()
-    except gitlab.GitlabError as error:
-        raise _explain(error, what, token_kind) from None
-    except (OSError, ValueError) as error:  # connection failures and broken JSON
+    except (gitlab.GitlabError, OSError, ValueError) as error:  # refusals, connection failures, broken JSON
         raise _explain(error, what, token_kind) from None
 
     if not access.token:
@@ -437,8 +435,6 @@ def list_pipelines(access: Access, project: str | int, *, updated_after: str, re
             for item in gl.http_list(f"/projects/{encoded}/pipelines", iterator=True, max_retries=MAX_RETRIES,
                                      **query):
                 found[int(item["id"])] = item
-    except gitlab.GitlabError as error:
-        raise _explain(error, f"the pipelines of project {project}", "token") from None
-    except (OSError, ValueError) as error:
+    except (gitlab.GitlabError, OSError, ValueError) as error:
         raise _explain(error, f"the pipelines of project {project}", "token") from None
     return [found[i] for i in sorted(found)]

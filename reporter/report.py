@@ -54,10 +54,23 @@ def within(seconds: float, work: Callable[[], Report], what: str) -> Report:
     return box["value"]
 
 
-def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Mapping[str, str] | None = None,
-            own_job_id: int | None = None, own_status: str | None = None,
-            now: datetime | None = None) -> Report:
-    """Read one pipeline and build its events (no delivery)."""
+def gitlab_access(settings: Settings):
+    """How to reach GitLab, from checked settings."""
+    from reporter import reader
+
+    return reader.Access(url=cfg.check_gitlab(settings), token=settings.gitlab_token,
+                         job_token=settings.job_token, ca_file=settings.ca_file, verify=not settings.insecure)
+
+
+def collect(settings: Settings, project: str | int, pipeline_id: int, **kwargs) -> Report:
+    """Read one pipeline and build its events (no delivery), within --gitlab-timeout."""
+    return within(settings.gitlab_timeout, lambda: _collect(settings, project, pipeline_id, **kwargs),
+                  f"pipeline {pipeline_id}")
+
+
+def _collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Mapping[str, str] | None = None,
+             own_job_id: int | None = None, own_status: str | None = None,
+             now: datetime | None = None) -> Report:
     import importlib
     import threading
 
@@ -67,10 +80,8 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
     preload = threading.Thread(target=importlib.import_module, args=("reporter.events",), daemon=True)
     preload.start()
 
-    url = cfg.check_gitlab(settings)
+    access = gitlab_access(settings)
     now = now or datetime.now(timezone.utc)
-    access = reader.Access(url=url, token=settings.gitlab_token, job_token=settings.job_token,
-                           ca_file=settings.ca_file, verify=not settings.insecure)
     pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
                                     redact=settings.redactor(), depth=settings.downstream_depth,
                                     tests=settings.test_results)
@@ -82,7 +93,7 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Map
     preload.join()
     from reporter import events as ev
 
-    naming = cfg.default_naming(settings, url, pipeline.project_path)
+    naming = cfg.default_naming(settings, access.url, pipeline.project_path)
     events = ev.build_events(pipeline, naming, now)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)

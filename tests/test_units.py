@@ -1,6 +1,7 @@
 """Small pure pieces: IDs and names, log tails, redaction, payload splitting."""
 
 import gzip
+import json
 import itertools
 
 from hypothesis import given
@@ -94,16 +95,17 @@ def _event(i, root=False):
        st.integers(min_value=300, max_value=5000))
 def test_split_repeats_root_and_sends_each_event_once(n, max_events, max_bytes):
     events = [_event(0, root=True)] + [_event(i) for i in range(1, n + 1)]
-    parts = delivery.split(events, max_events=max_events, max_bytes=max_bytes)
-    assert all(part[0] is events[0] for part in parts)
-    assert all(len(part) <= max_events for part in parts)
-    sent = [e["run"]["runId"] for part in parts for e in part[1:]]
+    made = list(delivery.parts(events, max_events=max_events, max_bytes=max_bytes))
+    assert all(indices[0] == 0 for indices, _ in made)
+    assert all(len(indices) <= max_events for indices, _ in made)
+    assert all([events[i] for i in indices] == json.loads(body) for indices, body in made)
+    sent = [events[i]["run"]["runId"] for indices, _ in made for i in indices[1:]]
     assert sent == [str(i) for i in range(1, n + 1)]
 
 
 def test_parts_are_json_arrays_and_keep_unicode():
     events = [{"run": {"facets": {}}, "job": {"name": "déploiement 🚀 \"quoted\"/slash"}}]
-    [(indices, body)] = list(delivery._parts(events))
+    [(indices, body)] = list(delivery.parts(events))
     assert indices == [0]
     assert gzip.decompress(gzip.compress(body)).decode() == \
         '[{"run":{"facets":{}},"job":{"name":"déploiement 🚀 \\"quoted\\"/slash"}}]'
