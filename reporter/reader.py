@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from reporter import __version__, ids, logs
 from reporter.errors import GitLabError
-from reporter.snapshot import Job, Pipeline, TestCase, TestResults, mark_attempts, parse_time
+from reporter.snapshot import Job, Pipeline, TestCase, TestResults, mark_attempts, parse_time, without
 
 # Enough retries to ride out a short 502 or a 429 burst (python-gitlab doubles its wait from 0.1 s,
 # or waits as Retry-After says), few enough to give up well within the pipeline's patience.
@@ -146,6 +146,7 @@ def read_pipeline(
     tests: bool = True,
     gl=None,
     workers: int = WORKERS,
+    exclude: tuple[str, ...] = (),
 ) -> Pipeline:
     """Read a pipeline into a snapshot; `ci` is the job's CI_* variables, needed with a job token.
 
@@ -176,8 +177,8 @@ def read_pipeline(
             raw_pipeline = pool.submit(gl.http_get, base, max_retries=MAX_RETRIES) if access.token else None
             summary = pool.submit(_optional_get, gl, f"{base}/test_report_summary") if access.token and tests \
                 else None
-            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"}, "job", on_page)
-            raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}, "bridge") if access.token else None
+            raw_jobs = _Listing(gl, pool, f"{base}/jobs", {"include_retried": "true"}, "job", on_page, exclude)
+            raw_bridges = _Listing(gl, pool, f"{base}/bridges", {}, "bridge", exclude=exclude) if access.token else None
             for listing in (raw_jobs, raw_bridges):
                 if listing is not None:
                     listing.start_rest()  # both lists' other pages go out together
@@ -193,7 +194,8 @@ def read_pipeline(
             if summary is not None:
                 later.append(pool.submit(_read_tests, gl, base, summary.result(), pipeline, redact))
             if access.token:
-                later.append(pool.submit(_read_downstream, access, gl, pipeline, depth, log_lines, redact, tests))
+                later.append(pool.submit(_read_downstream, access, gl, pipeline, depth, log_lines, redact, tests,
+                                         exclude))
             for future in [*logs_read, *later]:
                 future.result()
     except (gitlab.GitlabError, OSError, ValueError) as error:  # refusals, connection failures, broken JSON
@@ -251,7 +253,7 @@ def _test_results(suite: Mapping, raw_cases: list, shared_by: int, redact: Calla
 
 
 def _read_downstream(access: Access, gl, pipeline: Pipeline, depth: int, log_lines: int,
-                     redact: Callable[[str], str], tests: bool) -> None:
+                     redact: Callable[[str], str], tests: bool, exclude: tuple[str, ...]) -> None:
     """Child and multi-project pipelines of the bridges, read the same way, down to `depth` levels."""
     bridges = [job for job in pipeline.jobs if job.downstream_ref]
     if not bridges:
@@ -264,7 +266,8 @@ def _read_downstream(access: Access, gl, pipeline: Pipeline, depth: int, log_lin
         project, pipeline_id = bridge.downstream_ref
         try:
             child = read_pipeline(access, project, pipeline_id, log_lines=log_lines, redact=redact,
-                                  depth=depth - 1, tests=tests, gl=gl, workers=DOWNSTREAM_WORKERS)
+                                  depth=depth - 1, tests=tests, gl=gl, workers=DOWNSTREAM_WORKERS,
+                                  exclude=exclude)
         except GitLabError as error:
             pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: {error}")
             return
@@ -296,8 +299,9 @@ class _Listing:
     """
 
     def __init__(self, gl, pool: ThreadPoolExecutor, path: str, params: dict, kind: str,
-                 on_page: Callable[[list[Job]], None] | None = None):
+                 on_page: Callable[[list[Job]], None] | None = None, exclude: tuple[str, ...] = ()):
         self._gl, self._pool, self._path, self._params, self._kind = gl, pool, path, params, kind
+        self._exclude = exclude  # --exclude-job patterns: left out before anything is read for them
         self._on_page = on_page  # called with each page's jobs as soon as they are known
         self.first_raw: dict = {}  # the first item as GitLab sent it (a job token's ref and commit)
         self._first = pool.submit(self._page, 1, False)
@@ -313,7 +317,7 @@ class _Listing:
                           get_next=follow, max_retries=MAX_RETRIES)
 
     def _jobs(self, page) -> list[Job]:
-        jobs = [_job(raw, self._kind) for raw in page if raw.get("id") is not None]
+        jobs = without([_job(raw, self._kind) for raw in page if raw.get("id") is not None], self._exclude)
         if self._on_page is not None:
             self._on_page(jobs)
         return jobs

@@ -84,11 +84,7 @@ def _collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Ma
     now = now or datetime.now(timezone.utc)
     pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
                                     redact=settings.redactor(), depth=settings.downstream_depth,
-                                    tests=settings.test_results)
-    if settings.exclude_jobs:
-        from reporter.snapshot import without
-
-        pipeline.jobs = without(pipeline.jobs, settings.exclude_jobs)
+                                    tests=settings.test_results, exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
     preload.join()
     from reporter import events as ev

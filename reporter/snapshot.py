@@ -87,6 +87,8 @@ def without(jobs: list[Job], patterns: tuple[str, ...]) -> list[Job]:
     """The jobs whose names match none of the shell-style patterns (--exclude-job)."""
     from fnmatch import fnmatchcase
 
+    if not patterns:
+        return jobs
     return [job for job in jobs if not any(fnmatchcase(job.name, p) for p in patterns)]
 
 

@@ -353,3 +353,11 @@ def test_exclude_job_leaves_out_matching_jobs(gitlab, mixed):
     assert not [n for n in names if ".unit " in n or "databand-report" in n]
     assert "acme.data-platform.test.lint" in names
     assert ids.stage_job_name("acme.data-platform", ".post") not in names  # its only job is left out
+
+
+def test_excluded_jobs_cost_no_request(gitlab, mixed):
+    result = run(["resend", "--dry-run", "--project", "42", "--pipeline", "9001", "--exclude-job", "lint"],
+                 {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
+    assert result.exit_code == 0, result.stderr
+    assert gitlab.count(r"/jobs/105/trace$") == 0  # lint failed, but is left out before its log is read
+    assert gitlab.count(r"/jobs/106/trace$") == 1
