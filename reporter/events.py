@@ -21,7 +21,7 @@ from reporter.packed import PackedEvents
 from reporter.facets import DatabandTagsRunFacet, GitLabTestRunFacet, LogRunFacet, StartTimeRunFacet
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, parse_time
-from reporter.status import FINAL, composite, event_type, latest, stage_order
+from reporter.status import FINAL, event_type, latest, pipeline_status, stage_order, stage_status
 
 # GitLab's failure_reason codes in words (GitLab's own wording where it has one).
 FAILURE_REASONS = {
@@ -135,9 +135,8 @@ class EventBuilder:
     def runs(self) -> list[tuple[_Run, GitLabJob | None]]:
         p = self.pipeline
         stages = stage_order(p.jobs)
-        result = composite((j.status, j.allow_failure) for j in latest(p.jobs))
-        computed = result.status or p.status
-        status = p.status if p.status in FINAL else computed
+        result = pipeline_status(p)
+        status = result.status
         final = status in FINAL
         finished = max((j.finished_at for j in p.jobs if j.finished_at), default=None)
         tags = {"gitlab.status": status, "gitlab.ref": p.ref}
@@ -163,8 +162,8 @@ class EventBuilder:
         return runs
 
     def _stage_run(self, stage: str, jobs: list[GitLabJob], previous: str | None) -> _Run:
-        result = composite((j.status, j.allow_failure) for j in latest(jobs))
-        status = result.status or "created"
+        result = stage_status(jobs)
+        status = result.status
         tags = {"gitlab.status": status}
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"

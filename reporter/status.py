@@ -102,6 +102,20 @@ def composite(entries: Iterable[tuple[str, bool]]) -> Composite:
     return Composite(status, "success_with_warnings" in seen)
 
 
+def pipeline_status(pipeline: Pipeline) -> Composite:
+    """The status GitLab shows for the pipeline: its own once final, else composed from the jobs."""
+    result = composite((j.status, j.allow_failure) for j in latest(pipeline.jobs))
+    if pipeline.status in FINAL:
+        return Composite(pipeline.status, result.warnings)
+    return Composite(result.status or pipeline.status, result.warnings)
+
+
+def stage_status(jobs: list[Job]) -> Composite:
+    """The status GitLab shows for one stage of the pipeline, from that stage's jobs."""
+    result = composite((j.status, j.allow_failure) for j in latest(jobs))
+    return Composite(result.status or "created", result.warnings)
+
+
 def with_own_job(pipeline: Pipeline, own_job_id: int | None, own_status: str | None, now: datetime) -> Pipeline:
     """Account for the job the reporter runs in.
 
