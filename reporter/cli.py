@@ -259,20 +259,29 @@ def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None)
 
 @cli.command("parent-env")
 @click.option("--format", "form", type=click.Choice(["shell", "dotenv"]), default="shell", show_default=True,
-              help="shell: export lines for eval; dotenv: KEY=VALUE for artifacts:reports:dotenv.")
+              help="shell: export lines to eval or source; dotenv: KEY=VALUE for artifacts:reports:dotenv.")
 @click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
-              help="As for report: must match it. [env: DATABAND_NAMESPACE]")
+              help="As for report: must match it; no '/'. [env: DATABAND_NAMESPACE]")
 @click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
-              help="As for report: must match it. [env: DATABAND_PIPELINE_NAME]")
+              help="As for report: must match it; no '/'. [env: DATABAND_PIPELINE_NAME]")
 @click.option("--gitlab-url", envvar="GITLAB_URL", metavar="URL", help="As for report. [env: GITLAB_URL]")
 def parent_env(form, namespace, pipeline_name, gitlab_url):
     """Print the OPENLINEAGE_PARENT_* variables of this job, for dbt-ol, Spark or Airflow.
 
     Their runs then hang under this job's run in the report, with the same run IDs.
-    Reads only CI_* variables; makes no request.
+    Reads only CI_* variables; makes no request. A setting it cannot hand on intact
+    (a '/' in the namespace or pipeline name, which dbt-ol splits on) is an error, exit 2.
 
     \b
-    In a job:  eval "$(databand-gitlab-reporter parent-env)"
+    In a job's script, either:
+      eval "$(databand-gitlab-reporter parent-env)"
+    (eval drops the exit status, so on failure the command also prints "(exit 2)"
+    for eval to run: the job stops, as GitLab's shell stops at a failing line), or,
+    as two lines (not joined with &&, which keeps a failure from stopping the job):
+      databand-gitlab-reporter parent-env > databand-parent.env
+      . ./databand-parent.env
+    For later jobs: parent-env --format dotenv > databand-parent.env, listed
+    under artifacts:reports:dotenv.
     """
     _run_parent_env(form, namespace, pipeline_name, gitlab_url)
 
@@ -281,7 +290,15 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
 def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
     from reporter.handoff import parent_variables, render
 
-    click.echo(render(parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form))
+    try:
+        text = render(parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form)
+    except ReporterError as error:
+        # eval "$(...)" runs whatever was printed and ignores the exit status: a failing statement is
+        # the only way the failure reaches a set -e shell. A terminal gets the error line alone.
+        if form == "shell" and not sys.stdout.isatty():
+            click.echo(f"(exit {error.exit_code})")
+        raise
+    click.echo(text)
 
 
 @_friendly

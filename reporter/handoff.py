@@ -27,8 +27,9 @@ def parent_variables(env: Mapping[str, str], namespace: str | None = None,
     project_id = check_id(env["CI_PROJECT_ID"], "CI_PROJECT_ID")
     pipeline_id = check_id(env["CI_PIPELINE_ID"], "CI_PIPELINE_ID")
     job_id = check_id(env["CI_JOB_ID"], "CI_JOB_ID")
-    ns = namespace or ids.default_namespace(url)
-    pipeline = pipeline_name or ids.default_pipeline_name(env["CI_PROJECT_PATH"])
+    ns = ids.check_name(namespace, "--namespace (DATABAND_NAMESPACE)") if namespace else ids.default_namespace(url)
+    pipeline = (ids.check_name(pipeline_name, "--pipeline-name (DATABAND_PIPELINE_NAME)") if pipeline_name
+                else ids.default_pipeline_name(env["CI_PROJECT_PATH"]))
     job_name = ids.job_job_name(pipeline, env["CI_JOB_STAGE"], env["CI_JOB_NAME"])
     run_id = ids.job_run_id(server, project_id, job_id)
     root_name = ids.pipeline_job_name(pipeline)
@@ -46,6 +47,17 @@ def parent_variables(env: Mapping[str, str], namespace: str | None = None,
 
 
 def render(variables: Mapping[str, str], form: str) -> str:
-    if form == "dotenv":  # GitLab's artifacts:reports:dotenv: KEY=VALUE, no quoting
+    if form == "dotenv":
+        for key, value in variables.items():
+            _check_dotenv(key, value)
         return "\n".join(f"{k}={v}" for k, v in variables.items())
     return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in variables.items())
+
+
+def _check_dotenv(key: str, value: str) -> None:
+    # GitLab reads artifacts:reports:dotenv a line at a time as KEY=VALUE, strips the value's blanks,
+    # keeps quotes, and stores it as an expandable variable, so a later job would see '$X' replaced.
+    # A value that cannot arrive intact is refused rather than handed on altered.
+    if "$" in value or value != value.strip() or len(value.splitlines()) > 1:
+        raise ConfigError(f"{key} would not survive GitLab's dotenv report ({value!r} has '$', a line "
+                          f"break or surrounding blanks); use --format shell in the same job instead.")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote, urlsplit
 
+from reporter.errors import ConfigError
+
 
 def server_key(gitlab_url: str) -> str:
     """The server as it enters run IDs: host (and port, and path prefix) in lower case, no scheme.
@@ -69,3 +71,25 @@ def stage_job_name(pipeline_name: str, stage: str) -> str:
 
 def job_job_name(pipeline_name: str, stage: str, job: str) -> str:
     return f"{stage_job_name(pipeline_name, stage)}.{_part(job)}"
+
+
+def check_name(value: str, setting: str) -> str:
+    """A namespace or pipeline name set by the user, or a ConfigError naming `setting` (one line).
+
+    These names reach tools through parent-env. dbt-ol (openlineage-dbt) reads OPENLINEAGE_PARENT_ID
+    and OPENLINEAGE_ROOT_PARENT_ID as `namespace/name/runId` with a plain split on '/', and ignores
+    the parent unless exactly three parts come out, so a '/' would silently detach dbt's runs.
+    Escaping it instead would put in Databand a name the user never wrote, so it is refused.
+    GitLab's dotenv reports strip a value's surrounding blanks and end it at a line break, so those
+    are refused too: the report and the tool would disagree.
+    """
+    if not value.strip():
+        raise ConfigError(f"{setting} is empty; leave it unset for the default.")
+    if "/" in value:
+        raise ConfigError(f"{setting} {value!r} contains '/', which dbt-ol and other tools reading "
+                          f"OPENLINEAGE_PARENT_ID (namespace/name/runId) cannot carry; use ':' or '.' instead.")
+    if value != value.strip():
+        raise ConfigError(f"{setting} {value!r} starts or ends with a blank; remove it.")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):
+        raise ConfigError(f"{setting} {value!r} contains a control character or line break; remove it.")
+    return value

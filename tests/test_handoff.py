@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 import pipelines
+from reporter import ids
 from reporter.cli import cli
+from reporter.errors import ConfigError
+from reporter.ids import check_name
 
 
 def job_env(gitlab, job):
@@ -67,3 +75,125 @@ def test_parent_env_dotenv_and_overrides(gitlab):
 def test_parent_env_outside_a_job_says_what_is_missing():
     result = CliRunner().invoke(cli, ["parent-env"], env={})
     assert result.exit_code == 2 and "CI_JOB_ID" in result.stderr
+
+
+# --- names a tool can carry, and failures a shell script notices ---------------------------------
+
+REPORTER = Path(sys.executable).with_name("databand-gitlab-reporter")
+
+
+@pytest.mark.parametrize("value", ["gitlab:gitlab.example.com", "prod", "acme.data%2Eplatform", "a b",
+                                   "déploiement 🚀 \"prod\"", "it's $HOME"])
+def test_check_name_passes_what_dbt_ol_can_carry(value):
+    assert check_name(value, "DATABAND_NAMESPACE") is value
+
+
+@pytest.mark.parametrize("value, says", [
+    ("team/prod", "contains '/'"), ("/", "contains '/'"), ("acme/data-platform", "contains '/'"),
+    ("", "is empty"), ("   ", "is empty"), (" prod", "blank"), ("prod\t", "blank"),
+    ("a\nb", "line break"), ("a\rb", "line break"), ("a\x00b", "control"), ("a\u2028b", "line break"),
+])
+def test_check_name_refuses_in_one_line_naming_the_setting(value, says):
+    with pytest.raises(ConfigError) as caught:
+        check_name(value, "--pipeline-name")
+    message = str(caught.value)
+    assert message.startswith("--pipeline-name") and says in message
+    assert "\n" not in message and "\r" not in message
+
+
+@pytest.mark.parametrize("args, env, setting", [
+    (["--namespace", "team/prod"], {}, "--namespace"),
+    ([], {"DATABAND_NAMESPACE": "team/prod"}, "--namespace (DATABAND_NAMESPACE)"),
+    (["--pipeline-name", "acme/warehouse"], {}, "--pipeline-name"),
+    ([], {"DATABAND_PIPELINE_NAME": "acme/warehouse"}, "--pipeline-name (DATABAND_PIPELINE_NAME)"),
+    ([], {"DATABAND_NAMESPACE": " prod"}, "--namespace"),
+])
+def test_parent_env_refuses_a_name_dbt_ol_would_split(gitlab, args, env, setting):
+    job = {"id": 7, "name": "dbt", "stage": "transform"}
+    for form in ("shell", "dotenv"):
+        result = CliRunner().invoke(cli, ["parent-env", "--format", form, *args], env={**job_env(gitlab, job), **env})
+        assert result.exit_code == 2
+        [line] = result.stderr.splitlines()
+        assert setting in line and "OPENLINEAGE_PARENT_ID" not in result.stdout
+
+
+def test_dotenv_refuses_what_gitlab_would_alter_and_shell_carries_it(gitlab):
+    job = {"id": 7, "name": "it's $HOME ", "stage": "transform"}
+    dotenv = CliRunner().invoke(cli, ["parent-env", "--format", "dotenv"], env=job_env(gitlab, job))
+    assert dotenv.exit_code == 2 and "--format shell" in dotenv.stderr
+    assert "OPENLINEAGE" not in dotenv.stdout
+    shell = CliRunner().invoke(cli, ["parent-env"], env=job_env(gitlab, job))
+    assert shell.exit_code == 0
+    assert parse_shell(shell.stdout)["OPENLINEAGE_PARENT_JOB_NAME"] == "acme.data-platform.transform.it's $HOME "
+
+
+def _bash(script, env, cwd):
+    # The reporter's own console script, found on PATH as in a job; nothing else of this shell leaks in.
+    base = {"PATH": f"{REPORTER.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(cwd), "LC_ALL": "C.UTF-8"}
+    if os.environ.get("PYTHONPATH"):
+        base["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return subprocess.run(["bash", "-c", script], env={**base, **env}, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+# GitLab runs a job's script lines in a shell that stops at the first failing one, as set -e does.
+DOCUMENTED = {
+    "eval": 'eval "$(databand-gitlab-reporter parent-env)"',
+    "file": "databand-gitlab-reporter parent-env > databand-parent.env\n. ./databand-parent.env",
+}
+
+
+@pytest.mark.parametrize("form", DOCUMENTED)
+@pytest.mark.parametrize("why", ["outside a job", "slash in the namespace"])
+def test_a_failure_stops_a_set_e_script_in_the_documented_forms(gitlab, tmp_path, form, why):
+    env = {} if why == "outside a job" else {**job_env(gitlab, {"id": 7, "name": "dbt", "stage": "t"}),
+                                               "DATABAND_NAMESPACE": "team/prod"}
+    script = f"set -eo pipefail\n{DOCUMENTED[form]}\necho reached dbt-ol\n"
+    done = _bash(script, env, tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "reached" not in done.stdout
+    [line] = done.stderr.splitlines()
+    assert line.startswith("databand-gitlab-reporter: error:")
+
+
+@pytest.mark.parametrize("form", DOCUMENTED)
+def test_the_documented_forms_export_what_the_report_names(gitlab, tmp_path, form):
+    job = {"id": 7, "name": "déploiement 🚀 \"prod\"/eu it's $HOME", "stage": "load data"}
+    script = f"set -eo pipefail\n{DOCUMENTED[form]}\n" + "".join(
+        f'printf "%s\\n" "${name}"\n' for name in ("OPENLINEAGE_PARENT_ID", "OPENLINEAGE_ROOT_PARENT_ID",
+                                                   "OPENLINEAGE_PARENT_JOB_NAME"))
+    done = _bash(script, job_env(gitlab, job), tmp_path)
+    assert done.returncode == 0, done.stderr
+    parent_id, root_id, job_name = done.stdout.splitlines()
+    namespace = "gitlab:" + gitlab.url.split("://")[1]
+    assert job_name == "acme.data-platform.load data.déploiement 🚀 \"prod\"%2Feu it's $HOME"
+    assert parent_id == f"{namespace}/{job_name}/{ids.job_run_id(namespace[7:], 42, 7)}"
+    assert root_id == f"{namespace}/acme.data-platform/{ids.pipeline_run_id(namespace[7:], 42, 9001)}"
+
+
+def _on_a_terminal(args, env):
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(args, stdout=secondary, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(secondary)
+    seen = b""
+    try:
+        while chunk := os.read(primary, 65536):
+            seen += chunk
+    except OSError:  # Linux answers EIO once the terminal's other side is closed and drained
+        pass
+    os.close(primary)
+    return done, seen.decode()
+
+
+def test_a_terminal_gets_the_error_without_the_statement_for_eval(gitlab):
+    # "(exit 2)" is for eval; a person who runs the command by hand sees only the error line.
+    path = {"PATH": os.environ.get("PATH", ""), **({"PYTHONPATH": os.environ["PYTHONPATH"]}
+                                                    if os.environ.get("PYTHONPATH") else {})}
+    failed, seen = _on_a_terminal([str(REPORTER), "parent-env"], path)
+    assert failed.returncode == 2 and b"CI_JOB_ID" in failed.stderr and seen == ""
+    worked, seen = _on_a_terminal([str(REPORTER), "parent-env"],
+                                  {**path, **job_env(gitlab, {"id": 7, "name": "dbt", "stage": "t"})})
+    assert worked.returncode == 0 and "export OPENLINEAGE_PARENT_ID=" in seen
