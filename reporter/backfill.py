@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from reporter import reader, report
 from reporter.errors import ConfigError, ReporterError
+from reporter.settings import Settings
 
 
 def parse_since(value: str) -> str:
@@ -97,3 +99,61 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
             results.append(result)
             progress(result)
     return results
+
+
+@dataclass
+class Backfill:
+    """What a backfill found and did, for the summary."""
+
+    project: str
+    since: str
+    cursor: Cursor
+    pipeline_ids: list[int]
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.error is not None]
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for r in self.results if r.skipped)
+
+    def line(self) -> str:
+        sent = len(self.pipeline_ids) - len(self.failed) - self.skipped
+        return (f"Backfill: {len(self.pipeline_ids)} pipelines, {sent} sent, {self.skipped} skipped "
+                f"(sent before), {len(self.failed)} failed. Cursor: {self.cursor.path}")
+
+    def raise_for_failures(self) -> None:
+        if self.failed:
+            worst = max(self.failed, key=lambda r: r.error.exit_code).error
+            raise type(worst)(f"{len(self.failed)} pipelines were not sent; run the same command again to retry "
+                              "only those (the cursor skips the rest).")
+
+
+def plan(settings: Settings, project: str, since: str, ref: str | None, statuses: tuple[str, ...],
+         cursor_path: str | None) -> Backfill:
+    """The pipelines of a project updated since a date, and the cursor of those already sent."""
+    if not project:
+        raise ConfigError("A backfill needs --project.")
+    access = report.gitlab_access(settings)
+    settings.databand()  # a missing Databand setting stops before GitLab is read
+    project_ref: str | int = int(project) if project.isdigit() else project
+    updated_after = parse_since(since)
+    found = reader.list_pipelines(access, project_ref, updated_after=updated_after, ref=ref, statuses=statuses)
+    query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
+    cursor = Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query)
+    return Backfill(project=str(project), since=updated_after, cursor=cursor,
+                    pipeline_ids=[int(p["id"]) for p in found])
+
+
+def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None]) -> Backfill:
+    """Read and send each pipeline of the plan not sent before, `concurrency` at a time."""
+    project_ref: str | int = int(backfill.project) if backfill.project.isdigit() else backfill.project
+
+    def send(pipeline_id: int) -> None:
+        report.deliver(settings, report.collect(settings, project_ref, pipeline_id), pipeline_id)
+
+    backfill.results = run(backfill.pipeline_ids, send, backfill.cursor, concurrency, progress)
+    return backfill

@@ -1,108 +1,103 @@
-"""The command line: a thin layer over reporter.report."""
+"""The command line: it parses, calls the library (reporter.report, reporter.backfill) and prints."""
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import threading
+import warnings
 
 import click
+import urllib3
 
-from reporter import __version__
+from reporter import __version__, backfill, delivery
+from reporter import report as lib
 from reporter.errors import ConfigError, DeliveryError, ReporterError
-from reporter.settings import Settings, check_id, ci_variables
+from reporter.settings import Settings, check_id
 
 ENV_DEBUG = "DATABAND_REPORTER_DEBUG"
+PROG = "databand-gitlab-reporter"
 
 
 def _common(command):
-    """The options report and resend share; each falls back on an environment variable."""
+    """The options report and resend share. Each flag wins over its variable (read by Settings)."""
     options = [
-        click.option("--gitlab-url", envvar=["GITLAB_URL", "CI_SERVER_URL"], metavar="URL",
+        click.option("--gitlab-url", metavar="URL",
                      help="GitLab's URL. [env: GITLAB_URL, then CI_SERVER_URL]"),
-        click.option("--gitlab-token", envvar="GITLAB_TOKEN", metavar="TOKEN",
+        click.option("--gitlab-token", metavar="TOKEN",
                      help="A token with read_api; without it CI_JOB_TOKEN, which reads only the job "
                           "list. [env: GITLAB_TOKEN]"),
-        click.option("--databand-url", envvar="DATABAND_URL", metavar="URL",
+        click.option("--databand-url", metavar="URL",
                      help="Databand's custom-integration endpoint, https://<host>/api/v1/tracking/"
                           "open-lineage/<uid>/events/bulk. [env: DATABAND_URL]"),
-        click.option("--databand-token", envvar="DATABAND_ACCESS_TOKEN", metavar="TOKEN",
+        click.option("--databand-token", metavar="TOKEN",
                      help="Databand access token. [env: DATABAND_ACCESS_TOKEN]"),
-        click.option("--dry-run", is_flag=True,
+        click.option("--dry-run", is_flag=True, default=None,
                      help="Print the events as a JSON array on stdout and send nothing."),
-        click.option("--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-                     help="Also write the events as a JSON array to FILE."),
-        click.option("--target", "targets", multiple=True, default=["databand"], show_default=True,
+        click.option("--output", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Also write the events as a JSON array to FILE (a failure to write is a warning)."),
+        click.option("--target", "targets", multiple=True,
                      type=click.Choice(["databand", "openlineage", "file", "console"]),
-                     envvar="DATABAND_TARGETS",
                      help="Where to send; repeat for several. openlineage: a standard OpenLineage HTTP "
                           "endpoint (OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY); file: "
                           "lifecycle events, a JSON document a line, to --target-file; console: stdout. "
-                          "[env: DATABAND_TARGETS, space-separated]"),
-        click.option("--target-file", metavar="FILE", envvar="DATABAND_TARGET_FILE",
-                     help="File of the `file` target. [default: openlineage-events.ndjson]"),
-        click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
+                          "The last three need the openlineage extra. "
+                          "[default: databand] [env: DATABAND_TARGETS, space-separated]"),
+        click.option("--target-file", metavar="FILE",
+                     help="File of the `file` target. [default: openlineage-events.ndjson] "
+                          "[env: DATABAND_TARGET_FILE]"),
+        click.option("--namespace", metavar="NAME",
                      help="OpenLineage namespace. [default: gitlab:<gitlab host>] [env: DATABAND_NAMESPACE]"),
-        click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
+        click.option("--pipeline-name", metavar="NAME",
                      help="Name of the pipeline's job in Databand; stages and jobs are named "
                           "<pipeline>.<stage>.<job>. [default: the project path with dots, acme.data-platform] "
                           "[env: DATABAND_PIPELINE_NAME]"),
-        click.option("--project-name", envvar="DATABAND_PROJECT", metavar="NAME",
+        click.option("--project-name", metavar="NAME",
                      help="Databand project. [default: the project path] [env: DATABAND_PROJECT]"),
-        click.option("--insecure", is_flag=True,
+        click.option("--insecure", is_flag=True, default=None,
                      help="Do not verify TLS certificates (GitLab and Databand). Prefer a CA file: "
                           "CI_SERVER_TLS_CA_FILE, DATABAND_CA_FILE."),
-        click.option("--gitlab-timeout", type=click.FloatRange(1, 3600), default=100, show_default=True,
-                     envvar="DATABAND_GITLAB_TIMEOUT", metavar="SECONDS",
-                     help="Give up reading GitLab after this long (all requests together)."),
+        click.option("--gitlab-timeout", type=click.FloatRange(1, 3600), metavar="SECONDS",
+                     help="Give up reading GitLab after this long (all requests together). "
+                          "[default: 100] [env: DATABAND_GITLAB_TIMEOUT]"),
+        click.option("--gitlab-concurrency", type=click.IntRange(1, 64), metavar="N",
+                     help="GitLab requests in flight at once, for the whole command (backfill and "
+                          "downstream pipelines included). [default: 32] [env: DATABAND_GITLAB_CONCURRENCY]"),
         click.option("--exclude-job", "exclude_jobs", multiple=True, metavar="PATTERN",
-                     envvar="DATABAND_EXCLUDE_JOBS",
                      help="Leave out jobs whose name matches this shell pattern (the component passes its own "
                           "jobs' names); repeat for more. [env: DATABAND_EXCLUDE_JOBS, space-separated]"),
-        click.option("--downstream-depth", type=click.IntRange(0, 10), default=2, show_default=True,
-                     envvar="DATABAND_DOWNSTREAM_DEPTH",
-                     help="Levels of child and multi-project pipelines to report under their bridges; 0: none."),
-        click.option("--test-results/--no-test-results", default=True, show_default=True,
-                     envvar="DATABAND_TEST_RESULTS",
-                     help="Add GitLab's JUnit test report to the jobs that produced it (the `test` facet)."),
-        click.option("--log-lines", type=click.IntRange(0, 10000), default=100, show_default=True,
-                     envvar="DATABAND_LOG_LINES", help="Lines of a failed job's log to send; 0 sends none."),
+        click.option("--downstream-depth", type=click.IntRange(0, 10),
+                     help="Levels of child and multi-project pipelines to report under their bridges; 0: none. "
+                          "[default: 2] [env: DATABAND_DOWNSTREAM_DEPTH]"),
+        click.option("--test-results/--no-test-results", default=None,
+                     help="Add GitLab's JUnit test report to the jobs that produced it (the `test` facet). "
+                          "[default: on] [env: DATABAND_TEST_RESULTS]"),
+        click.option("--log-lines", type=click.IntRange(0, 10000),
+                     help="Lines of a failed job's log to send; 0 sends none. [default: 100] "
+                          "[env: DATABAND_LOG_LINES]"),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _settings(kw: dict) -> Settings:
-    return Settings(
-        gitlab_url=kw.pop("gitlab_url"), gitlab_token=kw.pop("gitlab_token"),
-        job_token=os.environ.get("CI_JOB_TOKEN") or None,
-        ca_file=os.environ.get("CI_SERVER_TLS_CA_FILE") or None,
-        databand_ca_file=os.environ.get("DATABAND_CA_FILE") or None,
-        databand_url=kw.pop("databand_url"), databand_token=kw.pop("databand_token"),
-        dry_run=kw.pop("dry_run"), output=kw.pop("output"), namespace=kw.pop("namespace"),
-        pipeline_name=kw.pop("pipeline_name"), project_name=kw.pop("project_name"),
-        log_lines=kw.pop("log_lines"), insecure=kw.pop("insecure"), gitlab_timeout=kw.pop("gitlab_timeout"),
-        targets=tuple(kw.pop("targets")), target_file=kw.pop("target_file"),
-        downstream_depth=kw.pop("downstream_depth"), exclude_jobs=tuple(kw.pop("exclude_jobs")), test_results=kw.pop("test_results"),
-    )
-
-
 def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _warn_insecure(settings: Settings) -> None:
+def _settings(flags: dict) -> Settings:
+    try:
+        settings = Settings.from_env(os.environ, flags)
+    except ConfigError as error:
+        _say(f"{PROG}: error: {error}")
+        sys.exit(error.exit_code)
     if settings.insecure:
-        import warnings
-
-        import urllib3
-
         # One warning of ours instead of urllib3's on every request.
         warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-        _say("databand-gitlab-reporter: warning: TLS certificates are NOT verified (--insecure); "
-             "a CA file is the safe fix.")
+        _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
+    return settings
 
 
 _TIMED_OUT = False
@@ -111,7 +106,7 @@ _TIMED_OUT = False
 def main() -> None:
     """The console script: the click group, plus a hard exit when GitLab hung (see report.within)."""
     try:
-        cli.main(prog_name="databand-gitlab-reporter")
+        cli.main(prog_name=PROG)
     except SystemExit as done:
         if _TIMED_OUT:
             # Reader threads may still wait on a socket; they must not keep the job alive.
@@ -121,32 +116,35 @@ def main() -> None:
         raise
 
 
+def _say_kept(error: DeliveryError) -> None:
+    for kept in (error.kept_at or "").split(", "):
+        if kept:
+            target = os.path.basename(kept).split("-unsent-")[0]
+            again = "" if target == "databand" else f" --target {target}"
+            _say(f"The unsent events are kept in {kept}; send them later with: "
+                 f"{PROG} resend --from-file {kept}{again}")
+
+
 def _friendly(func):
     """One line per failure, no traceback, nothing secret; the exit code names the side."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        redact = kwargs.get("_redact") or (lambda s: s)
+    def wrapper(settings, *args, **kwargs):
+        redact = settings.redactor() if isinstance(settings, Settings) else (lambda s: s)
         try:
-            return func(*args, **kwargs)
+            return func(settings, *args, **kwargs)
         except ReporterError as error:
-            from reporter.report import GitLabTimeout
-
-            if isinstance(error, GitLabTimeout):
+            if isinstance(error, lib.GitLabTimeout):
                 global _TIMED_OUT
                 _TIMED_OUT = True
-            _say(f"databand-gitlab-reporter: error: {redact(str(error))}")
-            if isinstance(error, DeliveryError) and error.kept_at:
-                for kept in error.kept_at.split(", "):
-                    target = kept.split("-unsent-")[0]
-                    again = "" if target == "databand" else f" --target {target}"
-                    _say(f"The unsent events are kept in {kept}; send them later with: "
-                         f"databand-gitlab-reporter resend --from-file {kept}{again}")
+            _say(f"{PROG}: error: {redact(str(error))}")
+            if isinstance(error, DeliveryError):
+                _say_kept(error)
             sys.exit(error.exit_code)
         except Exception as error:  # a bug of ours: still one line unless asked for more
             if os.environ.get(ENV_DEBUG):
                 raise
-            _say(f"databand-gitlab-reporter: unexpected error: {type(error).__name__}: {redact(str(error))} "
+            _say(f"{PROG}: unexpected error: {type(error).__name__}: {redact(str(error))} "
                  f"(set {ENV_DEBUG}=1 for the traceback, and please report it)")
             sys.exit(1)
 
@@ -154,7 +152,7 @@ def _friendly(func):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="databand-gitlab-reporter")
+@click.version_option(__version__, prog_name=PROG)
 def cli():
     """Report GitLab pipelines, their stages and jobs to IBM Databand as OpenLineage run events.
 
@@ -165,28 +163,18 @@ def cli():
 
 @cli.command()
 @_common
-def report(**kw):
+def report(**flags):
     """Report the pipeline this job runs in (reads CI_PROJECT_ID, CI_PIPELINE_ID, CI_JOB_ID).
 
     Run it in the pipeline's last stage (`.post`) or in a job's after_script; the
     final status is computed from the jobs the way GitLab will compute it.
     """
-    settings = _settings(kw)
-    _warn_insecure(settings)
-    _run_report(settings, _redact=settings.redactor())
+    _run_report(_settings(flags))
 
 
 @_friendly
-def _run_report(settings: Settings, _redact=None):
-    from reporter import report as lib
-
-    env = os.environ
-    project = check_id(env.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
-    pipeline_id = check_id(env.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
-    own_job = env.get("CI_JOB_ID")
-    report = lib.collect(settings, project, pipeline_id, ci=ci_variables(env),
-                         own_job_id=int(own_job) if own_job and own_job.isdigit() else None,
-                         own_status=env.get("CI_JOB_STATUS"))
+def _run_report(settings: Settings):
+    report, pipeline_id = lib.collect_this_pipeline(settings)
     _finish(settings, report, pipeline_id)
 
 
@@ -201,11 +189,12 @@ def _run_report(settings: Settings, _redact=None):
 @click.option("--status", "statuses", multiple=True, metavar="STATUS",
               help="Backfill: only pipelines with this status (success, failed, canceled ...); repeat for more.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
-              help="Backfill: pipelines read and sent at once.")
+              help="Backfill: pipelines read and sent at once (their GitLab requests share "
+                   "--gitlab-concurrency).")
 @click.option("--cursor", metavar="FILE",
               help="Backfill: file recording the pipelines sent, to resume an interrupted backfill. "
                    "[default: .databand-backfill-<project>.json]")
-def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cursor, **kw):
+def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cursor, **flags):
     """Send pipelines again, by id, or a file of events that could not be sent.
 
     Run IDs are deterministic, so a resend updates the same runs in Databand.
@@ -216,45 +205,79 @@ def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cur
       databand-gitlab-reporter resend --from-file databand-unsent-9001-20261124T101500Z.json
       databand-gitlab-reporter resend --project acme/data-platform --since 2026-11-01 --ref main
     """
-    settings = _settings(kw)
-    _warn_insecure(settings)
-    if since:
-        if pipelines or from_file:
-            raise click.UsageError("--since backfills a project; it goes without --pipeline and --from-file.")
-        _run_backfill(settings, project, since, ref, statuses, concurrency, cursor, _redact=settings.redactor())
-    elif ref or statuses or cursor:
+    if since and (pipelines or from_file):
+        raise click.UsageError("--since backfills a project; it goes without --pipeline and --from-file.")
+    if not since and (ref or statuses or cursor):
         raise click.UsageError("--ref, --status and --cursor go with --since.")
+    settings = _settings(flags)
+    if since:
+        _run_backfill(settings, project, since, ref, tuple(statuses), concurrency, cursor)
+    elif from_file:
+        _run_from_file(settings, from_file, bool(project or pipelines))
     else:
-        _run_resend(settings, project, pipelines, from_file, _redact=settings.redactor())
+        _run_resend(settings, project, pipelines)
 
 
 @_friendly
-def _run_resend(settings: Settings, project, pipelines, from_file, _redact=None):
-    from reporter import report as lib
-    from reporter.delivery import load_events
+def _run_from_file(settings: Settings, path: str, also_pipelines: bool):
+    if also_pipelines:
+        raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
+    report = lib.Report(pipeline=None, events=delivery.load_events(path))
+    _finish(settings, report, _label(path))
 
-    if from_file:
-        if project or pipelines:
-            raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
-        events = load_events(from_file)
-        _finish(settings, lib.Report(pipeline=None, events=events), _label(from_file))
-        return
+
+@_friendly
+def _run_resend(settings: Settings, project, pipelines):
     if not project or not pipelines:
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
-    project_ref: str | int = int(project) if project.isdigit() else project
     ids = [check_id(p, "--pipeline") for p in pipelines]
-    failures: list[ReporterError] = []
-    for pipeline_id in ids:
-        try:
-            _finish(settings, lib.collect(settings, project_ref, pipeline_id), pipeline_id)
-        except ReporterError as error:
-            if len(ids) == 1:
-                raise
-            failures.append(error)
-            _say(f"databand-gitlab-reporter: pipeline {pipeline_id}: {_redact(str(error))}")
-    if failures:
-        worst = max(failures, key=lambda e: e.exit_code)
-        raise type(worst)(f"{len(failures)} of {len(ids)} pipelines were not reported (see above).")
+    settings.gitlab()
+    delivery.make_targets(settings)  # every setting checked before GitLab is read
+    if settings.dry_run:  # the events themselves are the output
+        for pipeline_id in ids:
+            _finish(settings, lib.collect(settings, project, pipeline_id), pipeline_id)
+        return
+
+    def each(pipeline_id, report, error):
+        if error is None:
+            _say(lib.render_summary(settings, report, pipeline_id))
+        else:
+            _say(f"{PROG}: pipeline {pipeline_id}: {settings.redactor()(str(error))}")
+            if isinstance(error, DeliveryError):
+                _say_kept(error)
+
+    lib.resend_pipelines(settings, project, ids, each)
+
+
+@_friendly
+def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path):
+    redact = settings.redactor()
+    plan = backfill.plan(settings, project, since, ref, statuses, cursor_path)
+    done_before = len(plan.cursor.done & set(plan.pipeline_ids))
+    _say(f"Backfill of {project}: {len(plan.pipeline_ids)} pipelines updated since {plan.since}"
+         f"{f', {done_before} already sent' if done_before else ''}.")
+    lock = threading.Lock()
+    bar = click.progressbar(length=len(plan.pipeline_ids), label="Pipelines", file=sys.stderr) \
+        if sys.stderr.isatty() else None
+    count = {"n": 0}
+
+    def progress(result: backfill.Result) -> None:
+        with lock:
+            count["n"] += 1
+            if bar is not None:
+                bar.update(1)
+                if result.error is not None:
+                    _say(f"\npipeline {result.pipeline_id}: {redact(str(result.error))}")
+                return
+            state = "done before, skipped" if result.skipped else \
+                (f"failed: {redact(str(result.error))}" if result.error else "sent")
+            _say(f"[{count['n']}/{len(plan.pipeline_ids)}] pipeline {result.pipeline_id}: {state}")
+
+    backfill.execute(settings, plan, concurrency, progress)
+    if bar is not None:
+        bar.render_finish()
+    _say(plan.line())
+    plan.raise_for_failures()
 
 
 @cli.command("parent-env")
@@ -301,88 +324,17 @@ def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
     click.echo(text)
 
 
-@_friendly
-def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path, _redact=None):
-    from reporter import backfill, reader
-    from reporter import report as lib
-    if not project:
-        raise ConfigError("A backfill needs --project.")
-    access = lib.gitlab_access(settings)
-    if not settings.dry_run:
-        from reporter.settings import check_databand
-
-        check_databand(settings)
-    project_ref: str | int = int(project) if project.isdigit() else project
-    updated_after = backfill.parse_since(since)
-    found = reader.list_pipelines(access, project_ref, updated_after=updated_after, ref=ref, statuses=statuses)
-    query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
-    cursor = backfill.Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query)
-    ids = [int(p["id"]) for p in found]
-    _say(f"Backfill of {project}: {len(ids)} pipelines updated since {updated_after}"
-         f"{f', {len(cursor.done & set(ids))} already sent' if cursor.done else ''}.")
-
-    lock = threading.Lock()
-
-    def send(pipeline_id: int) -> None:
-        lib.deliver(settings, lib.collect(settings, project_ref, pipeline_id).events, pipeline_id)
-
-    bar = click.progressbar(length=len(ids), label="Pipelines", file=sys.stderr) if sys.stderr.isatty() else None
-    count = {"n": 0}
-
-    def progress(result) -> None:
-        with lock:
-            count["n"] += 1
-            if bar is not None:
-                bar.update(1)
-                if result.error is not None:
-                    _say(f"\npipeline {result.pipeline_id}: {_redact(str(result.error))}")
-                return
-            state = "done before, skipped" if result.skipped else \
-                (f"failed: {_redact(str(result.error))}" if result.error else "sent")
-            _say(f"[{count['n']}/{len(ids)}] pipeline {result.pipeline_id}: {state}")
-
-    results = backfill.run(ids, send, cursor, concurrency, progress)
-    if bar is not None:
-        bar.render_finish()
-    failed = [r for r in results if r.error is not None]
-    skipped = sum(1 for r in results if r.skipped)
-    _say(f"Backfill: {len(ids)} pipelines, {len(ids) - len(failed) - skipped} sent, {skipped} skipped "
-         f"(sent before), {len(failed)} failed. Cursor: {cursor.path}")
-    if failed:
-        worst = max(failed, key=lambda r: r.error.exit_code).error
-        raise type(worst)(f"{len(failed)} pipelines were not sent; run the same command again to retry "
-                          "only those (the cursor skips the rest).")
-
-
 def _label(path: str) -> str:
     """What a kept file is about: "9001" for databand-unsent-9001-20261124T101500Z.json."""
-    import re
-
     name = os.path.basename(path).removesuffix(".json")
     match = re.fullmatch(r"(?:databand|openlineage|file|console)-unsent-(.+)-\d{8}T\d{6}Z", name)
     return match[1] if match else name
 
 
-def _finish(settings: Settings, report, label) -> None:
-    from reporter import summary
-    from reporter.report import deliver
-
+def _finish(settings: Settings, report: lib.Report, label) -> None:
     if settings.dry_run:
-        from reporter.delivery import dump
-
         sys.stdout.flush()
-        dump(report.events, sys.stdout.buffer)
+        delivery.dump(report.events, sys.stdout.buffer)
         sys.stdout.buffer.flush()
-    outcomes = deliver(settings, report.events, label)
-    p = report.pipeline
-    status = None
-    if report.events:
-        tags = report.events[0]["run"]["facets"].get("tags", {}).get("tags", [])
-        status = next((t["value"] for t in tags if t["key"] == "gitlab.status"), None)
-        if any(t["key"] == "gitlab.warnings" for t in tags):
-            status = f"{status} with warnings"  # GitLab's "passed with warnings"
-    title = f"Databand: {'pipeline ' + str(p.id) if p else label} {status or ''}, " \
-            f"{len(report.events)} events {'built (dry run)' if settings.dry_run else 'sent'}"
-    _say(summary.render(title, summary.lines(report.events, status, outcomes, report.notes),
-                        in_gitlab=os.environ.get("GITLAB_CI") == "true"))
+    lib.deliver(settings, report, label)
+    _say(lib.render_summary(settings, report, label))

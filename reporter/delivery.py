@@ -1,7 +1,11 @@
-"""Delivery targets, in the manner of openlineage-python's transports: one `emit(events)` each.
+"""Delivery: one `Target` protocol, the targets built from the settings, and the files of events.
 
-DatabandBulk posts gzip-compressed JSON arrays to Databand's custom-integration endpoint, with
-urllib3's Retry for 429 (Retry-After honoured), 5xx and broken connections, inside a deadline.
+In the manner of openlineage-python's transports, every target has `send(events)`; `deliver` hands
+the events to each chosen target and keeps, per target, the events it did not accept in a file that
+`resend --from-file` sends again. `Databand` posts gzip-compressed JSON arrays to Databand's bulk
+endpoint, with urllib3's Retry for 429 (Retry-After honoured), 5xx and broken connections, inside a
+deadline. The other OpenLineage backends come from openlineage-python (an optional extra), in
+reporter/transports.py.
 """
 
 from __future__ import annotations
@@ -9,15 +13,21 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Protocol
 
+import requests
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from reporter.errors import DeliveryError
+from reporter.errors import ConfigError, DeliveryError
 from reporter.packed import raw_of
+from reporter.settings import Settings
 
 # A request carries at most this many events or this much JSON (before gzip), whichever comes
 # first. Each part repeats the root run's event, because Databand drops a payload without it.
@@ -109,7 +119,20 @@ class Outcome:
     unsent: list[dict] = field(default_factory=list)
 
 
-class DatabandBulk:
+class Target(Protocol):
+    """Where events go. `send` returns what it did, or raises DeliveryError holding exactly the
+    events not accepted (with the root run's); `describe` says where, without any secret."""
+
+    name: str  # as --target names it; the kept file and its resend command use it
+
+    def describe(self) -> str: ...
+
+    def send(self, events: Sequence[dict]) -> Outcome: ...
+
+
+class Databand:
+    """Databand's custom-integration bulk endpoint: one current event per run, in gzip parts."""
+
     name = "databand"
 
     def __init__(self, url: str, token: str, *, verify: bool | str = True, deadline: float | None = None,
@@ -120,10 +143,10 @@ class DatabandBulk:
         self.deadline = RETRY_DEADLINE if deadline is None else deadline
         self.backoff_factor = BACKOFF_FACTOR if backoff_factor is None else backoff_factor
 
-    def _session(self):
-        import requests
-        from requests.adapters import HTTPAdapter
+    def describe(self) -> str:
+        return self.url
 
+    def _session(self):
         retry = DeadlineRetry(
             total=8, connect=8, read=3, status=8, other=0,
             backoff_factor=self.backoff_factor, backoff_max=16,
@@ -141,10 +164,8 @@ class DatabandBulk:
         })
         return session
 
-    def emit(self, events: list[dict]) -> Outcome:
+    def send(self, events: Sequence[dict]) -> Outcome:
         """Send every part, a few at once; raise with exactly the events of the parts not accepted."""
-        from concurrent.futures import ThreadPoolExecutor
-
         outcome = Outcome(target=self.url)
         session = self._session()
         refused: list[tuple[list[int], str]] = []
@@ -177,15 +198,19 @@ class DatabandBulk:
         return outcome
 
     def _post(self, session, gzipped: bytes) -> None:
-        import requests
-
         try:
-            response = session.post(self.url, data=gzipped, verify=self.verify,
+            # A redirect is never delivery: an SSO proxy answers the POST with a login page.
+            response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
                                     timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
             response.close()
         except requests.RequestException as error:
             raise _Refused(f"could not reach Databand ({_cause(error)}) after retrying for up to "
                            f"{self.deadline:.0f} s") from None
+        if 300 <= response.status_code < 400:
+            where = response.headers.get("Location") or "nowhere said"
+            raise _Refused(f"{response.status_code} a redirect to {_location(where)}, which is not delivery: "
+                           "DATABAND_URL is likely wrong or behind a login (SSO) proxy; use the URL "
+                           "Databand's integration page gives")
         if not response.ok:
             raise _Refused(_refusal(response.status_code))
 
@@ -206,6 +231,11 @@ def _refusal(status: int) -> str:
     return f"HTTP {status}"
 
 
+def _location(where: str) -> str:
+    # Only the address: a login page's query may carry a state or a token.
+    return where.split("?", 1)[0].split("#", 1)[0][:200]
+
+
 def _cause(error: Exception) -> str:
     # The exception text can hold the URL; the URL is not secret but is long. Name the kind only.
     text = type(error).__name__
@@ -214,20 +244,72 @@ def _cause(error: Exception) -> str:
     return text
 
 
-class FileTarget:
-    """Writes the events as one JSON array (`--output`, and the unsent events on failure)."""
+def make_targets(settings: Settings) -> list[Target]:
+    """The targets the settings choose, built (and so checked) before anything is sent."""
+    if settings.dry_run:
+        return []
+    # CI_SERVER_TLS_CA_FILE is GitLab's CA only: Databand gets its own, or the system's (REQUESTS_CA_BUNDLE).
+    verify: bool | str = False if settings.insecure else (settings.databand_ca_file or True)
+    chosen: list[Target] = []
+    for name in dict.fromkeys(settings.targets):
+        if name == "databand":
+            chosen.append(Databand(*settings.databand(), verify=verify))
+        elif name in ("openlineage", "file", "console"):
+            try:
+                from reporter import transports  # needs the optional openlineage-python
+            except ImportError:
+                raise ConfigError(f"--target {name} needs openlineage-python: pip install "
+                                  "'databand-gitlab-reporter[openlineage]'.") from None
+            chosen.append(transports.make(name, file_path=settings.target_file, verify=verify,
+                                          env=settings.openlineage))
+        else:
+            raise ConfigError(f"Unknown target {name!r}: use databand, openlineage, file or console.")
+    return chosen
 
-    name = "file"
 
-    def __init__(self, path: str):
-        self.path = path
+def deliver(targets: Sequence[Target], events: Sequence[dict], label: str | int, keep_dir: str = ".") -> list[Outcome]:
+    """Hand the events to every target; a target that fails keeps its unsent events in a file of its
+    own and never stops the others. Raises one DeliveryError naming every failure and kept file."""
+    outcomes: list[Outcome] = []
+    failures: list[DeliveryError] = []
+    for target in targets:
+        try:
+            outcomes.append(target.send(events))
+        except DeliveryError as error:
+            error.target = target.name
+            try:
+                error.kept_at = keep_unsent(error.unsent, label, keep_dir, prefix=f"{target.name}-unsent",
+                                            why=str(error))
+            except DeliveryError as lost:  # nowhere to keep them: said, and the next target still runs
+                lost.target = target.name
+                error = lost
+            failures.append(error)
+    if failures:
+        if len(failures) == 1:
+            raise failures[0]
+        raise DeliveryError("; ".join(f"{e.target}: {e}" for e in failures), unsent=failures[0].unsent,
+                            kept_at=", ".join(e.kept_at for e in failures if e.kept_at))
+    return outcomes
 
-    def emit(self, events: list[dict]) -> Outcome:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        with open(self.path, "wb") as handle:
+
+def write_events(path: str, events: Sequence[dict]) -> None:
+    """Write the events as one JSON array, atomically: a temporary file beside it, synced, renamed.
+    Never a truncated file where the path says a complete one is."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".databand-", suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
             dump(events, handle)
-        return Outcome(target=self.path, sent=len(events), requests=0)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
 
 
 def dump(events: Sequence[dict], handle) -> None:
@@ -238,20 +320,28 @@ def dump(events: Sequence[dict], handle) -> None:
     handle.write(b"\n]\n")
 
 
-def keep_unsent(events: list[dict], pipeline_id: int | str, directory: str = ".",
-                prefix: str = "databand-unsent") -> str:
-    """Write unsent events to a file in `directory` and return its path."""
+def keep_unsent(events: Sequence[dict], pipeline_id: int | str, directory: str = ".",
+                prefix: str = "databand-unsent", why: str = "") -> str:
+    """Write unsent events to a file and return its path: in `directory`, else in the temporary
+    folder. When neither can be written the error says both why delivery failed and why keeping did."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = f"{prefix}-{pipeline_id}-{stamp}.json"
-    path = name if directory in ("", ".") else os.path.join(directory, name)
-    FileTarget(path).emit(events)
-    return path
+    problems = []
+    for folder in dict.fromkeys([directory, tempfile.gettempdir()]):
+        path = name if folder in ("", ".") else os.path.join(folder, name)
+        try:
+            write_events(path, events)
+            return path
+        except OSError as error:
+            problems.append(f"{folder or '.'}: {error.strerror or type(error).__name__}")
+    raise DeliveryError(f"{why.rstrip('.')}. And the {len(events)} unsent events could not be kept "
+                        f"({'; '.join(problems)}): they are lost unless the report is sent again "
+                        "(resend --project ... --pipeline ...).", unsent=list(events))
 
 
 def load_events(path: str) -> list[dict]:
-    """Events from a file written by --output, --dry-run or a failed delivery."""
-    from reporter.errors import ConfigError
-
+    """Events from a file written by --output, --dry-run or a failed delivery, checked whole before
+    anything is sent."""
     try:
         with open(path, "rb") as handle:
             events = json.load(handle)

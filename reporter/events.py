@@ -1,5 +1,5 @@
 """OpenLineage run events for a pipeline snapshot: one root run for the pipeline, one run per stage,
-one run per job attempt. Pure: the same snapshot and clock give the same events.
+one run per job attempt, as plain JSON data. Pure: the same snapshot and clock give the same events.
 """
 
 from __future__ import annotations
@@ -7,18 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
 
-import attr
-
-from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
-from openlineage.client.generated import error_message_run, job_type_job, nominal_time_run
-from openlineage.client.generated import parent_run, source_code_location_job, test_run
-from openlineage.client.generated.tags_run import TagsRunFacetFields
-
-from reporter import PRODUCER, ids
+from reporter import PRODUCER, facets, ids
+from reporter.ids import Naming
 from reporter.packed import PackedEvents
-from reporter.facets import DatabandTagsRunFacet, GitLabTestRunFacet, LogRunFacet, StartTimeRunFacet
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, parse_time
 from reporter.status import FINAL, event_type, latest, pipeline_status, stage_order, stage_status
@@ -59,15 +51,6 @@ def failure_in_words(reason: str | None) -> str:
     if not reason:
         return "The job failed"
     return FAILURE_REASONS.get(reason, reason.replace("_", " ").capitalize())
-
-
-@dataclass(frozen=True)
-class Naming:
-    """What the runs are called in Databand; see the README for the defaults."""
-
-    namespace: str
-    pipeline_name: str
-    project_name: str
 
 
 def _time(value: datetime | None) -> str | None:
@@ -114,10 +97,9 @@ class EventBuilder:
         self.name = ids.pipeline_job_name(naming.pipeline_name)
         self.parent = parent  # the bridge's run, for a downstream pipeline
         self.root = root or (self.run_id, self.name)
-        self.shared: dict[int, tuple[object, dict]] = {}  # see to_plain
-        self._cache: dict[tuple, object] = {}  # facets shared by many runs
+        self._cache: dict[tuple, dict] = {}  # facets shared by many runs, built once
 
-    def events(self) -> Iterator[RunEvent]:
+    def events(self) -> Iterator[dict]:
         """This pipeline's events, each bridge followed by its downstream pipeline's; made one at a
         time, so that a large pipeline's events are never all in memory as objects."""
         for run, job in self.runs():
@@ -126,9 +108,8 @@ class EventBuilder:
                 child = job.downstream
                 naming = Naming(self.naming.namespace, f"{run.name}.{ids.default_pipeline_name(child.project_path)}",
                                 self.naming.project_name)
-                builder = EventBuilder(child, naming, self.now, parent=(run.run_id, run.name), root=self.root)
-                builder.shared = self.shared
-                yield from builder.events()
+                yield from EventBuilder(child, naming, self.now, parent=(run.run_id, run.name),
+                                        root=self.root).events()
 
     # -- the three levels -------------------------------------------------------------------
 
@@ -201,128 +182,64 @@ class EventBuilder:
 
     # -- to OpenLineage ---------------------------------------------------------------------
 
-    def event(self, run: _Run) -> RunEvent:
+    def event(self, run: _Run) -> dict:
         kind = event_type(run.status)
-        facets: dict = {}
+        run_facets: dict = {}
         if run.created:
-            facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
-                nominalStartTime=_time(run.created), producer=PRODUCER)
+            run_facets["nominalTime"] = facets.nominal_time(_time(run.created))
         if run.started:
-            facets["startTime"] = StartTimeRunFacet(startTime=_time(run.started), producer=PRODUCER)
-        tag_fields = [TagsRunFacetFields(key=k, value=v, source="GITLAB") for k, v in run.tags.items()]
+            run_facets["startTime"] = facets.start_time(_time(run.started))
         if run.parent is None:  # the root run: Databand's project and run names
             p = self.pipeline
-            facets["tags"] = DatabandTagsRunFacet(
-                tags=tag_fields, projectName=self.naming.project_name,
-                runName=f"{p.ref} #{p.id}", producer=PRODUCER)
+            run_facets["tags"] = facets.tags(run.tags, self.naming.project_name, f"{p.ref} #{p.id}")
         else:
-            facets["tags"] = DatabandTagsRunFacet(tags=tag_fields, producer=PRODUCER)
-            facets["parent"] = self._parent_facet(run.parent)
+            run_facets["tags"] = facets.tags(run.tags)
+            run_facets["parent"] = self._parent_facet(run.parent)
         if run.error:
-            facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=run.error, programmingLanguage="shell", producer=PRODUCER)
+            run_facets["errorMessage"] = facets.error_message(run.error)
         if run.log:
-            facets["log"] = LogRunFacet(logBody=run.log[0], logUrl=run.log[1], producer=PRODUCER)
+            run_facets["log"] = facets.log(*run.log)
         if run.tests:
-            facets["test"] = _test_facet(run.tests)
-        return RunEvent(
-            eventType=RunState(kind),
-            eventTime=_time(_event_time(kind, run.created, run.started, run.finished, self.now)),
-            run=Run(runId=run.run_id, facets=facets),
-            job=Job(namespace=self.naming.namespace, name=run.name, facets=self._job_facets(run.kind)),
-            inputs=[InputDataset(namespace=self.naming.namespace, name=name) for name in run.inputs],
-            outputs=[],
-            producer=PRODUCER,
-        )
+            run_facets["test"] = _test_facet(run.tests)
+        ns = self.naming.namespace
+        return {
+            "eventTime": _time(_event_time(kind, run.created, run.started, run.finished, self.now)),
+            "producer": PRODUCER,
+            "schemaURL": facets.RUN_EVENT_SCHEMA,
+            "run": {"runId": run.run_id, "facets": run_facets},
+            "job": {"namespace": ns, "name": run.name, "facets": self._job_facets(run.kind)},
+            "eventType": kind,
+            "inputs": [{"namespace": ns, "name": name, "facets": {}, "inputFacets": {}} for name in run.inputs],
+            "outputs": [],
+        }
 
-    def _parent_facet(self, parent: tuple[str, str]) -> parent_run.ParentRunFacet:
-        # Every job of a stage has the same parent facet: built, and later converted, once.
+    def _parent_facet(self, parent: tuple[str, str]) -> dict:
+        # Every job of a stage has the same parent facet: built once (events are encoded as they
+        # are made, so sharing the dict is safe).
         key = ("parent", *parent)
         if key not in self._cache:
-            ns = self.naming.namespace
-            facet = parent_run.ParentRunFacet(
-                run=parent_run.Run(runId=parent[0]),
-                job=parent_run.Job(namespace=ns, name=parent[1]),
-                root=parent_run.Root(run=parent_run.RootRun(runId=self.root[0]),
-                                     job=parent_run.RootJob(namespace=ns, name=self.root[1])),
-                producer=PRODUCER)
-            self.shared[id(facet)] = (facet, to_plain(facet))
-            self._cache[key] = facet
+            self._cache[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
         return self._cache[key]
 
     def _job_facets(self, kind: str) -> dict:
-        # The same for every job of a kind in this pipeline: built, and later converted, once.
         key = ("job", kind)
         if key not in self._cache:
-            facets = self._new_job_facets(kind)
-            for facet in facets.values():
-                self.shared[id(facet)] = (facet, to_plain(facet))
-            self._cache[key] = facets
+            p = self.pipeline
+            self._cache[key] = {"jobType": facets.job_type(kind),
+                                "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
         return self._cache[key]
-
-    def _new_job_facets(self, kind: str) -> dict:
-        p = self.pipeline
-        location = source_code_location_job.SourceCodeLocationJobFacet(
-            type="git", url=f"{p.project_url}/-/tree/{p.sha}", repoUrl=f"{p.project_url}.git",
-            version=p.sha, producer=PRODUCER,
-            **({"tag": p.ref} if p.tag else {"branch": p.ref}))
-        return {
-            "jobType": job_type_job.JobTypeJobFacet(
-                processingType="BATCH", integration="GITLAB", jobType=kind, producer=PRODUCER),
-            "sourceCodeLocation": location,
-        }
 
 
 def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> PackedEvents:
     """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts)."""
-    # The classes' validators re-parse every URL, UUID and time we just formatted ourselves; on
-    # 10,000 jobs that was most of the cost. The schema tests check what we emit instead.
-    with attr.validators.disabled():
-        builder = EventBuilder(pipeline, naming, now)
-        return PackedEvents(to_plain(event, builder.shared) for event in builder.events())
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_SCALARS = frozenset({str, int, float, bool})
-
-
-def to_plain(value, shared: dict | None = None):
-    """An event object as plain JSON data, leaving out None like openlineage's Serde, in one pass.
-
-    `shared` maps id() of objects reused across events (the job facets) to their plain form, so
-    that each is converted once; it holds the objects too, so their ids stay theirs.
-    """
-    kind = type(value)
-    if kind in _SCALARS or value is None:
-        return value
-    if kind is list:
-        return [v if type(v) in _SCALARS else to_plain(v, shared) for v in value if v is not None]
-    if kind is dict:
-        out = {}
-        for key, v in value.items():
-            if v is not None:
-                out[key] = v if type(v) in _SCALARS else to_plain(v, shared)
-        return out
-    if isinstance(value, Enum):
-        return value.value
-    if shared is not None and id(value) in shared:
-        return shared[id(value)][1]
-    names = _FIELD_NAMES.get(kind)
-    if names is None:
-        names = _FIELD_NAMES[kind] = tuple(a.name for a in attr.fields(kind))
-    out = {}
-    for name in names:
-        v = getattr(value, name)
-        if v is not None:
-            out[name] = v if type(v) in _SCALARS else to_plain(v, shared)
-    return out
+    return PackedEvents(EventBuilder(pipeline, naming, now).events())
 
 
 # GitLab's test case statuses in the TestRunFacet's words.
 _TEST_STATUS = {"success": "pass", "failed": "fail", "error": "fail", "skipped": "skip"}
 
 
-def _test_facet(results: TestResults) -> GitLabTestRunFacet:
+def _test_facet(results: TestResults) -> dict:
     tests = []
     for case in results.cases:
         params = {"suite": results.suite, "gitlabStatus": case.status}
@@ -332,14 +249,10 @@ def _test_facet(results: TestResults) -> GitLabTestRunFacet:
             params["executionTime"] = case.seconds
         if case.message:
             params["message"] = case.message
-        tests.append(test_run.TestExecution(
-            name=f"{case.classname}.{case.name}" if case.classname else case.name,
-            status=_TEST_STATUS.get(case.status, "fail"),
-            severity="error", type="junit", params=params))
-    return GitLabTestRunFacet(tests=tests, counts=dict(results.counts), suite=results.suite,
-                              sharedBy=results.shared_by, producer=PRODUCER)
-
-
+        tests.append({"name": f"{case.classname}.{case.name}" if case.classname else case.name,
+                      "status": _TEST_STATUS.get(case.status, "fail"), "severity": "error", "type": "junit",
+                      "params": params})
+    return facets.test(tests, dict(results.counts), results.suite, results.shared_by)
 
 
 _TERMINAL = ("COMPLETE", "FAIL", "ABORT")

@@ -1,62 +1,76 @@
-"""The facets Databand reads that OpenLineage does not define, as openlineage-python facet classes.
+"""The facets the reporter sends, as plain JSON data: OpenLineage's own and the two Databand reads.
 
-Their JSON schemas ship in reporter/schemas/ and their _schemaURL points at those files in this
-project's repository, at this version's tag.
+Each facet carries its producer and the schema it follows. Databand's `startTime` and `log` are not
+defined by OpenLineage: their schemas ship in reporter/schemas/ and are linked at this version's tag.
+The tests validate every facet against the schema its `_schemaURL` names.
 """
 
 from __future__ import annotations
 
-import attr
-from openlineage.client.generated.base import RunFacet
-from openlineage.client.generated.tags_run import TagsRunFacet
-from openlineage.client.generated.test_run import TestRunFacet
+from reporter import PRODUCER, PROJECT_URL, __version__
 
-from reporter import PROJECT_URL, __version__
-
-SCHEMA_BASE = f"{PROJECT_URL}/-/raw/{__version__}/reporter/schemas"
+SPEC = "https://openlineage.io/spec"
+RUN_EVENT_SCHEMA = f"{SPEC}/2-0-2/OpenLineage.json#/$defs/RunEvent"
+OWN_SCHEMAS = f"{PROJECT_URL}/-/raw/{__version__}/reporter/schemas"
 
 
-@attr.define
-class StartTimeRunFacet(RunFacet):
+def _facet(schema: str, fields: dict) -> dict:
+    """A facet as OpenLineage writes it: producer and schema first, then the fields that are set."""
+    facet = {"_producer": PRODUCER, "_schemaURL": schema}
+    facet.update((key, value) for key, value in fields.items() if value is not None)
+    return facet
+
+
+def nominal_time(start: str) -> dict:
+    return _facet(f"{SPEC}/facets/1-0-1/NominalTimeRunFacet.json#/$defs/NominalTimeRunFacet",
+                  {"nominalStartTime": start})
+
+
+def start_time(start: str) -> dict:
     """Databand's `startTime`: when the run really started (nominalTime is when it was due)."""
-
-    startTime: str  # noqa: N815
-
-    @staticmethod
-    def _get_schema() -> str:
-        return f"{SCHEMA_BASE}/StartTimeRunFacet.json#/$defs/StartTimeRunFacet"
+    return _facet(f"{OWN_SCHEMAS}/StartTimeRunFacet.json#/$defs/StartTimeRunFacet", {"startTime": start})
 
 
-@attr.define
-class LogRunFacet(RunFacet):
+def tags(pairs: dict[str, str], project_name: str | None = None, run_name: str | None = None) -> dict:
+    """OpenLineage's `tags` run facet; on the root run also the two keys Databand reads (facets allow
+    extra properties, so it stays a valid TagsRunFacet)."""
+    return _facet(f"{SPEC}/facets/1-0-0/TagsRunFacet.json#/$defs/TagsRunFacet", {
+        "tags": [{"key": key, "value": value, "source": "GITLAB"} for key, value in pairs.items()],
+        "projectName": project_name, "runName": run_name})
+
+
+def _run_ref(run_id: str, namespace: str, name: str) -> dict:
+    return {"run": {"runId": run_id, "facets": {}}, "job": {"namespace": namespace, "name": name, "facets": {}}}
+
+
+def parent(namespace: str, run_id: str, name: str, root_run_id: str, root_name: str) -> dict:
+    return _facet(f"{SPEC}/facets/1-2-0/ParentRunFacet.json#/$defs/ParentRunFacet", {
+        **_run_ref(run_id, namespace, name), "root": _run_ref(root_run_id, namespace, root_name)})
+
+
+def error_message(message: str) -> dict:
+    return _facet(f"{SPEC}/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
+                  {"message": message, "programmingLanguage": "shell"})
+
+
+def log(body: str, url: str | None) -> dict:
     """Databand's `log`: the end of the job log and where to read all of it."""
-
-    logBody: str  # noqa: N815
-    logUrl: str | None = attr.field(default=None)  # noqa: N815
-
-    @staticmethod
-    def _get_schema() -> str:
-        return f"{SCHEMA_BASE}/LogRunFacet.json#/$defs/LogRunFacet"
+    return _facet(f"{OWN_SCHEMAS}/LogRunFacet.json#/$defs/LogRunFacet", {"logBody": body, "logUrl": url})
 
 
-@attr.define
-class GitLabTestRunFacet(TestRunFacet):
-    """OpenLineage's `test` run facet, with the suite's complete counts beside the (capped) cases.
-
-    The extra keys keep it a valid TestRunFacet, so its schema URL is that one.
-    """
-
-    counts: dict = attr.field(factory=dict)
-    suite: str | None = attr.field(default=None)
-    sharedBy: int = attr.field(default=1)  # noqa: N815  (parallel jobs share one suite)
+def test(tests: list[dict], counts: dict, suite: str | None, shared_by: int) -> dict:
+    """OpenLineage's `test` run facet, with the suite's complete counts beside the (capped) cases;
+    the extra keys keep it a valid TestRunFacet."""
+    return _facet(f"{SPEC}/facets/1-0-1/TestRunFacet.json#/$defs/TestRunFacet",
+                  {"tests": tests, "counts": counts, "suite": suite, "sharedBy": shared_by})
 
 
-@attr.define
-class DatabandTagsRunFacet(TagsRunFacet):
-    """OpenLineage's `tags` run facet plus the two keys Databand reads on the root run.
+def job_type(kind: str) -> dict:
+    return _facet(f"{SPEC}/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
+                  {"processingType": "BATCH", "integration": "GITLAB", "jobType": kind})
 
-    It stays a valid TagsRunFacet (facets allow extra properties), so its schema URL is that one.
-    """
 
-    projectName: str | None = attr.field(default=None)  # noqa: N815
-    runName: str | None = attr.field(default=None)  # noqa: N815
+def source_code_location(project_url: str, sha: str, ref: str, is_tag: bool) -> dict:
+    return _facet(f"{SPEC}/facets/1-1-0/SourceCodeLocationJobFacet.json#/$defs/SourceCodeLocationJobFacet", {
+        "type": "git", "url": f"{project_url}/-/tree/{sha}", "repoUrl": f"{project_url}.git", "version": sha,
+        ("tag" if is_tag else "branch"): ref})

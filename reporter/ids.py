@@ -8,9 +8,19 @@ only one side knows (a project path that may be renamed, a timestamp) goes in.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from reporter.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Naming:
+    """What the runs are called in Databand; see the README for the defaults."""
+
+    namespace: str
+    pipeline_name: str
+    project_name: str
 
 
 def server_key(gitlab_url: str) -> str:

@@ -8,11 +8,17 @@ pipeline's own fields come from the job's CI_* variables and the rest is noted a
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import gitlab
+import requests
+from gitlab.client import GitlabList
+from requests.adapters import HTTPAdapter
 
 from reporter import __version__, ids, logs
 from reporter.errors import GitLabError
@@ -23,10 +29,12 @@ from reporter.snapshot import Job, Pipeline, TestCase, TestResults, mark_attempt
 MAX_RETRIES = 5
 TIMEOUT = 30
 PER_PAGE = 100
-# Requests in flight at once: enough that a 10,000-job pipeline's pages and logs go out in a few
-# waves, few enough to stay within GitLab's rate limits (python-gitlab waits out a 429 anyway).
-WORKERS = 32
-DOWNSTREAM_WORKERS = 4  # downstream pipelines read at once, each with this many requests in flight
+# Requests in flight at once, for the whole process (backfill and downstream pipelines included):
+# enough that a 10,000-job pipeline's pages and logs go out in a few waves, few enough for a small
+# self-managed GitLab (python-gitlab waits out a 429 anyway). --gitlab-concurrency changes it.
+IN_FLIGHT = 32
+WORKERS = IN_FLIGHT  # threads of one pipeline's reading; the gate, not the threads, bounds requests
+DOWNSTREAM_WORKERS = 4  # downstream pipelines read at once
 LOG_SECONDS = 20  # reading one log never takes longer than this
 DOWNSTREAM_DEPTH = 2  # a bridge's pipeline, and the bridges' pipelines of that one
 MAX_TEST_CASES = 200  # per job; the counts are always complete
@@ -41,22 +49,61 @@ class Access:
     job_token: str | None = None  # CI_JOB_TOKEN
     ca_file: str | None = None
     verify: bool = True
+    in_flight: int = IN_FLIGHT
+
+
+class ForeignURL(requests.RequestException):
+    """A redirect or a pagination link that leaves GitLab's scheme, host and port: never followed,
+    since python-gitlab's PRIVATE-TOKEN and JOB-TOKEN headers would go along."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class _GitLabAdapter(HTTPAdapter):
+    """Every request to GitLab passes here: it must stay on GitLab's origin, and at most `in_flight`
+    wait for an answer at once, across every thread and pipeline of the process."""
+
+    def __init__(self, origin: tuple, gate: threading.BoundedSemaphore, **kwargs):
+        super().__init__(**kwargs)
+        self._origin, self._gate = origin, gate
+
+    def send(self, request, *args, **kwargs):
+        if _origin(request.url) != self._origin:
+            scheme, host, port = _origin(request.url)
+            raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}, away from the GitLab URL "
+                             "it was given; it was not followed, so the token stayed home. Set GITLAB_URL "
+                             "to the address GitLab really answers on")
+        with self._gate:
+            return super().send(request, *args, **kwargs)
+
+
+_CLIENTS: dict[Access, object] = {}
+_CLIENTS_LOCK = threading.Lock()
 
 
 def connect(access: Access):
-    import gitlab  # imported here: `--help` and `--from-file` need no GitLab client
+    """One python-gitlab client (and HTTP session) per GitLab and token, reused by every pipeline
+    the process reads; one gate on requests in flight for all of them."""
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(access)
+        if client is None:
+            client = _CLIENTS[access] = _connect(access)
+        return client
 
-    import requests
 
+def _connect(access: Access):
     verify: bool | str = (access.ca_file or True) if access.verify else False
     kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
-    from requests.adapters import HTTPAdapter
-
     session = requests.Session()
     session.hooks["response"].append(_cap_retry_after)
-    # One connection per request in flight, kept: without it urllib3 keeps 10 and reconnects for the rest.
+    # One kept connection per request in flight: without it urllib3 keeps 10 and reconnects for the rest.
+    adapter = _GitLabAdapter(_origin(access.url), threading.BoundedSemaphore(access.in_flight),
+                             pool_connections=4, pool_maxsize=access.in_flight)
     for scheme in ("http://", "https://"):
-        session.mount(scheme, HTTPAdapter(pool_connections=4, pool_maxsize=WORKERS))
+        session.mount(scheme, adapter)
     return gitlab.Gitlab(
         access.url, ssl_verify=verify, timeout=TIMEOUT, per_page=PER_PAGE, retry_transient_errors=True,
         user_agent=f"databand-gitlab-reporter/{__version__}", session=session, **kwargs,
@@ -112,8 +159,8 @@ def _project_url(pipeline_web_url: str) -> str:
 
 
 def _explain(error: Exception, what: str, token_kind: str) -> GitLabError:
-    import gitlab
-
+    if isinstance(error, ForeignURL):
+        return GitLabError(f"While reading {what}: {error}.")
     code = getattr(error, "response_code", None)
     fix = "set GITLAB_TOKEN to a token with read_api" if token_kind == "CI_JOB_TOKEN" else \
         "the token needs the read_api scope and at least Reporter access to the project"
@@ -157,8 +204,6 @@ def read_pipeline(
     long as the pool is wide enough (past 10,000 jobs GitLab stops sending the page count, and the
     pages past the first are then followed one after another).
     """
-    import gitlab
-
     gl = gl or connect(access)
     token_kind = "token" if access.token else "CI_JOB_TOKEN"
     what = f"pipeline {pipeline_id} of project {project}"
@@ -213,8 +258,6 @@ def read_pipeline(
 
 def _optional_get(gl, path: str) -> Mapping | None:
     """A read whose failure only leaves something out (test reports need a newer GitLab, say)."""
-    import gitlab
-
     try:
         return gl.http_get(path, max_retries=MAX_RETRIES)
     except (gitlab.GitlabError, OSError, ValueError):
@@ -245,7 +288,7 @@ def _test_results(suite: Mapping, raw_cases: list, shared_by: int, redact: Calla
     cases = [TestCase(
         name=str(c.get("name") or "unnamed"), status=str(c.get("status") or "unknown"),
         classname=c.get("classname"),
-        message=redact(str(c.get("system_output"))[:MAX_TEST_MESSAGE]) if c.get("system_output") and
+        message=redact(str(c.get("system_output")))[:MAX_TEST_MESSAGE] if c.get("system_output") and
         c.get("status") in ("failed", "error") else None,
         seconds=c.get("execution_time"),
     ) for c in ordered[:MAX_TEST_CASES]]
@@ -309,8 +352,6 @@ class _Listing:
         self._items = None
 
     def _page(self, number: int, follow: bool):
-        from gitlab.client import GitlabList
-
         # One page through python-gitlab (auth, retries, JSON); follow=True walks the Link headers.
         return GitlabList(self._gl, self._gl.api_url + self._path,
                           {**self._params, "page": number, "per_page": PER_PAGE},
@@ -352,8 +393,6 @@ def _read_log_into(gl, project_id, job: Job, lines: int, redact: Callable[[str],
 def _read_log_tail(gl, project_id, job_id: int, lines: int, redact: Callable[[str], str]) -> str | None:
     """Ask for the last bytes only (HTTP Range); where the server sends the whole log, stream it and
     keep the end, giving up after LOG_SECONDS so that a huge log cannot hold the pipeline."""
-    import gitlab
-
     try:
         response = gl.http_get(f"/projects/{project_id}/jobs/{job_id}/trace", streamed=True, raw=True,
                                extra_headers={"Range": f"bytes=-{logs.DEFAULT_MAX_BYTES}"},
@@ -424,8 +463,6 @@ def _pipeline_from_ci(url: str, project: str | int, pipeline_id: int, ci: Mappin
 def list_pipelines(access: Access, project: str | int, *, updated_after: str, ref: str | None = None,
                    statuses: tuple[str, ...] = ()) -> list[dict]:
     """A project's pipelines updated since a time, oldest first (python-gitlab follows the pages)."""
-    import gitlab
-
     gl = connect(access)
     encoded = gl.projects.get(project, lazy=True).encoded_id
     found: dict[int, dict] = {}

@@ -1,18 +1,19 @@
-"""The reporter as a library: read a pipeline, build its events, deliver them.
+"""The reporter as a library: read a pipeline, build its events, deliver them, sum it up.
 
 cli.py is a thin layer over these functions; tests call them directly too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from reporter import settings as cfg
-from reporter.errors import DeliveryError, GitLabError
+from reporter import delivery, events, reader, status, summary
+from reporter.errors import DeliveryError, GitLabError, ReporterError
+from reporter.settings import Settings, check_id
 from reporter.snapshot import Pipeline
-from reporter.settings import Settings
 
 
 class GitLabTimeout(GitLabError):
@@ -22,7 +23,7 @@ class GitLabTimeout(GitLabError):
 @dataclass
 class Report:
     pipeline: Pipeline | None
-    events: list[dict]
+    events: Sequence[dict]
     outcomes: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -33,8 +34,6 @@ def within(seconds: float, work: Callable[[], Report], what: str) -> Report:
     The work runs in a daemon thread so that one stuck request cannot keep the process alive;
     on time-out the caller is told, and the CLI exits at once.
     """
-    import threading
-
     box: dict = {}
 
     def target():
@@ -54,82 +53,99 @@ def within(seconds: float, work: Callable[[], Report], what: str) -> Report:
     return box["value"]
 
 
-def gitlab_access(settings: Settings):
+def gitlab_access(settings: Settings) -> reader.Access:
     """How to reach GitLab, from checked settings."""
-    from reporter import reader
+    return reader.Access(url=settings.gitlab(), token=settings.gitlab_token, job_token=settings.job_token,
+                         ca_file=settings.ca_file, verify=not settings.insecure,
+                         in_flight=settings.gitlab_concurrency)
 
-    return reader.Access(url=cfg.check_gitlab(settings), token=settings.gitlab_token,
-                         job_token=settings.job_token, ca_file=settings.ca_file, verify=not settings.insecure)
 
-
-def collect(settings: Settings, project: str | int, pipeline_id: int, **kwargs) -> Report:
+def collect(settings: Settings, project: str | int, pipeline_id: int, *, own_job_id: int | None = None,
+            own_status: str | None = None, now: datetime | None = None) -> Report:
     """Read one pipeline and build its events (no delivery), within --gitlab-timeout."""
-    return within(settings.gitlab_timeout, lambda: _collect(settings, project, pipeline_id, **kwargs),
+    return within(settings.gitlab_timeout,
+                  lambda: _collect(settings, project, pipeline_id, own_job_id, own_status, now),
                   f"pipeline {pipeline_id}")
 
 
-def _collect(settings: Settings, project: str | int, pipeline_id: int, *, ci: Mapping[str, str] | None = None,
-             own_job_id: int | None = None, own_status: str | None = None,
-             now: datetime | None = None) -> Report:
-    import importlib
-    import threading
-
-    from reporter import reader, status
-
-    # openlineage-python takes a quarter of a second to import; do it while GitLab answers.
-    preload = threading.Thread(target=importlib.import_module, args=("reporter.events",), daemon=True)
-    preload.start()
-
+def _collect(settings: Settings, project: str | int, pipeline_id: int, own_job_id: int | None,
+             own_status: str | None, now: datetime | None) -> Report:
     access = gitlab_access(settings)
     now = now or datetime.now(timezone.utc)
-    pipeline = reader.read_pipeline(access, project, pipeline_id, ci=ci, log_lines=settings.log_lines,
+    pipeline = reader.read_pipeline(access, project, pipeline_id, ci=settings.ci, log_lines=settings.log_lines,
                                     redact=settings.redactor(), depth=settings.downstream_depth,
                                     tests=settings.test_results, exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
-    preload.join()
-    from reporter import events as ev
-
-    naming = cfg.default_naming(settings, access.url, pipeline.project_path)
-    events = ev.build_events(pipeline, naming, now)
+    built = events.build_events(pipeline, settings.naming(access.url, pipeline.project_path), now)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:
         notes.append(f"Unknown GitLab job status {', '.join(sorted(unknown))}: sent as eventType OTHER.")
-    return Report(pipeline=pipeline, events=events, notes=notes)
+    return Report(pipeline=pipeline, events=built, notes=notes)
 
 
-def deliver(settings: Settings, events: list[dict], label: str | int,
-            keep_dir: str = ".", say: Callable[[str], None] = lambda s: None) -> list:
-    """Send the events to Databand (and --output); on failure keep the unsent ones in a file."""
-    from reporter import delivery
+def collect_this_pipeline(settings: Settings) -> tuple[Report, int]:
+    """The pipeline the job runs in, from the job's CI_* variables. Every setting is checked before
+    the first request, so a missing one is said in a second, not after GitLab has been read."""
+    ci = settings.ci
+    project = check_id(ci.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
+    pipeline_id = check_id(ci.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
+    settings.gitlab()
+    delivery.make_targets(settings)  # Databand's and the other targets' settings, checked up front
+    own_job = ci.get("CI_JOB_ID", "")
+    report = collect(settings, project, pipeline_id, own_job_id=int(own_job) if own_job.isdigit() else None,
+                     own_status=ci.get("CI_JOB_STATUS"))
+    return report, pipeline_id
 
-    outcomes = []
+
+def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str = ".") -> Report:
+    """Write --output (a failure there is a warning, never a lost delivery), then send the events to
+    every target; on failure each target keeps its unsent events in a file (DeliveryError says where)."""
     if settings.output:
-        outcomes.append(delivery.FileTarget(settings.output).emit(events))
-    if settings.dry_run:
-        return outcomes
-    url, token = cfg.check_databand(settings)
-    # CI_SERVER_TLS_CA_FILE is GitLab's CA only: Databand gets its own, or the system's (REQUESTS_CA_BUNDLE).
-    verify: bool | str = False if settings.insecure else (settings.databand_ca_file or True)
-    chosen = []  # built first, so that a bad setting of any target stops before anything is sent
-    for name in dict.fromkeys(settings.targets):
-        if name == "databand":
-            chosen.append(delivery.DatabandBulk(url, token, verify=verify))
-        else:
-            from reporter import targets
-
-            chosen.append(targets.make(name, file_path=settings.target_file, verify=verify))
-    failures: list[DeliveryError] = []
-    for target in chosen:  # one target failing does not keep the others from their events
         try:
-            outcomes.append(target.emit(events))
-        except DeliveryError as error:
-            error.kept_at = delivery.keep_unsent(error.unsent, label, keep_dir, prefix=f"{target.name}-unsent")
-            error.target = target.name
+            delivery.write_events(settings.output, report.events)
+            report.outcomes.append(delivery.Outcome(target=settings.output, sent=len(report.events)))
+        except OSError as error:
+            report.notes.append(f"Warning: could not write --output {settings.output} "
+                                f"({error.strerror or type(error).__name__}); the events were still sent.")
+    targets = delivery.make_targets(settings)  # all built first: a bad setting stops before any send
+    try:
+        report.outcomes.extend(delivery.deliver(targets, report.events, label, keep_dir))
+    except DeliveryError as error:
+        error.report = report
+        raise
+    return report
+
+
+def title(settings: Settings, report: Report, label: str | int) -> str:
+    shown = summary.pipeline_status(report.events)
+    what = f"pipeline {report.pipeline.id}" if report.pipeline else str(label)
+    return (f"Databand: {what} {shown or ''}, {len(report.events)} events "
+            f"{'built (dry run)' if settings.dry_run else 'sent'}")
+
+
+def render_summary(settings: Settings, report: Report, label: str | int) -> str:
+    """The job log's summary of one report, as a collapsible section inside GitLab."""
+    body = summary.lines(report.events, summary.pipeline_status(report.events), report.outcomes, report.notes)
+    return summary.render(title(settings, report, label), body, in_gitlab=settings.ci.get("GITLAB_CI") == "true")
+
+
+def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[int],
+                     each: Callable[[int, Report | None, Exception | None], None]) -> None:
+    """Read and send pipelines by id, one after another; one failing does not stop the rest.
+    `each` hears of every pipeline (its report, or the error); a single pipeline's error is raised."""
+    project_ref: str | int = int(project) if project.isdigit() else project
+    failures = []
+    for pipeline_id in pipeline_ids:
+        try:
+            report = deliver(settings, collect(settings, project_ref, pipeline_id), pipeline_id)
+        except ReporterError as error:
+            if len(pipeline_ids) == 1:
+                raise
             failures.append(error)
+            each(pipeline_id, getattr(error, "report", None), error)
+        else:
+            each(pipeline_id, report, None)
     if failures:
-        if len(failures) == 1:
-            raise failures[0]
-        raise DeliveryError("; ".join(f"{e.target}: {e}" for e in failures), unsent=failures[0].unsent,
-                            kept_at=", ".join(e.kept_at for e in failures))
-    return outcomes
+        worst = max(failures, key=lambda e: e.exit_code)
+        raise type(worst)(f"{len(failures)} of {len(pipeline_ids)} pipelines were not reported (see above).")

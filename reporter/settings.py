@@ -1,14 +1,95 @@
-"""Settings from flags and CI/CD variables, checked before any request is made."""
+"""Settings, read once from flags and the environment, checked before any request is made.
+
+One precedence for every setting: a flag given on the command line, else its variable (the first
+set, in the order listed below), else a `CI_*` variable GitLab sets in a job, else the default.
+Each setting remembers where its value came from, so an error names what the user actually set.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 from reporter import ids
 from reporter.errors import ConfigError
 from reporter.redact import Redactor
+
+TARGETS = ("databand", "openlineage", "file", "console")
+DATABAND_URL_EXAMPLE = "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk"
+
+
+def _text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _words(value: str) -> tuple[str, ...]:
+    return tuple(value.split())
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str):
+        try:
+            number = kind(value.strip())
+        except ValueError:
+            raise ValueError(f"a number from {low:g} to {high:g}") from None
+        if not low <= number <= high:
+            raise ValueError(f"a number from {low:g} to {high:g}")
+        return number
+
+    return parse
+
+
+def _boolean(value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("true or false")
+
+
+def _targets(value: str) -> tuple[str, ...]:
+    names = _words(value)
+    unknown = [name for name in names if name not in TARGETS]
+    if unknown:
+        raise ValueError(f"some of {', '.join(TARGETS)}")
+    return names
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one setting is read: its flag, its variables in order, how a variable's text is parsed."""
+
+    flag: str | None
+    variables: tuple[str, ...] = ()
+    parse: Callable[[str], object] = _text
+
+
+# The settings `from_env` reads, by field name. Fields not listed (the CI context) are filled apart.
+SOURCES: dict[str, Source] = {
+    "gitlab_url": Source("--gitlab-url", ("GITLAB_URL", "CI_SERVER_URL")),
+    "gitlab_token": Source("--gitlab-token", ("GITLAB_TOKEN",)),
+    "job_token": Source(None, ("CI_JOB_TOKEN",)),
+    "ca_file": Source(None, ("CI_SERVER_TLS_CA_FILE",)),
+    "databand_ca_file": Source(None, ("DATABAND_CA_FILE",)),
+    "databand_url": Source("--databand-url", ("DATABAND_URL",)),
+    "databand_token": Source("--databand-token", ("DATABAND_ACCESS_TOKEN",)),
+    "dry_run": Source("--dry-run"),
+    "output": Source("--output"),
+    "namespace": Source("--namespace", ("DATABAND_NAMESPACE",)),
+    "pipeline_name": Source("--pipeline-name", ("DATABAND_PIPELINE_NAME",)),
+    "project_name": Source("--project-name", ("DATABAND_PROJECT",)),
+    "log_lines": Source("--log-lines", ("DATABAND_LOG_LINES",), _number(int, 0, 10000)),
+    "gitlab_timeout": Source("--gitlab-timeout", ("DATABAND_GITLAB_TIMEOUT",), _number(float, 1, 3600)),
+    "gitlab_concurrency": Source("--gitlab-concurrency", ("DATABAND_GITLAB_CONCURRENCY",), _number(int, 1, 64)),
+    "exclude_jobs": Source("--exclude-job", ("DATABAND_EXCLUDE_JOBS",), _words),
+    "downstream_depth": Source("--downstream-depth", ("DATABAND_DOWNSTREAM_DEPTH",), _number(int, 0, 10)),
+    "test_results": Source("--test-results", ("DATABAND_TEST_RESULTS",), _boolean),
+    "targets": Source("--target", ("DATABAND_TARGETS",), _targets),
+    "target_file": Source("--target-file", ("DATABAND_TARGET_FILE",)),
+    "insecure": Source("--insecure"),
+}
 
 
 @dataclass(frozen=True)
@@ -27,18 +108,85 @@ class Settings:
     project_name: str | None = None
     log_lines: int = 100
     gitlab_timeout: float = 100  # seconds for all of GitLab's reading together
+    gitlab_concurrency: int = 32  # GitLab requests in flight at once, for the whole process
     exclude_jobs: tuple[str, ...] = ()
     downstream_depth: int = 2
     test_results: bool = True
     targets: tuple[str, ...] = ("databand",)
     target_file: str | None = None
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
+    ci: Mapping[str, str] = field(default_factory=dict)  # the job's CI_* variables and GITLAB_CI
+    openlineage: Mapping[str, str] = field(default_factory=dict)  # OPENLINEAGE_*, for --target openlineage
+    sources: Mapping[str, str] = field(default_factory=dict)  # field -> the flag or variable it came from
 
     def __repr__(self) -> str:  # a stray print of the settings must not show a token
         return f"Settings(gitlab_url={self.gitlab_url!r}, databand_url={self.databand_url!r}, ...)"
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], flags: Mapping[str, object] | None = None) -> "Settings":
+        """Read every setting once: flag > variable (in SOURCES' order, so GITLAB_URL before
+        CI_SERVER_URL) > default. `flags` holds only the flags the user gave (None means not given)."""
+        flags = flags or {}
+        values: dict[str, object] = {}
+        sources: dict[str, str] = {}
+        for name, source in SOURCES.items():
+            given = flags.get(name)
+            if given is not None and given != ():
+                values[name], sources[name] = given, source.flag or name
+                continue
+            for variable in source.variables:
+                text = environ.get(variable)
+                if text is None or not text.strip():
+                    continue
+                try:
+                    values[name] = source.parse(text)
+                except ValueError as error:
+                    shown = text if len(text) < 40 and "token" not in variable.lower() else "its value"
+                    raise ConfigError(f"{variable} must be {error}; got {shown!r}.") from None
+                sources[name] = variable
+                break
+        values["ci"] = {k: v for k, v in environ.items() if k.startswith("CI_") or k == "GITLAB_CI"}
+        values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
+        return cls(**values, sources=sources)
+
+    def source(self, name: str) -> str:
+        """What the user set for a setting, for messages: the flag or the variable, or where to set it."""
+        if name in self.sources:
+            return self.sources[name]
+        spec = SOURCES[name]
+        return " or ".join(filter(None, [spec.variables[0] if spec.variables else None, spec.flag]))
+
     def redactor(self) -> Redactor:
         return Redactor([self.gitlab_token, self.job_token, self.databand_token])
+
+    def gitlab(self) -> str:
+        """GitLab's URL, once a token is known to be there."""
+        url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
+        if not self.gitlab_token and not self.job_token:
+            raise ConfigError("No GitLab token: set GITLAB_TOKEN (a token with read_api) or run inside a job "
+                              "where CI_JOB_TOKEN is set.")
+        return url
+
+    def databand(self) -> tuple[str, str]:
+        """Databand's URL and token, when events go there; ("", "") when they do not."""
+        if self.dry_run or "databand" not in self.targets:
+            return "", ""
+        url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
+        if not self.databand_token:
+            raise ConfigError(f"{self.source('databand_token')} is not set: add it as a masked CI/CD variable "
+                              "(or use --dry-run to only print the events).")
+        return url, self.databand_token
+
+    def naming(self, gitlab_url: str, project_path: str) -> ids.Naming:
+        return ids.Naming(
+            namespace=self.namespace or ids.default_namespace(gitlab_url),
+            pipeline_name=self.pipeline_name or ids.default_pipeline_name(project_path),
+            project_name=self.project_name or project_path,
+        )
+
+    def replace(self, **changes) -> "Settings":
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        return type(self)(**{**current, **changes})
 
 
 def check_url(value: str | None, name: str, example: str) -> str:
@@ -64,36 +212,3 @@ def check_id(value: str | int | None, name: str) -> int:
     if not text.isdigit():
         raise ConfigError(f"{name} must be a number; got {text!r}.")
     return int(text)
-
-
-def check_gitlab(settings: Settings) -> str:
-    url = check_url(settings.gitlab_url, "GITLAB_URL (or CI_SERVER_URL)", "https://gitlab.example.com")
-    if not settings.gitlab_token and not settings.job_token:
-        raise ConfigError("No GitLab token: set GITLAB_TOKEN (a token with read_api) or run inside a job "
-                          "where CI_JOB_TOKEN is set.")
-    return url
-
-
-def check_databand(settings: Settings) -> tuple[str, str]:
-    if settings.dry_run or "databand" not in settings.targets:
-        return "", ""
-    url = check_url(settings.databand_url, "DATABAND_URL",
-                    "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk")
-    if not settings.databand_token:
-        raise ConfigError("DATABAND_ACCESS_TOKEN is not set: add it as a masked CI/CD variable "
-                          "(or use --dry-run to only print the events).")
-    return url, settings.databand_token
-
-
-def default_naming(settings: Settings, gitlab_url: str, project_path: str):
-    from reporter.events import Naming
-
-    return Naming(
-        namespace=settings.namespace or ids.default_namespace(gitlab_url),
-        pipeline_name=settings.pipeline_name or ids.default_pipeline_name(project_path),
-        project_name=settings.project_name or project_path,
-    )
-
-
-def ci_variables(env: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith("CI_")}

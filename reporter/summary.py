@@ -8,6 +8,17 @@ from collections import Counter
 SECTION = "databand_report"
 
 
+def pipeline_status(events) -> str | None:
+    """The pipeline's status as the root run's tags carry it, in GitLab's words."""
+    if not events:
+        return None
+    tags = {t["key"]: t["value"] for t in events[0]["run"]["facets"].get("tags", {}).get("tags", [])}
+    status = tags.get("gitlab.status")
+    if status and "gitlab.warnings" in tags:
+        return f"{status} with warnings"  # GitLab's "passed with warnings"
+    return status
+
+
 def lines(events: list[dict], pipeline_status: str | None, outcomes: list, notes: list[str]) -> list[str]:
     from reporter.packed import counts_of
 

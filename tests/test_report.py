@@ -339,10 +339,10 @@ def test_entry_points(tmp_path):
 def test_our_facet_schemas_match_the_urls_we_send():
     from pathlib import Path
 
-    from reporter.facets import SCHEMA_BASE
+    from reporter.facets import OWN_SCHEMAS
 
     for path in (Path(olschema.OUR_SCHEMAS)).glob("*.json"):
-        assert json.loads(path.read_text())["$id"] == f"{SCHEMA_BASE}/{path.name}"
+        assert json.loads(path.read_text())["$id"] == f"{OWN_SCHEMAS}/{path.name}"
 
 
 def test_exclude_job_leaves_out_matching_jobs(gitlab, mixed):

@@ -112,3 +112,29 @@ def test_file_and_console_targets(gitlab, mixed, tmp_path):
 def test_openlineage_target_needs_its_url(gitlab, mixed):
     result = resend(env(gitlab), "--target", "openlineage")
     assert result.exit_code == 2 and "OPENLINEAGE_URL" in result.stderr
+
+
+def test_without_the_openlineage_extra_the_target_says_how_to_install_it(gitlab, mixed, tmp_path):
+    import subprocess
+    import sys
+
+    # openlineage-python made unimportable, as in an install without the extra.
+    code = ("import sys; sys.modules['openlineage'] = None; from reporter.cli import main; "
+            "sys.argv = ['databand-gitlab-reporter', 'resend', '--project', '42', '--pipeline', '9001', "
+            "'--target', 'console']; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                          env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'databand-gitlab-reporter[openlineage]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_core_imports_no_openlineage():
+    import subprocess
+    import sys
+
+    code = ("import sys; import reporter.cli, reporter.report, reporter.events, reporter.delivery; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('openlineage', 'attr', 'attrs')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,15 +1,22 @@
-"""Delivery to any OpenLineage backend, through openlineage-python's own transports.
+"""Targets for any OpenLineage backend, through openlineage-python's own transports (the optional
+`openlineage` extra; reporter.delivery imports this module only when one of them is chosen).
 
 `openlineage` posts each run's lifecycle (START, then COMPLETE/FAIL/ABORT) to a standard HTTP
 endpoint configured as openlineage-python reads it: OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT,
 OPENLINEAGE_API_KEY. `file` appends the lifecycle events to a file, one JSON document a line;
-`console` prints them. Each has the same `emit(events) -> Outcome` as delivery.DatabandBulk.
+`console` prints them. Each is a delivery.Target.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+
+import requests
+from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
+from openlineage.client.transport.file import FileConfig, FileTransport
+from openlineage.client.transport.http import HttpConfig, HttpTransport
 
 from reporter.delivery import Outcome
 from reporter.errors import ConfigError, DeliveryError
@@ -26,9 +33,7 @@ TIMEOUT = 10.0
 class OpenLineageHttp:
     name = "openlineage"
 
-    def __init__(self, env: Mapping[str, str] = os.environ, verify: bool | str = True):
-        from openlineage.client.transport.http import HttpConfig, HttpTransport
-
+    def __init__(self, env: Mapping[str, str], verify: bool | str = True):
         url = check_url(env.get("OPENLINEAGE_URL"), "OPENLINEAGE_URL", "http://marquez:5000")
         params: dict = {"url": url, "timeout": TIMEOUT, "retry": RETRY, "verify": verify is not False}
         if env.get("OPENLINEAGE_ENDPOINT"):
@@ -40,9 +45,10 @@ class OpenLineageHttp:
         self.transport = HttpTransport(HttpConfig.from_dict(params))
         self.where = url.rstrip("/") + "/" + self.transport.endpoint.lstrip("/")
 
-    def emit(self, events: list[dict]) -> Outcome:
-        import requests
+    def describe(self) -> str:
+        return self.where
 
+    def send(self, events: Sequence[dict]) -> Outcome:
         outcome = Outcome(target=self.where)
         try:
             for event in lifecycle(events):
@@ -60,16 +66,19 @@ class OpenLineageHttp:
         return outcome
 
 
-class OpenLineageFile:
+class LifecycleFile:
+    """Lifecycle events appended to a file, one JSON document a line (not --output's JSON array)."""
+
     name = "file"
 
     def __init__(self, path: str):
-        from openlineage.client.transport.file import FileConfig, FileTransport
-
         self.path = path
         self.transport = FileTransport(FileConfig(log_file_path=path, append=True))
 
-    def emit(self, events: list[dict]) -> Outcome:
+    def describe(self) -> str:
+        return self.path
+
+    def send(self, events: Sequence[dict]) -> Outcome:
         converted = lifecycle(events)
         try:
             for event in converted:
@@ -79,17 +88,16 @@ class OpenLineageFile:
         return Outcome(target=self.path, sent=len(converted))
 
 
-class OpenLineageConsole:
+class Console:
     name = "console"
 
-    def emit(self, events: list[dict]) -> Outcome:
-        import logging
+    def describe(self) -> str:
+        return "stdout"
 
-        from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
-
+    def send(self, events: Sequence[dict]) -> Outcome:
         # openlineage's console transport logs at INFO; show exactly those lines on stdout.
         logger = logging.getLogger("openlineage.client.transport.console")
-        handler = logging.StreamHandler(__import__("sys").stdout)
+        handler = logging.StreamHandler(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -104,11 +112,11 @@ class OpenLineageConsole:
         return Outcome(target="stdout", sent=len(converted))
 
 
-def make(name: str, *, file_path: str | None, verify: bool | str):
+def make(name: str, *, file_path: str | None, verify: bool | str, env: Mapping[str, str]):
     if name == "openlineage":
-        return OpenLineageHttp(verify=verify)
+        return OpenLineageHttp(env, verify=verify)
     if name == "file":
-        return OpenLineageFile(file_path or "openlineage-events.ndjson")
+        return LifecycleFile(file_path or "openlineage-events.ndjson")
     if name == "console":
-        return OpenLineageConsole()
+        return Console()
     raise ConfigError(f"Unknown target {name!r}: use databand, openlineage, file or console.")
