@@ -55,6 +55,8 @@ GITLAB_CI_LOCAL_HOME = REPO / ".venv" / "gitlab-ci-local"
 IN_CI = os.environ.get("CI") == "true"  # read at import: conftest clears CI for each test
 
 INTERPOLATION = re.compile(r"\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]")
+COMPONENT_VERSION = re.compile(r"\$\[\[\s*component\.version\s*\]\]")
+IMAGE = "registry.gitlab.com/databand-gitlab-reporter/databand-gitlab-reporter"
 GLOBAL_KEYWORDS = {"default", "include", "stages", "variables", "workflow", "image", "services",
                    "cache", "before_script", "after_script", "pages"}
 
@@ -113,8 +115,9 @@ def resolve(given: dict) -> dict:
     return values
 
 
-def render(given: dict | None = None) -> dict:
-    """The component's jobs as GitLab adds them to a pipeline, with these inputs."""
+def render(given: dict | None = None, version: str = "") -> dict:
+    """The component's jobs as GitLab adds them to a pipeline, with these inputs, included at this
+    release (`version` empty: by branch or SHA, where GitLab gives no version)."""
     values = resolve(given or {})
 
     def as_text(value) -> str:
@@ -122,6 +125,7 @@ def render(given: dict | None = None) -> dict:
 
     def interpolate(node):
         if isinstance(node, str):
+            node = COMPONENT_VERSION.sub(version, node)
             whole = INTERPOLATION.fullmatch(node)
             if whole:
                 return values[whole[1]]
@@ -196,6 +200,7 @@ def test_template_header_and_rendered_jobs_validate_against_gitlab_ci_schema(tmp
     check_jsonschema(tmp_path, {
         "spec-header": header,
         "jobs-with-defaults": render(),
+        "jobs-at-a-release": render(version="1.2.3"),
         "jobs-with-every-input-set": render(NON_DEFAULTS),
     })
 
@@ -244,16 +249,18 @@ def test_report_job_runs_last_after_failures_too_and_never_fails_the_pipeline_by
     assert all(isinstance(job, dict) for job in jobs.values())
     job = jobs["databand-report"]
     assert job["stage"] == ".post"
-    assert job["when"] == "always"
+    assert [rule["when"] for rule in job["rules"]] == ["always"] * 3, "after failures too, whatever the image"
     assert job["allow_failure"] is True
-    assert "needs" not in job and "rules" not in job, "it must wait for every stage"
+    assert "needs" not in job, "it must wait for every stage"
     assert job["dependencies"] == []
     assert job["artifacts"]["when"] == "always"
     assert job["artifacts"]["expire_in"] == "1 week"
     assert set(job["artifacts"]["paths"]) == {"databand-events.json", "databand-unsent-*.json"}
     script = "\n".join(job["script"])
-    assert "python3 -m venv" in script
-    assert 'pip install --quiet  "databand-gitlab-reporter==' in script
+    assert "command -v databand-gitlab-reporter" in script, "the reporter's image needs no install"
+    assert 'python3 -m venv --without-pip "$databand_venv"' in script
+    assert ('python3 -m pip --python "$databand_venv/bin/python" install --quiet --only-binary :all:  '
+            '"databand-gitlab-reporter==') in script
     assert ('report --databand-url "$DATABAND_URL" --exclude-job "databand-report*" '
             '--output databand-events.json') in script
     assert job["variables"]["GIT_STRATEGY"] == "none"
@@ -265,20 +272,51 @@ def test_report_job_runs_last_after_failures_too_and_never_fails_the_pipeline_by
 
 
 def _literal_comparison(expression: str) -> bool:
-    """Evaluate '"a" == "b"', the only form of rules:if the template uses."""
-    match = re.fullmatch(r'"([^"]*)" == "([^"]*)"', expression)
-    assert match, expression
-    return match[1] == match[2]
+    """Evaluate '"a" == "b"' and '"a" != "b"', joined by &&: the forms of rules:if the template uses."""
+    results = []
+    for part in expression.split(" && "):
+        match = re.fullmatch(r'"([^"]*)" (==|!=) "([^"]*)"', part)
+        assert match, expression
+        results.append((match[1] == match[3]) == (match[2] == "=="))
+    return all(results)
+
+
+def _first_rule(job: dict) -> dict | None:
+    """The rule GitLab applies: the first whose `if` holds (a rule without `if` always holds)."""
+    return next((rule for rule in job["rules"] if "if" not in rule or _literal_comparison(rule["if"])), None)
+
+
+@pytest.mark.parametrize("given, version, image", [
+    ({}, "1.2.3", f"{IMAGE}:1.2.3"),  # a release: its own image, nothing to install
+    ({}, "", "python:3.12-slim"),  # by branch or SHA: no release, so no image of its own
+    ({"image": "registry.example.com/python:3.11"}, "1.2.3", "registry.example.com/python:3.11"),
+])
+def test_the_report_runs_in_the_reporters_image_of_its_release_unless_told(given, version, image):
+    for name in ("databand-report", "databand-report-resend"):
+        job = render({**given, "resend_job": True}, version=version)[name]
+        assert job["image"] == "$DATABAND_REPORTER_IMAGE"
+        assert _first_rule(job)["variables"] == {"DATABAND_REPORTER_IMAGE": image}
+
+
+def test_the_image_pipeline_publishes_what_the_component_pulls():
+    pipeline = load_yaml(PROJECT_PIPELINE.read_text())
+    job = pipeline["publish-image"]
+    script = "\n".join(job["script"])
+    assert '--tag "$CI_REGISTRY_IMAGE:$CI_COMMIT_TAG"' in script and "docker push" in script
+    assert job["rules"] == pipeline["publish"]["rules"], "on release tags, like the package"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "dist/databand_gitlab_reporter-${VERSION}-py3-none-any.whl" in dockerfile
+    assert "--only-binary :all:" in dockerfile
 
 
 def test_resend_job_is_manual_on_request_only_and_never_blocks_the_pipeline():
     off = render()["databand-report-resend"]
-    assert [_literal_comparison(rule["if"]) for rule in off["rules"]] == [False]  # never added
+    assert _first_rule(off) is None  # never added
     on = render({"resend_job": True})["databand-report-resend"]
-    (rule,) = on["rules"]
-    assert _literal_comparison(rule["if"])
+    rule = _first_rule(on)
     assert rule["when"] == "manual"
     assert rule["allow_failure"] is True  # a manual job from rules would otherwise block
+    assert all(r["when"] == "manual" and r["allow_failure"] is True for r in on["rules"])
     assert on["needs"] == [], "playable whatever happened to the stages"
     assert on["script"] == render()["databand-report"]["script"]
     assert on["artifacts"]["when"] == "always"
