@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from reporter import reader, report
 from reporter.errors import ConfigError, ReporterError
@@ -38,6 +38,9 @@ class Cursor:
     path: str
     query: dict
     done: set[int] = field(default_factory=set)
+    # For a sweep: each pipeline's updated_at when it was sent, so a pipeline GitLab changed since
+    # (a job retried, a late cancel) is sent again and an unchanged one is not.
+    versions: dict[int, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -48,6 +51,7 @@ class Cursor:
                 with open(path) as handle:
                     saved = json.load(handle)
                 cursor.done = {int(i) for i in saved.get("done", [])}
+                cursor.versions = {int(i): str(v) for i, v in (saved.get("versions") or {}).items()}
             except (OSError, ValueError, TypeError):
                 raise ConfigError(f"The backfill cursor {path} is unreadable; delete it to start over.") from None
             if saved.get("query") != query:
@@ -55,13 +59,19 @@ class Cursor:
                                   "pass another --cursor or delete it.")
         return cursor
 
-    def mark(self, pipeline_id: int) -> None:
+    def mark(self, pipeline_id: int, version: str | None = None) -> None:
         with self._lock:
             self.done.add(pipeline_id)
-            directory = os.path.dirname(os.path.abspath(self.path))
+            if version is not None:
+                self.versions[pipeline_id] = version
+            directory = os.path.dirname(os.path.abspath(self.path)) or "."
+            os.makedirs(directory, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=directory, prefix=".cursor-")
             with os.fdopen(fd, "w") as handle:
-                json.dump({"query": self.query, "done": sorted(self.done)}, handle)
+                saved: dict = {"query": self.query, "done": sorted(self.done)}
+                if self.versions:
+                    saved["versions"] = {str(k): v for k, v in sorted(self.versions.items())}
+                json.dump(saved, handle)
             os.replace(temporary, self.path)
 
 
@@ -73,12 +83,15 @@ class Result:
 
 
 def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor, concurrency: int,
-        progress: Callable[[Result], None]) -> list[Result]:
-    """Send each pipeline not in the cursor yet, `concurrency` at a time; a failure does not stop the rest."""
+        progress: Callable[[Result], None], versions: dict[int, str] | None = None) -> list[Result]:
+    """Send each pipeline not in the cursor yet, `concurrency` at a time; a failure does not stop the rest.
+    With `versions` (a sweep), a pipeline is skipped only when the cursor has it at the same version."""
     results: list[Result] = []
     todo = []
     for pipeline_id in pipeline_ids:
-        if pipeline_id in cursor.done:
+        sent_before = (cursor.versions.get(pipeline_id) == versions.get(pipeline_id)) if versions is not None \
+            else pipeline_id in cursor.done
+        if sent_before:
             result = Result(pipeline_id, skipped=True)
             results.append(result)
             progress(result)
@@ -90,7 +103,7 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
             send(pipeline_id)
         except ReporterError as error:
             return Result(pipeline_id, error=error)
-        cursor.mark(pipeline_id)
+        cursor.mark(pipeline_id, None if versions is None else versions.get(pipeline_id, ""))
         return Result(pipeline_id)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -103,13 +116,15 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
 
 @dataclass
 class Backfill:
-    """What a backfill found and did, for the summary."""
+    """What a backfill (or a sweep) found and did, for the summary."""
 
     project: str
     since: str
     cursor: Cursor
     pipeline_ids: list[int]
     results: list[Result] = field(default_factory=list)
+    versions: dict[int, str] | None = None  # a sweep's updated_at per pipeline
+    kind: str = "Backfill"
 
     @property
     def failed(self) -> list[Result]:
@@ -121,8 +136,8 @@ class Backfill:
 
     def line(self) -> str:
         sent = len(self.pipeline_ids) - len(self.failed) - self.skipped
-        return (f"Backfill: {len(self.pipeline_ids)} pipelines, {sent} sent, {self.skipped} skipped "
-                f"(sent before), {len(self.failed)} failed. Cursor: {self.cursor.path}")
+        return (f"{self.kind}: {len(self.pipeline_ids)} pipelines, {sent} sent, {self.skipped} skipped "
+                f"(sent before, unchanged), {len(self.failed)} failed. Cursor: {self.cursor.path}")
 
     def raise_for_failures(self) -> None:
         if self.failed:
@@ -155,5 +170,42 @@ def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: 
     def send(pipeline_id: int) -> None:
         report.deliver(settings, report.collect(settings, project_ref, pipeline_id), pipeline_id)
 
-    backfill.results = run(backfill.pipeline_ids, send, backfill.cursor, concurrency, progress)
+    backfill.results = run(backfill.pipeline_ids, send, backfill.cursor, concurrency, progress, backfill.versions)
     return backfill
+
+
+# GitLab's final pipeline statuses: a sweep reports a pipeline once it has one.
+FINISHED = ("success", "failed", "canceled", "skipped")
+
+
+def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str | None,
+               statuses: tuple[str, ...] = FINISHED, now: datetime | None = None) -> Backfill:
+    """The finished pipelines of a project updated in the last `hours`, each to be sent unless the
+    cursor has it at the same updated_at: a canceled pipeline (GitLab runs no `.post` job then) or
+    one whose report job never ran or failed reaches Databand on the next sweep, and a pipeline
+    already reported is not sent again. Run IDs are deterministic, so a repeat is no duplicate.
+
+    GitLab requests: one per 100 pipelines listed per status, then for each pipeline not sent
+    before, what a report of it costs (the pipeline, its job and bridge pages, failed logs, ...).
+    `statuses` narrows it: ("canceled",) sends only what no `.post` job can have reported."""
+    unknown = set(statuses) - set(FINISHED)
+    if unknown:
+        raise ConfigError(f"sweep --status takes final statuses ({', '.join(FINISHED)}); got {', '.join(sorted(unknown))}.")
+    if not project:
+        raise ConfigError("sweep needs --project (in a scheduled pipeline: --project $CI_PROJECT_ID).")
+    access = report.gitlab_access(settings)
+    settings.databand()
+    now = now or datetime.now(timezone.utc)
+    since = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    project_ref: str | int = int(project) if project.isdigit() else project
+    # One listing of every status (fewer pages than one per final status), filtered here.
+    found = [p for p in reader.list_pipelines(access, project_ref, updated_after=since)
+             if p.get("status") in statuses]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
+    cursor = Cursor.open(cursor_path or f".databand-sweep-{safe}.json", {"project": str(project), "sweep": sorted(statuses)})
+    versions = {int(p["id"]): str(p.get("updated_at") or "") for p in found}
+    # The cursor keeps only what the window still lists: it stays small however long it is used.
+    cursor.versions = {i: v for i, v in cursor.versions.items() if i in versions}
+    cursor.done &= set(versions)
+    return Backfill(project=str(project), since=since, cursor=cursor, pipeline_ids=sorted(versions),
+                    versions=versions, kind="Sweep")

@@ -251,11 +251,16 @@ def _run_resend(settings: Settings, project, pipelines):
 
 @_friendly
 def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path):
-    redact = settings.redactor()
     plan = backfill.plan(settings, project, since, ref, statuses, cursor_path)
     done_before = len(plan.cursor.done & set(plan.pipeline_ids))
     _say(f"Backfill of {project}: {len(plan.pipeline_ids)} pipelines updated since {plan.since}"
          f"{f', {done_before} already sent' if done_before else ''}.")
+    _execute(settings, plan, concurrency)
+
+
+def _execute(settings: Settings, plan: backfill.Backfill, concurrency: int) -> None:
+    """Run a backfill or sweep plan with a progress bar on a terminal, a line a pipeline in a job log."""
+    redact = settings.redactor()
     lock = threading.Lock()
     bar = click.progressbar(length=len(plan.pipeline_ids), label="Pipelines", file=sys.stderr) \
         if sys.stderr.isatty() else None
@@ -278,6 +283,40 @@ def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency
         bar.render_finish()
     _say(plan.line())
     plan.raise_for_failures()
+
+
+@cli.command()
+@_common
+@click.option("--project", metavar="ID|PATH", envvar="CI_PROJECT_ID",
+              help="Project id or path. [env: CI_PROJECT_ID, so a scheduled job needs no flag]")
+@click.option("--hours", type=click.FloatRange(1, 24 * 31), default=26, show_default=True,
+              help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(backfill.FINISHED),
+              help="Only pipelines that ended so; repeat for more. `--status canceled` sends only what no "
+                   "`.post` job can have reported, at a tenth of the requests. [default: all four]")
+@click.option("--cursor", metavar="FILE",
+              help="File recording what was sent and at which update; keep it in the job's cache. "
+                   "[default: .databand-sweep-<project>.json]")
+def sweep(project, hours, statuses, concurrency, cursor, **flags):
+    """Report every finished pipeline of a project not reported yet, for a scheduled pipeline.
+
+    GitLab runs no `.post` job in a canceled pipeline, and a report job may fail: a
+    sweep, scheduled daily (or hourly), sends each pipeline that finished in the last
+    --hours unless the cursor says it was sent at its current state. Needs a token
+    with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
+    """
+    _run_sweep(_settings(flags), project, hours, tuple(statuses) or backfill.FINISHED, concurrency, cursor)
+
+
+@_friendly
+def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor_path):
+    plan = backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
+    unchanged = sum(1 for i in plan.pipeline_ids if plan.cursor.versions.get(i) == plan.versions.get(i))
+    _say(f"Sweep of {project}: {len(plan.pipeline_ids)} finished pipelines updated since {plan.since}, "
+         f"{unchanged} of them sent before and unchanged.")
+    _execute(settings, plan, concurrency)
 
 
 @cli.command("parent-env")

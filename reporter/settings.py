@@ -75,6 +75,7 @@ SOURCES: dict[str, Source] = {
     "databand_ca_file": Source(None, ("DATABAND_CA_FILE",)),
     "databand_url": Source("--databand-url", ("DATABAND_URL",)),
     "databand_token": Source("--databand-token", ("DATABAND_ACCESS_TOKEN",)),
+    "databand_ui_url": Source(None, ("DATABAND_UI_URL",)),  # the job page's link (summary.databand_ui)
     "dry_run": Source("--dry-run"),
     "output": Source("--output"),
     "namespace": Source("--namespace", ("DATABAND_NAMESPACE",)),
@@ -101,6 +102,7 @@ class Settings:
     databand_ca_file: str | None = None
     databand_url: str | None = None
     databand_token: str | None = None
+    databand_ui_url: str | None = None
     dry_run: bool = False
     output: str | None = None
     namespace: str | None = None
@@ -145,6 +147,9 @@ class Settings:
                     raise ConfigError(f"{variable} must be {error}; got {shown!r}.") from None
                 sources[name] = variable
                 break
+        for name in ("namespace", "pipeline_name"):  # names dbt-ol must be able to split apart
+            if values.get(name):
+                ids.check_name(values[name], sources[name])
         values["ci"] = {k: v for k, v in environ.items() if k.startswith("CI_") or k == "GITLAB_CI"}
         values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
         return cls(**values, sources=sources)

@@ -59,3 +59,12 @@ def test_errors_name_the_flag_or_the_variable_used():
 def test_settings_never_show_a_token():
     settings = Settings.from_env({"GITLAB_TOKEN": "glpat-abcdefghijklmnopqrst", "DATABAND_ACCESS_TOKEN": "d" * 30})
     assert "glpat" not in repr(settings) and "d" * 30 not in repr(settings)
+
+
+@pytest.mark.parametrize("flags, env, said", [
+    ({"namespace": "team/prod"}, {}, "--namespace 'team/prod' contains '/'"),
+    ({}, {"DATABAND_PIPELINE_NAME": "acme/warehouse"}, "DATABAND_PIPELINE_NAME 'acme/warehouse' contains '/'"),
+])
+def test_a_name_dbt_ol_cannot_split_is_refused_for_the_report_too(flags, env, said):
+    with pytest.raises(ConfigError, match=said):
+        Settings.from_env(env, flags)

@@ -1,0 +1,122 @@
+"""sweep: a scheduled job reports every finished pipeline not reported yet, canceled ones included
+(GitLab runs no `.post` job in a canceled pipeline), once per state, with bounded requests."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+
+from click.testing import CliRunner
+
+import olschema
+from reporter.cli import cli
+from standins import make_job, make_pipeline, make_project
+
+NOW = datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def day_of_pipelines(gitlab, count: int, *, hours_ago: float = 1) -> dict[int, dict]:
+    """`count` pipelines updated in the last day: mostly passed, some failed, some canceled, and
+    one still running; plus one updated three days ago (outside a sweep's window)."""
+    project = make_project(gitlab.url)
+    made = {}
+    for i in range(count):
+        status = "canceled" if i % 10 == 3 else "failed" if i % 10 == 7 else "success"
+        if i == count - 1:
+            status = "running"
+        pipeline = make_pipeline(project, 5000 + i, status=status)
+        pipeline["updated_at"] = iso(NOW - timedelta(hours=hours_ago + i * 20 / count))
+        jobs = [make_job(project, pipeline, 50_000 + 10 * i + k, name, stage, job_status)
+                for k, (name, stage, job_status) in enumerate([
+                    ("build", "build", "success"),
+                    ("test", "test", "failed" if status == "failed" else "canceled" if status == "canceled"
+                     else "running" if status == "running" else "success"),
+                    ("deploy", "deploy", "skipped" if status != "success" else "success")])]
+        gitlab.add_pipeline(project, pipeline, jobs)
+        made[pipeline["id"]] = pipeline
+    old = make_pipeline(project, 4999, status="canceled")
+    old["updated_at"] = iso(NOW - timedelta(days=3))
+    gitlab.add_pipeline(project, old, [make_job(project, old, 49_999, "build", "build", "canceled")])
+    return made
+
+
+def sweep(gitlab, databand, tmp_path, *args):
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+           "DATABAND_ACCESS_TOKEN": databand.token, "CI_PROJECT_ID": "42"}
+    return CliRunner().invoke(cli, ["sweep", "--cursor", str(tmp_path / "cursor.json"), *args], env=env)
+
+
+def roots(databand) -> Counter:
+    return Counter(part[0]["run"]["runId"] for part in databand.payloads)
+
+
+def root_status(databand) -> dict[str, str]:
+    found = {}
+    for part in databand.payloads:
+        tags = {t["key"]: t["value"] for t in part[0]["run"]["facets"]["tags"]["tags"]}
+        found[part[0]["run"]["facets"]["tags"]["runName"]] = (tags["gitlab.status"], part[0]["eventType"])
+    return found
+
+
+def test_sweep_reports_every_finished_pipeline_once_canceled_ones_included(gitlab, databand, tmp_path):
+    made = day_of_pipelines(gitlab, 20)
+    first = sweep(gitlab, databand, tmp_path)
+    assert first.exit_code == 0, first.output
+    finished = [p for p in made.values() if p["status"] != "running"]
+    assert len(roots(databand)) == len(finished) == 19  # not the running one, not the one 3 days old
+    assert set(roots(databand).values()) == {1}
+    statuses = root_status(databand)
+    canceled = [p for p in finished if p["status"] == "canceled"]
+    assert canceled and all(statuses[f"main #{p['id']}"] == ("canceled", "ABORT") for p in canceled)
+    assert "Sweep: 19 pipelines, 19 sent" in first.stderr
+    for part in databand.payloads:
+        olschema.assert_valid(part)
+
+    # Again: nothing changed, nothing sent; only the listing is read.
+    requests_before, posts_before = len(gitlab.requests), len(databand.payloads)
+    again = sweep(gitlab, databand, tmp_path)
+    assert again.exit_code == 0, again.output
+    assert len(databand.payloads) == posts_before
+    assert "0 sent, 19 skipped" in again.stderr
+    assert len(gitlab.requests) - requests_before == 1  # one page of the project's pipelines
+
+    # A pipeline GitLab changed since (a job retried) is sent again, alone, with the same run IDs.
+    changed = finished[4]
+    changed["updated_at"] = iso(NOW - timedelta(minutes=5))
+    third = sweep(gitlab, databand, tmp_path)
+    assert third.exit_code == 0, third.output
+    assert "1 sent, 18 skipped" in third.stderr
+    assert max(roots(databand).values()) == 2 and sum(roots(databand).values()) == 20
+
+
+def test_sweep_requests_are_bounded_by_the_window(gitlab, databand, tmp_path):
+    day_of_pipelines(gitlab, 40)
+    result = sweep(gitlab, databand, tmp_path, "--hours", "6")
+    assert result.exit_code == 0, result.output
+    listed = [r for r in gitlab.requests if r.path.endswith("/pipelines")]
+    per_pipeline = Counter(r.path.split("/pipelines/")[1].split("/")[0] for r in gitlab.requests
+                           if "/pipelines/" in r.path)
+    # 6 of the 20 hours the pipelines span: only those in the window are read.
+    assert 10 <= len(per_pipeline) <= 14 and len(listed) == 1
+    assert all(count <= 5 for count in per_pipeline.values())  # pipeline, jobs, bridges, test summary, ...
+
+
+def test_sweep_needs_a_project_and_says_so(gitlab, databand, tmp_path):
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+           "DATABAND_ACCESS_TOKEN": databand.token}
+    result = CliRunner().invoke(cli, ["sweep"], env=env)
+    assert result.exit_code == 2 and "sweep needs --project" in result.stderr
+
+
+def test_sweep_of_canceled_pipelines_only_sends_what_no_post_job_reported(gitlab, databand, tmp_path):
+    made = day_of_pipelines(gitlab, 20)
+    result = sweep(gitlab, databand, tmp_path, "--status", "canceled")
+    assert result.exit_code == 0, result.output
+    canceled = {f"main #{i}" for i, p in made.items() if p["status"] == "canceled"}
+    assert set(root_status(databand)) == canceled and len(canceled) == 2
+    read = {r.path.split("/pipelines/")[1].split("/")[0] for r in gitlab.requests if "/pipelines/" in r.path}
+    assert read == {name.split("#")[1] for name in canceled}  # the others are never read
