@@ -120,3 +120,62 @@ def test_sweep_of_canceled_pipelines_only_sends_what_no_post_job_reported(gitlab
     assert set(root_status(databand)) == canceled and len(canceled) == 2
     read = {r.path.split("/pipelines/")[1].split("/")[0] for r in gitlab.requests if "/pipelines/" in r.path}
     assert read == {name.split("#")[1] for name in canceled}  # the others are never read
+
+
+# --------------------------------------------------------------------------
+# The sweep component (templates/sweep.yml)
+# --------------------------------------------------------------------------
+
+
+def render_sweep(given: dict | None = None, version: str = "") -> tuple[dict, dict]:
+    """The sweep component's header and its jobs with the inputs' defaults (or `given`) filled in."""
+    import re
+    from pathlib import Path
+
+    from test_component import COMPONENT_VERSION, INTERPOLATION, load_yaml
+
+    header_text, _, jobs_text = (Path(__file__).resolve().parents[1] / "templates" / "sweep.yml").read_text() \
+        .partition("\n---\n")
+    header = load_yaml(header_text)
+    inputs = header["spec"]["inputs"]
+    values = {name: (given or {}).get(name, spec["default"]) for name, spec in inputs.items()}
+    for name, spec in inputs.items():
+        if "regex" in spec:
+            assert re.search(spec["regex"], str(values[name])), (name, values[name])
+        assert f"$[[ inputs.{name} ]]" in jobs_text, f"input {name} is never used"
+    def interpolate(node):  # GitLab fills values in after parsing the YAML
+        if isinstance(node, str):
+            node = COMPONENT_VERSION.sub(version, node)
+            whole = INTERPOLATION.fullmatch(node)
+            return values[whole[1]] if whole else INTERPOLATION.sub(lambda m: str(values[m[1]]), node)
+        if isinstance(node, dict):
+            return {interpolate(k): interpolate(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [interpolate(item) for item in node]
+        return node
+
+    return header, interpolate(load_yaml(jobs_text))
+
+
+def test_sweep_component_validates_and_runs_only_in_scheduled_pipelines(tmp_path):
+    from test_component import check_jsonschema
+
+    header, jobs = render_sweep(version="1.2.3")
+    _, every = render_sweep({"statuses": "success failed canceled skipped", "hours": 2, "image": "python:3.13"})
+    check_jsonschema(tmp_path, {"sweep-header": header, "sweep-jobs": jobs, "sweep-every-status": every})
+    job = jobs["databand-sweep"]
+    assert all(rule["if"].startswith('$CI_PIPELINE_SOURCE == "schedule"') for rule in job["rules"])
+    assert job["rules"][1]["variables"]["DATABAND_REPORTER_IMAGE"].endswith(":1.2.3")
+    script = "\n".join(job["script"])
+    assert 'sweep --project "$CI_PROJECT_ID" --hours 26 $databand_statuses --cursor .databand-sweep-cursor.json' \
+        in script
+    assert job["cache"]["paths"] == [".databand-sweep-cursor.json"] and job["cache"]["when"] == "always"
+
+
+def test_sweep_component_status_loop_gives_the_flags_the_command_takes(tmp_path):
+    import subprocess
+
+    _, jobs = render_sweep({"statuses": "canceled failed"})
+    loop = jobs["databand-sweep"]["script"][1]
+    done = subprocess.run(["bash", "-c", f'{loop}; echo "$databand_statuses"'], capture_output=True, text=True)
+    assert done.stdout.split() == ["--status", "canceled", "--status", "failed"]
