@@ -81,6 +81,9 @@ class Pipeline:
     finished_at: datetime | None = None
     jobs: list[Job] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # what the token could not read, in words
+    # Jobs GitLab counts in the pipeline's status that the report does not show: the reporter's own
+    # job when --exclude-job leaves it out (status.with_own_job).
+    unlisted: list[Job] = field(default_factory=list)
 
 
 def without(jobs: list[Job], patterns: tuple[str, ...]) -> list[Job]:

@@ -1,9 +1,19 @@
-"""The status GitLab will give: its composite rules, applied while the pipeline still runs.
+"""The statuses GitLab gives a pipeline and its stages, by GitLab's own rules, applied while the
+pipeline still runs.
 
-While the reporter runs in `.post`, GitLab still says the pipeline is `running`. The final status
-follows from the jobs, by GitLab's own rules (lib/gitlab/ci/status/composite.rb): a failed or
-canceled job that may fail counts as "success with warnings", a manual job that may fail is
-ignored, and the first matching rule below wins.
+While the reporter runs in `.post`, GitLab still says the pipeline is `running`: the reporter's own
+job is. What GitLab will say follows from the jobs, by the rules ported here from GitLab's source:
+
+- lib/gitlab/ci/status/composite.rb: the composite status of a set of jobs, first matching rule
+  wins; a failed or canceled job that may fail passes "with warnings", a manual job that may fail
+  is ignored (app/models/concerns/ci/has_status.rb);
+- app/services/ci/pipeline_processing/atomic_processing_service/status_collection.rb: a stage's
+  status is the composite of its latest jobs, the pipeline's that of all its latest jobs;
+- `set_status` of app/models/ci/pipeline.rb and app/models/ci/stage.rb: a composite of `created`
+  leaves the stored status as it is, and `pending` puts a pipeline that already ran back to
+  `running`.
+
+tests/test_gitlab_status_spec.py checks them against GitLab's own spec tables (tests/data/).
 """
 
 from __future__ import annotations
@@ -50,91 +60,141 @@ class Composite:
     warnings: bool = False
 
 
-def composite(entries: Iterable[tuple[str, bool]]) -> Composite:
-    """GitLab's composite status of (status, allow_failure) pairs."""
+# GitLab's names for what a job that may fail counts as; no job has these statuses.
+WARNED = "success_with_warnings"
+IGNORED = "ignored"
+_WARNED_WHEN_ALLOWED = frozenset({"failed", "canceled"})
+_IGNORED_WHEN_ALLOWED = frozenset({"manual"})
+
+# composite.rb in its order. "only": every status seen is one of these; "any": one of these is seen.
+_RULES = (
+    ("only", frozenset({"skipped", IGNORED}), "skipped"),
+    ("only", frozenset({"success", "skipped", WARNED, IGNORED}), "success"),
+    ("only", frozenset({"created", WARNED, IGNORED}), "created"),
+    ("only", frozenset({"preparing", WARNED, IGNORED}), "preparing"),
+    ("only", frozenset({"canceled", "success", "skipped", WARNED, IGNORED}), "canceled"),
+    ("only", frozenset({"pending", "created", "skipped", WARNED, IGNORED}), "pending"),
+    ("any", frozenset({"running", "pending"}), "running"),
+    ("any", frozenset({"waiting_for_resource"}), "waiting_for_resource"),
+    ("any", frozenset({"waiting_for_callback"}), "waiting_for_callback"),
+    ("any", frozenset({"manual"}), "manual"),
+    ("any", frozenset({"scheduled"}), "scheduled"),
+    ("any", frozenset({"preparing"}), "preparing"),
+    ("any", frozenset({"created"}), "running"),
+    ("any", frozenset({"canceling"}), "canceling"),
+)
+
+
+def composite(entries: Iterable[tuple[str, bool]], *, dag: bool = False) -> Composite:
+    """GitLab's composite status of (status, allow_failure) pairs.
+
+    `dag` is GitLab's view from a job over the jobs it `needs`: it never applies to a stage or a
+    pipeline, and is here so that GitLab's whole table can be checked.
+    """
     seen: set[str] = set()
     for status, allow_failure in entries:
-        if allow_failure and status in ("failed", "canceled"):
-            seen.add("success_with_warnings")
-        elif allow_failure and status == "manual":
-            seen.add("ignored")
+        if allow_failure and status in _WARNED_WHEN_ALLOWED:
+            seen.add(WARNED)
+        elif allow_failure and status in _IGNORED_WHEN_ALLOWED:
+            seen.add(IGNORED)
         else:
             seen.add(status)
     if not seen:
         return Composite(None)
+    return Composite(_first_rule(seen, dag), WARNED in seen)
 
-    def only(*names: str) -> bool:
-        return seen <= set(names)
 
-    def any_of(*names: str) -> bool:
-        return bool(seen & set(names))
-
-    if only("skipped", "ignored"):
-        status = "skipped"
-    elif only("success", "skipped", "success_with_warnings", "ignored"):
-        status = "success"
-    elif only("created", "success_with_warnings", "ignored"):
-        status = "created"
-    elif only("preparing", "success_with_warnings", "ignored"):
-        status = "preparing"
-    elif only("canceled", "success", "skipped", "success_with_warnings", "ignored"):
-        status = "canceled"
-    elif only("pending", "created", "skipped", "success_with_warnings", "ignored"):
-        status = "pending"
-    elif any_of("running", "pending"):
-        status = "running"
-    elif any_of("canceling"):
-        status = "canceling"
-    elif any_of("waiting_for_resource"):
-        status = "waiting_for_resource"
-    elif any_of("waiting_for_callback"):
-        status = "waiting_for_callback"
-    elif any_of("manual"):
-        status = "manual"
-    elif any_of("scheduled"):
-        status = "scheduled"
-    elif any_of("preparing"):
-        status = "preparing"
-    elif any_of("created"):
-        status = "running"
-    else:
-        status = "failed"
-    return Composite(status, "success_with_warnings" in seen)
+def _first_rule(seen: set[str], dag: bool) -> str:
+    if dag and seen & {"skipped", IGNORED}:
+        return "skipped"  # a job whose needs did not all run is skipped
+    for kind, names, result in _RULES:
+        if (seen <= names) if kind == "only" else bool(seen & names):
+            return result
+    return "failed"
 
 
 def pipeline_status(pipeline: Pipeline) -> Composite:
-    """The status GitLab shows for the pipeline: its own once final, else composed from the jobs."""
-    result = composite((j.status, j.allow_failure) for j in latest(pipeline.jobs))
-    if pipeline.status in FINAL:
+    """The status GitLab shows for the pipeline once it has processed the jobs as they are now.
+
+    A final status GitLab gave stays when the jobs agree that the pipeline is over: the jobs read
+    may be fewer than GitLab's (--exclude-job, bridges a job token cannot list). Jobs active again
+    (a retry, a manual job played) mean GitLab's stored status is behind: it will follow them.
+    """
+    jobs = latest([*pipeline.jobs, *pipeline.unlisted])
+    result = composite((j.status, j.allow_failure) for j in jobs)
+    if result.status is None or unknown_statuses(jobs):
+        # Nothing to compose, or a status whose rules this version does not know: GitLab's word.
         return Composite(pipeline.status, result.warnings)
-    return Composite(result.status or pipeline.status, result.warnings)
+    if pipeline.status in FINAL and result.status in FINAL:
+        return Composite(pipeline.status, result.warnings)
+    return Composite(_pipeline_moves_to(pipeline.status, result.status), result.warnings)
 
 
-def stage_status(jobs: list[Job]) -> Composite:
-    """The status GitLab shows for one stage of the pipeline, from that stage's jobs."""
-    result = composite((j.status, j.allow_failure) for j in latest(jobs))
-    return Composite(result.status or "created", result.warnings)
+def _pipeline_moves_to(stored: str, new: str) -> str:
+    """Ci::Pipeline#set_status: the event the composite fires, and where it leads from `stored`."""
+    if new == "created":
+        return stored  # no event
+    if new == "pending":  # `enqueue`
+        if stored in ("created", "manual", "waiting_for_resource", "preparing", "skipped", "scheduled"):
+            return "pending"
+        if stored in ("success", "failed", "canceling", "canceled", "running"):
+            return "running"
+        return stored  # pending, waiting_for_callback: no transition
+    return new
+
+
+def stage_status(jobs: list[Job], *, stored: str | None = None) -> Composite:
+    """The status GitLab shows for one stage of the pipeline, from that stage's jobs.
+
+    `stored` is the stage's status as GitLab keeps it, which a composite of `created` leaves as it
+    is (a stage of skipped jobs whose needs were played again stays `skipped` until they run).
+    The REST API does not give it, so the reporter says `created` there.
+    """
+    jobs = latest(jobs)
+    unknown = unknown_statuses(jobs)
+    if unknown:
+        return Composite(min(unknown))  # sent as OTHER: a guess could be a wrong state
+    result = composite((j.status, j.allow_failure) for j in jobs)
+    if result.status is None:
+        return Composite("success")  # status_collection's answer for no jobs
+    if result.status == "created":
+        return Composite(stored or "created", result.warnings)
+    return result
+
+
+# CI_JOB_STATUS -> (the status GitLab will give the reporter's own job, its failure reason).
+# "running": the reporter is the job's script, which ends successfully once it has reported.
+_OWN_JOB_ENDS = {
+    "running": ("success", None),
+    "success": ("success", None),
+    "failed": ("failed", None),
+    "canceled": ("canceled", None),
+    "timedout": ("failed", "job_execution_timeout"),
+}
 
 
 def with_own_job(pipeline: Pipeline, own_job_id: int | None, own_status: str | None, now: datetime) -> Pipeline:
-    """Account for the job the reporter runs in.
+    """The pipeline with the job the reporter runs in as GitLab will count it once it finishes.
 
-    In a `.post` script (CI_JOB_STATUS=running) the reporter's job is still running and must not
-    hold the pipeline at `running`: leave it out. In an `after_script` its script is over and
-    CI_JOB_STATUS says how it ended: report it with that status, finished now.
+    GitLab counts that job in the pipeline's status like any other, and only then is the pipeline
+    final. In a script (CI_JOB_STATUS=running; unset before GitLab 13.5) it will end `success`;
+    in an after_script CI_JOB_STATUS says how it ended. Either way it is reported finished now,
+    keeping its allow_failure. Left out by --exclude-job (as the component does) it is not
+    reported, but still counts in the pipeline's status: its allow_failure is then unknown and
+    taken as GitLab's default, false. A CI_JOB_STATUS this version does not know changes nothing.
     """
-    if own_job_id is None:
+    ending = _OWN_JOB_ENDS.get(own_status or "running")
+    if own_job_id is None or ending is None:
         return pipeline
-    jobs: list[Job] = []
-    for job in pipeline.jobs:
-        if job.id != own_job_id:
-            jobs.append(job)
-        elif own_status in ("success", "failed", "canceled"):
-            jobs.append(replace(job, status=own_status, finished_at=now, started_at=job.started_at or now))
-        elif own_status == "timedout":
-            jobs.append(replace(job, status="failed", failure_reason="job_execution_timeout",
-                                finished_at=now, started_at=job.started_at or now))
-    return replace(pipeline, jobs=jobs)
+    status, reason = ending
+    jobs = list(pipeline.jobs)
+    for index, job in enumerate(jobs):
+        if job.id == own_job_id:
+            jobs[index] = replace(job, status=status, failure_reason=reason or job.failure_reason,
+                                  finished_at=now, started_at=job.started_at or now)
+            return replace(pipeline, jobs=jobs)
+    unlisted = Job(own_job_id, name="", stage="", status=status, failure_reason=reason)
+    return replace(pipeline, unlisted=[*pipeline.unlisted, unlisted])
 
 
 def latest(jobs: Iterable[Job]) -> list[Job]:

@@ -12,7 +12,7 @@ import olschema
 from reporter import ids
 from reporter.events import Naming, build_events
 from reporter.snapshot import Job, Pipeline, mark_attempts
-from reporter.status import KNOWN, composite, event_type, latest
+from reporter.status import KNOWN, event_type, pipeline_status, stage_status
 
 NAMING = Naming(namespace="gitlab:gitlab.example.com", pipeline_name="acme.dp", project_name="acme/dp")
 BASE = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -75,11 +75,14 @@ def test_events_are_valid_and_consistent(pipeline):
         assert event["job"]["name"] == ids.job_job_name("acme.dp", job.stage, job.name)
         assert event["eventType"] == event_type(job.status)
 
-    # the pipeline's status is GitLab's once final, else GitLab's composite of the latest attempts
-    expected = pipeline.status if pipeline.status in ("success", "failed") else \
-        (composite((j.status, j.allow_failure) for j in latest(pipeline.jobs)).status or pipeline.status)
+    # the pipeline and each stage carry the status GitLab's rules give them (tests/test_gitlab_status_spec.py
+    # checks those rules against GitLab's own tables), and the event type that goes with it
+    expected = pipeline_status(pipeline).status
     assert tags(events[0])["gitlab.status"] == expected
     assert events[0]["eventType"] == event_type(expected)
+    for stage in {j.stage for j in pipeline.jobs}:
+        [event] = [e for e in events if e["job"]["name"] == ids.stage_job_name("acme.dp", stage)]
+        assert tags(event)["gitlab.status"] == stage_status([j for j in pipeline.jobs if j.stage == stage]).status
 
 
 @settings(max_examples=60, deadline=None)

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reporter.snapshot import Job, Pipeline, mark_attempts
-from reporter.status import KNOWN, composite, event_type, latest, stage_order, with_own_job
+from reporter.status import (KNOWN, composite, event_type, latest, pipeline_status, stage_order, stage_status,
+                             with_own_job)
 
 F = True  # allow_failure
 
@@ -33,6 +34,17 @@ F = True  # allow_failure
     ([("preparing", False), ("failed", F)], "preparing", True),
     ([("waiting_for_resource", False), ("success", False)], "waiting_for_resource", False),
     ([("canceling", False), ("success", False)], "canceling", False),
+    # composite.rb puts canceling after every active status, just before failed
+    ([("canceling", False), ("failed", False)], "canceling", False),
+    ([("canceling", False), ("running", False)], "running", False),
+    ([("canceling", False), ("created", False)], "running", False),
+    ([("canceling", False), ("manual", False)], "manual", False),
+    ([("canceling", False), ("manual", F)], "canceling", False),
+    ([("canceling", False), ("scheduled", False)], "scheduled", False),
+    ([("canceling", False), ("preparing", False)], "preparing", False),
+    ([("canceling", False), ("waiting_for_resource", False)], "waiting_for_resource", False),
+    ([("canceling", False), ("waiting_for_callback", False)], "waiting_for_callback", False),
+    ([("canceling", F), ("success", False)], "canceling", False),  # may fail, but has not yet
 ])
 def test_composite_follows_gitlab_rules(entries, expected, warnings):
     result = composite(entries)
@@ -72,17 +84,49 @@ def test_event_types():
     assert event_type("something_new") == "OTHER"
 
 
-def _pipeline(jobs):
+def _pipeline(jobs, status="running"):
     return Pipeline(server="g", project_id=1, project_path="a/b", project_url="https://g/a/b", id=5, ref="main",
-                    sha="s", status="running", web_url="https://g/a/b/-/pipelines/5", jobs=jobs)
+                    sha="s", status=status, web_url="https://g/a/b/-/pipelines/5", jobs=jobs)
 
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def test_own_job_left_out_while_its_script_runs():
+def test_own_job_counts_as_the_success_its_script_will_end_in():
+    p = _pipeline([Job(1, "a", "build", "success"), Job(2, "report", ".post", "running", allow_failure=True)])
+    own = with_own_job(p, 2, "running", NOW).jobs[1]
+    assert (own.status, own.allow_failure, own.finished_at) == ("success", True, NOW)
+    assert with_own_job(p, 2, None, NOW).jobs[1].status == "success"  # no CI_JOB_STATUS before GitLab 13.5
+
+
+@pytest.mark.parametrize("others, before, after", [
+    ([("skipped", False), ("skipped", False)], "skipped", "success"),
+    ([("skipped", False), ("manual", True)], "skipped", "success"),
+    ([("manual", True)], "skipped", "success"),
+    ([("failed", True), ("skipped", False)], "success", "success"),
+    ([("failed", False), ("skipped", False)], "failed", "failed"),
+    ([("canceled", False), ("success", False)], "canceled", "canceled"),
+])
+def test_own_job_changes_the_pipeline_status_as_it_will_in_gitlab(others, before, after):
+    jobs = [Job(i, f"j{i}", "build", status, allow_failure) for i, (status, allow_failure) in enumerate(others)]
+    p = _pipeline([*jobs, Job(99, "report", ".post", "running")])
+    assert pipeline_status(_pipeline(jobs)).status == before  # what the reporter said when it left itself out
+    assert pipeline_status(with_own_job(p, 99, "running", NOW)).status == after
+
+
+def test_own_job_left_out_by_exclude_job_still_counts():
+    p = _pipeline([Job(1, "a", "build", "skipped")])  # the reader dropped job 99
+    counted = with_own_job(p, 99, "running", NOW)
+    assert [j.id for j in counted.jobs] == [1]
+    assert pipeline_status(counted).status == "success"
+    failed = with_own_job(p, 99, "failed", NOW)  # allow_failure unknown: GitLab's default, false
+    assert pipeline_status(failed).status == "failed"
+
+
+def test_own_job_with_a_status_we_do_not_know_is_left_as_gitlab_lists_it():
     p = _pipeline([Job(1, "a", "build", "success"), Job(2, "report", ".post", "running")])
-    assert [j.id for j in with_own_job(p, 2, "running", NOW).jobs] == [1]
+    assert with_own_job(p, 2, "something_new", NOW) == p
+    assert with_own_job(p, None, "running", NOW) == p
 
 
 @pytest.mark.parametrize("ci_status, status", [("success", "success"), ("failed", "failed"),
@@ -108,3 +152,40 @@ def test_attempts_numbered_and_only_latest_counts():
     assert (by_id[3].attempt, by_id[3].retried) == (1, True)
     assert (by_id[9].attempt, by_id[9].retried) == (2, False)
     assert sorted(j.id for j in latest(jobs)) == [4, 9]
+
+
+@pytest.mark.parametrize("stored, jobs, expected", [
+    # Ci::Pipeline#set_status: a composite of created fires no event
+    ("running", [("created", False)], "running"),
+    # pending is `enqueue`, which puts a pipeline that already ran back to running
+    ("success", [("pending", False)], "running"),
+    ("failed", [("pending", False), ("skipped", False)], "running"),
+    ("canceled", [("pending", False)], "running"),
+    ("running", [("pending", False)], "running"),
+    ("created", [("pending", False)], "pending"),
+    ("skipped", [("pending", False)], "pending"),
+    ("manual", [("pending", False), ("created", False)], "pending"),
+    ("waiting_for_callback", [("pending", False)], "waiting_for_callback"),
+    # a final status stays while the jobs agree the pipeline is over (they may be fewer than GitLab's)
+    ("failed", [("success", False)], "failed"),
+    ("success", [("running", False), ("success", False)], "running"),
+    ("running", [("success", False), ("failed", True)], "success"),
+])
+def test_pipeline_status_moves_as_gitlab_moves_it(stored, jobs, expected):
+    p = _pipeline([Job(i, f"j{i}", "test", s, a) for i, (s, a) in enumerate(jobs)], status=stored)
+    assert pipeline_status(p).status == expected
+
+
+def test_a_status_we_do_not_know_is_never_guessed():
+    p = _pipeline([Job(1, "a", "build", "success"), Job(2, "b", "build", "frozen")], status="running")
+    assert pipeline_status(p).status == "running"  # GitLab's word, not composite.rb's fallback, failed
+    assert stage_status(p.jobs).status == "frozen"
+    assert event_type(stage_status(p.jobs).status) == "OTHER"
+
+
+def test_stage_status_of_created_jobs_keeps_what_gitlab_stored():
+    jobs = [Job(1, "deploy", "deploy", "created")]
+    assert stage_status(jobs).status == "created"
+    assert stage_status(jobs, stored="skipped").status == "skipped"
+    assert stage_status([Job(1, "old", "deploy", "failed", retried=True), Job(2, "old", "deploy", "success")]
+                        ).status == "success"
