@@ -1,7 +1,9 @@
 """The tail of a job log: read as a stream, only the end kept, cleaned of terminal codes and secrets.
 
 Job logs reach 100 MB and more, so the log is never held whole: a bounded buffer keeps the last
-bytes while the chunks go by.
+bytes while the chunks go by. The window's edges can fall inside a line, and so inside a token: a
+cut-off piece of a token matches neither the known secrets nor any token shape, so clean() drops
+the partial first and last lines rather than mask them.
 """
 
 from __future__ import annotations
@@ -11,42 +13,76 @@ import time
 from collections.abc import Callable, Iterable
 
 # CSI sequences (colours, "erase line") and the OSC/other two-byte escapes GitLab runners emit.
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+# Every run stops at the next escape or line end, so no two attempts scan the same characters.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 # GitLab's collapsible section markers: section_start:1700000000:name[collapsed=true]\r
-_SECTION = re.compile(r"section_(?:start|end):\d+:[A-Za-z0-9_.\-]+(?:\[[^\]]*\])?\r?")
+# The options are bounded: "section_start:1:a[" repeated would otherwise rescan to the line's end each time.
+_SECTION = re.compile(r"section_(?:start|end):\d+:[A-Za-z0-9_.\-]+(?:\[[^\]\n]{0,256}\])?\r?")
+_LINE_EDGE = re.compile(r"[\r\n]")
 
 DEFAULT_LINES = 100
 DEFAULT_MAX_BYTES = 256 * 1024
 
 
+class Window(bytes):
+    """The bytes kept from a stream, and whether their first or last line may be cut short.
+
+    starts_cut: bytes before the window were dropped. A stream of max_bytes or more counts as cut:
+    a server that honours the Range request sends exactly the last max_bytes of a longer log.
+    ends_cut: the stream was left before its end (deadline) and the window does not end a line.
+    """
+
+    starts_cut = False
+    ends_cut = False
+
+
 def tail_bytes(chunks: Iterable[bytes], max_bytes: int = DEFAULT_MAX_BYTES,
-               deadline: float | None = None) -> tuple[bytes, bool]:
+               deadline: float | None = None) -> tuple[Window, bool]:
     """The last max_bytes of a stream, holding at most about twice that in memory.
 
     Returns the bytes and whether the stream was read to its end before the (monotonic) deadline.
     """
     buffer = bytearray()
+    seen = 0
+    complete = True
     for chunk in chunks:
         buffer += chunk
+        seen += len(chunk)
         if len(buffer) > 2 * max_bytes:
             del buffer[: len(buffer) - max_bytes]
         if deadline is not None and time.monotonic() > deadline:
-            return bytes(buffer[-max_bytes:]), False
-    return bytes(buffer[-max_bytes:]), True
+            complete = False
+            break
+    window = Window(buffer[-max_bytes:] if max_bytes > 0 else b"")
+    window.starts_cut = seen >= max_bytes
+    window.ends_cut = not complete and not window.endswith(b"\n")
+    return window, complete
 
 
 def clean(raw: bytes, lines: int = DEFAULT_LINES, redact: Callable[[str], str] = lambda s: s) -> str:
-    """Decode, strip terminal codes and section markers, keep the last lines, mask secrets."""
+    """Decode, drop cut-off edge lines, strip terminal codes and section markers, mask secrets line
+    by line, keep the last lines.
+
+    Lines are masked whole, before a carriage return's redraw is applied, and before anything is cut
+    away, so no token is ever split by the cutting.
+    """
     text = raw.decode("utf-8", errors="replace")
+    if getattr(raw, "starts_cut", False):
+        # Everything up to the first line end or redraw may be the end of a cut token.
+        edge = _LINE_EDGE.search(text)
+        text = text[edge.end():] if edge else ""
+    if getattr(raw, "ends_cut", False):
+        text = text[: text.rfind("\n") + 1]
     text = _SECTION.sub("", _ANSI.sub("", text))
-    kept: list[str] = []
-    for line in text.split("\n"):
-        # A carriage return redraws the line (progress bars): what shows is the text after the last.
-        line = line.rstrip("\r")
-        if "\r" in line:
-            line = line.rsplit("\r", 1)[1]
-        kept.append(line)
-    while kept and not kept[-1].strip():
-        kept.pop()
-    tail = kept[-lines:] if lines > 0 else []
-    return redact("\n".join(tail))
+    rows = text.split("\n")
+    # The last lines worth showing: what a terminal shows of a line is the text after its last \r.
+    end = len(rows)
+    while end and not _shown(rows[end - 1]).strip():
+        end -= 1
+    start = max(0, end - lines) if lines > 0 else end
+    return "\n".join(_shown(redact(row)) for row in rows[start:end])
+
+
+def _shown(line: str) -> str:
+    line = line.rstrip("\r")
+    return line.rsplit("\r", 1)[1] if "\r" in line else line

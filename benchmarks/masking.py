@@ -1,0 +1,182 @@
+"""Masking on input crafted against its patterns: how long it takes and how long it holds the GIL.
+
+    python benchmarks/masking.py            # 9 runs of each measurement
+    python benchmarks/masking.py --runs 21
+
+Builds a 1 MiB adversarial log (short lines crafted against each pattern, each with a real secret
+in it, and long single lines of several hundred KiB) and reports the median time of
+Redactor(secrets)(text), of logs.clean() as the reader calls it (last 100 lines of a 256 KiB
+window) and over every line, of Redactor.known() over 3 MB of event JSON, and of each crafted
+300 KiB line alone; then the longest another thread waited for the GIL while the log was masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reporter import logs  # noqa: E402
+from reporter.redact import Redactor  # noqa: E402
+
+GITLAB_TOKEN = "glpat-Z9yX8wV7uT6sR5qP4oN3"
+JOB_TOKEN = "glcbt-64_Bm2Kq8Zr4Tx6Wv0Yn3Lp"
+DATABAND_TOKEN = "dbnd-KnownSecret/with+symbols=="
+SECRETS = [GITLAB_TOKEN, JOB_TOKEN, DATABAND_TOKEN]
+KiB = 1024
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def crafted(size: int) -> dict[str, str]:
+    """One line of about `size` characters against each pattern, ending in a real secret."""
+    return {
+        "glpat- repeated": "glpat-" * (size // 6) + " " + GITLAB_TOKEN,
+        "prefix, short body": "glpat-abc " * (size // 10) + GITLAB_TOKEN,
+        "gl repeated": "gl" * (size // 2) + " " + GITLAB_TOKEN,
+        "Authorization: repeated": "Authorization: " * (size // 15) + f"Authorization: Bearer {JOB_TOKEN}",
+        "Authorization + spaces": ("Authorization:" + " " * 1000) * (size // 1014) + f"Authorization: {JOB_TOKEN}",
+        "https://a: without @": "https://a:" * (size // 10) + f" https://u:{DATABAND_TOKEN}@h/x",
+        "URL password without @": "https://u:" + "p" * size + " https://u:pw0rd123@h/",
+        "Bearer repeated": "Bearer " * (size // 7) + f"Bearer {DATABAND_TOKEN}",
+        "token repeated": "token" * (size // 5) + f" token={DATABAND_TOKEN}",
+        "token: repeated": "token: " * (size // 7) + f"token: {GITLAB_TOKEN}",
+        "?key= repeated": "?key=" * (size // 5) + f" ?sig={DATABAND_TOKEN}",
+        "query separators": "?&;" * (size // 3) + f"?key={DATABAND_TOKEN}",
+        "dashes": "-" * size + f" --password {DATABAND_TOKEN}",
+        "a.a.a.": "a." * (size // 2) + f" {DATABAND_TOKEN}",
+        "base64 run": b64("x" * (size * 3 // 4)) + " " + b64("u:" + DATABAND_TOKEN),
+        "section_start:1:a[": "section_start:1:a[" * (size // 18) + f" {GITLAB_TOKEN}",
+        "unterminated escapes": "\x1b]" * (size // 2) + f" {GITLAB_TOKEN}",
+    }
+
+
+def adversarial_log() -> str:
+    """1 MiB: 512 KiB of short crafted lines (a few hundred bytes each, every kind in turn) and
+    two single lines of 256 KiB."""
+    short = list(crafted(300).values())
+    lines, size, i = [], 0, 0
+    while size < 512 * KiB:
+        line = short[i % len(short)]
+        lines.append(line)
+        size += len(line) + 1
+        i += 1
+    lines.insert(len(lines) // 2, crafted(256 * KiB)["Authorization: repeated"])
+    lines.append(crafted(256 * KiB)["https://a: without @"])
+    return "\n".join(lines)[: 1024 * KiB - 1] + "\n"
+
+
+def events_json(size: int) -> str:
+    events, text = [], ""
+    i = 0
+    while len(text) < size:
+        events.extend({
+            "eventType": "COMPLETE", "eventTime": "2024-05-01T12:00:00Z",
+            "run": {"runId": f"0190-{i:08d}", "facets": {"log": {"logBody": f"step {j}: compiling module {j} ok\n" * 30,
+                                                                 "logUrl": f"https://gitlab.example.com/j/{i}"}}},
+            "job": {"namespace": "gitlab:gitlab.example.com", "name": f"acme.data.build.job{i}"},
+        } for j in range(200))
+        i += 1
+        text = json.dumps(events)
+    return text
+
+
+def median_ms(function, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def longest_gil_wait(function) -> float:
+    """The longest gap, in ms, between wake-ups of a thread that sleeps 1 ms at a time while
+    `function` runs: what a timeout in another thread could be late by."""
+    gaps, done = [], threading.Event()
+
+    def ticker():
+        last = time.perf_counter()
+        while not done.is_set():
+            time.sleep(0.001)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    time.sleep(0.01)
+    function()
+    done.set()
+    thread.join()
+    return max(gaps) * 1000
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (f"{model}, {os.cpu_count()} cores ({usable} usable), Python {platform.python_version()} "
+            f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=9)
+    runs = parser.parse_args().runs
+
+    redact = Redactor(SECRETS)
+    log = adversarial_log()
+    raw = log.encode()
+    window, _ = logs.tail_bytes(raw[i: i + 64 * KiB] for i in range(0, len(raw), 64 * KiB))
+    every_line = log.count("\n") + 1
+    event_text = events_json(3 * 1000 * 1000)
+
+    masked = redact(log)
+    assert not any(secret in masked for secret in SECRETS)
+    assert redact.known(event_text) == event_text
+
+    print(f"machine: {machine()}")
+    print(f"runs: {runs} per measurement, median\n")
+    rows = [
+        (f"Redactor(secrets)(text), adversarial log {len(log) / KiB:.0f} KiB, {every_line} lines",
+         median_ms(lambda: redact(log), runs)),
+        (f"logs.clean(window, lines=100), the reader's case: last {len(window) // KiB} KiB of it",
+         median_ms(lambda: logs.clean(window, lines=100, redact=redact), runs)),
+        (f"logs.clean(whole log, lines={every_line}): every line masked",
+         median_ms(lambda: logs.clean(raw, lines=every_line, redact=redact), runs)),
+        (f"Redactor(secrets).known(json), {len(event_text) / 1e6:.1f} MB of event JSON",
+         median_ms(lambda: redact.known(event_text), runs)),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, ms in rows:
+        print(f"{name:<{width}}  {ms:8.1f} ms")
+
+    print("\nEach crafted line alone, 300 KiB, Redactor(secrets)(line):")
+    for name, line in crafted(300 * KiB).items():
+        print(f"  {name:<26} {median_ms(lambda: redact(line), runs):8.1f} ms")
+
+    wait = longest_gil_wait(lambda: redact(log))
+    print(f"\nlongest wait of another thread for the GIL while the 1 MiB log was masked: {wait:.1f} ms "
+          f"(switch interval {sys.getswitchinterval() * 1000:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()
