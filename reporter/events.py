@@ -12,7 +12,7 @@ from reporter import PRODUCER, facets, ids
 from reporter.ids import Naming
 from reporter.packed import PackedEvents
 from reporter.snapshot import Job as GitLabJob
-from reporter.snapshot import Pipeline, TestResults, parse_time
+from reporter.snapshot import Pipeline, TestResults, bounded, parse_time
 from reporter.status import FINAL, event_type, latest, pipeline_status, stage_order, stage_status
 
 # GitLab's failure_reason codes in words (GitLab's own wording where it has one).
@@ -51,6 +51,24 @@ def failure_in_words(reason: str | None) -> str:
     if not reason:
         return "The job failed"
     return FAILURE_REASONS.get(reason, reason.replace("_", " ").capitalize())
+
+
+def _number(value: float | None) -> str | None:
+    """Seconds and percentages as GitLab shows them: 240, 0.123, 98.29 (no exponent, no trailing 0)."""
+    if value is None:
+        return None
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _put(tags: dict[str, str], key: str, value: object) -> None:
+    """A context tag, where GitLab gave a value; every value is a bounded string."""
+    if value is None or value == "" or value == ():
+        return
+    if isinstance(value, float):
+        value = _number(value)
+    elif isinstance(value, tuple):
+        value = ",".join(value)
+    tags[key] = bounded(str(value))
 
 
 def _time(value: datetime | None) -> str | None:
@@ -125,6 +143,7 @@ class EventBuilder:
             tags["gitlab.source"] = p.source
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
+        self._pipeline_context(tags)
         failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
         runs = [(_Run(
             run_id=self.run_id, name=self.name, kind="PIPELINE", status=status, parent=self.parent,
@@ -167,6 +186,7 @@ class EventBuilder:
             tags["gitlab.retried"] = "true"
         if job.downstream_ref:
             tags["gitlab.downstream_pipeline"] = str(job.downstream_ref[1])
+        _job_context(tags, job)
         failed = job.status == "failed"
         return _Run(
             run_id=ids.job_run_id(self.pipeline.server, self.pipeline.project_id, job.id),
@@ -179,6 +199,21 @@ class EventBuilder:
             log=(job.log_tail, job.web_url) if failed and job.log_tail is not None else None,
             tests=job.tests,
         )
+
+    def _pipeline_context(self, tags: dict[str, str]) -> None:
+        # Names and order: docs/event-tags.md. gitlab.source is set above with the existing tags.
+        p = self.pipeline
+        _put(tags, "gitlab.commit.sha", p.sha)
+        _put(tags, "gitlab.commit.title", p.commit_title)
+        _put(tags, "gitlab.commit.before_sha", p.before_sha)
+        _put(tags, "gitlab.merge_request.iid", p.merge_request_iid)
+        _put(tags, "gitlab.merge_request.url", p.merge_request_url)
+        _put(tags, "gitlab.user", p.user)
+        _put(tags, "gitlab.pipeline_name", p.name)
+        _put(tags, "gitlab.schedule", p.schedule)
+        _put(tags, "gitlab.queued_seconds", p.queued_seconds)
+        _put(tags, "gitlab.duration_seconds", p.duration_seconds)
+        _put(tags, "gitlab.coverage", p.coverage)
 
     # -- to OpenLineage ---------------------------------------------------------------------
 
@@ -228,6 +263,19 @@ class EventBuilder:
             self._cache[key] = {"jobType": facets.job_type(kind),
                                 "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
         return self._cache[key]
+
+
+def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
+    # The code beside the errorMessage facet's words, for filtering and counting.
+    _put(tags, "gitlab.failure_reason", job.failure_reason if job.status == "failed" else None)
+    _put(tags, "gitlab.runner.id", job.runner_id)
+    _put(tags, "gitlab.runner.description", job.runner_description)
+    _put(tags, "gitlab.tags", job.tag_list)
+    _put(tags, "gitlab.queued_seconds", job.queued_seconds)
+    _put(tags, "gitlab.duration_seconds", job.duration_seconds)
+    _put(tags, "gitlab.environment", job.environment)
+    _put(tags, "gitlab.environment.action", job.environment_action if job.environment else None)
+    _put(tags, "gitlab.coverage", job.coverage)
 
 
 def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> PackedEvents:

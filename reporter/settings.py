@@ -150,7 +150,9 @@ class Settings:
         for name in ("namespace", "pipeline_name"):  # names dbt-ol must be able to split apart
             if values.get(name):
                 ids.check_name(values[name], sources[name])
-        values["ci"] = {k: v for k, v in environ.items() if k.startswith("CI_") or k == "GITLAB_CI"}
+        # GITLAB_USER_LOGIN names who started the pipeline; GITLAB_USER_EMAIL is deliberately not kept.
+        values["ci"] = {k: v for k, v in environ.items()
+                        if k.startswith("CI_") or k in ("GITLAB_CI", "GITLAB_USER_LOGIN")}
         values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
         return cls(**values, sources=sources)
 

@@ -20,6 +20,18 @@ def parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+# The longest tag value an event carries. GitLab's free text (a commit title, a runner's
+# description) has no useful limit; the reader masks it first and then cuts it here, so that a
+# secret is never cut in two before masking could recognise it.
+MAX_TEXT = 200
+
+
+def bounded(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit - 1] + "…"
+
+
 @dataclass
 class Job:
     """One attempt of a job or a bridge (trigger job)."""
@@ -41,6 +53,17 @@ class Job:
     downstream_ref: tuple[str | int, int] | None = None  # a bridge's (project, pipeline id), as GitLab names it
     downstream: "Pipeline | None" = None  # read when the token and the depth bound allow
     tests: "TestResults | None" = None
+    # Context as GitLab's job object gives it; free text is masked and cut by the reader. None where
+    # GitLab sent nothing (a bridge has no runner, a job that never ran has no durations).
+    queued_seconds: float | None = None
+    duration_seconds: float | None = None
+    coverage: float | None = None
+    runner_id: int | None = None
+    runner_description: str | None = None
+    tag_list: tuple[str, ...] = ()
+    environment: str | None = None  # only where GitLab's answer names it
+    environment_action: str | None = None
+    commit_title: str | None = None  # the pipeline's commit as each job carries it
 
 
 @dataclass
@@ -81,6 +104,18 @@ class Pipeline:
     finished_at: datetime | None = None
     jobs: list[Job] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # what the token could not read, in words
+    # Who, which change, how long: from GitLab's pipeline object, or with a job token from the CI_*
+    # variables of the job reporting it. Free text is masked and cut by the reader.
+    commit_title: str | None = None
+    before_sha: str | None = None
+    merge_request_iid: int | None = None
+    merge_request_url: str | None = None
+    user: str | None = None  # the username; never an email
+    name: str | None = None  # workflow:name
+    schedule: str | None = None  # the pipeline schedule's description
+    queued_seconds: float | None = None
+    duration_seconds: float | None = None
+    coverage: float | None = None
     # Jobs GitLab counts in the pipeline's status that the report does not show: the reporter's own
     # job when --exclude-job leaves it out (status.with_own_job).
     unlisted: list[Job] = field(default_factory=list)

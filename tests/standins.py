@@ -406,12 +406,19 @@ def make_pipeline(
     iid: int | None = None,
     name: str | None = None,
     duration: int | None = _DEFAULT,
+    queued_duration: int | None = _DEFAULT,
+    coverage: str | None = None,
+    before_sha: str | None = "0000000000000000000000000000000000000000",
+    user: dict | None = _DEFAULT,
 ) -> dict:
     """A pipeline as ``GET /projects/:id/pipelines/:pipeline_id`` returns it.
 
     Timestamps not given follow from the status: started 5 s after creation
     unless the status means it has not started, finished 10 min after start
-    for success/failed/canceled.
+    for success/failed/canceled. ``duration`` and ``queued_duration`` (whole
+    seconds) follow from them unless given. ``coverage`` is a string such as
+    "98.29", as GitLab's pipeline presenter formats it. ``user`` defaults to
+    the administrator (GitLab's UserBasic); None stands for GitLab's null.
     """
     if started_at is _DEFAULT:
         started_at = None if status in _NOT_STARTED else _shift(created_at, 5)
@@ -420,7 +427,9 @@ def make_pipeline(
     if duration is _DEFAULT:
         seconds = _seconds_between(started_at, finished_at)
         duration = None if seconds is None else int(seconds)
-    queued = _seconds_between(created_at, started_at)
+    if queued_duration is _DEFAULT:
+        queued = _seconds_between(created_at, started_at)
+        queued_duration = None if queued is None else int(queued)
     web_path = f"/{project['path_with_namespace']}/-/pipelines/{id}"
     return {
         "id": id,
@@ -434,16 +443,16 @@ def make_pipeline(
         "created_at": created_at,
         "updated_at": finished_at or started_at or created_at,
         "web_url": f"{_server_of(project)}{web_path}",
-        "before_sha": "0000000000000000000000000000000000000000",
+        "before_sha": before_sha,
         "tag": False,
         "yaml_errors": None,
-        "user": _user(_server_of(project)),
+        "user": _user(_server_of(project)) if user is _DEFAULT else user,
         "started_at": started_at,
         "finished_at": finished_at,
         "committed_at": None,
         "duration": duration,
-        "queued_duration": None if queued is None else int(queued),
-        "coverage": None,
+        "queued_duration": queued_duration,
+        "coverage": coverage,
         "detailed_status": _detailed_status(status, web_path),
         "archived": False,
     }
@@ -460,15 +469,15 @@ def _pipeline_summary(pipeline: dict) -> dict:
     }
 
 
-def _commit(project: dict, pipeline: dict) -> dict:
+def _commit(project: dict, pipeline: dict, title: str = "Update the nightly load") -> dict:
     sha = pipeline["sha"]
     return {
         "id": sha,
         "short_id": sha[:8],
         "created_at": "2024-05-01T09:58:00.000+00:00",
         "parent_ids": [],
-        "title": "Update the nightly load",
-        "message": "Update the nightly load\n",
+        "title": title,
+        "message": f"{title}\n",
         "author_name": "Administrator",
         "author_email": "admin@example.com",
         "authored_date": "2024-05-01T09:58:00.000+00:00",
@@ -493,10 +502,23 @@ def _job_times(pipeline: dict, status: str, created_at: Any, started_at: Any, fi
 
 def _common_fields(project: dict, pipeline: dict, id: int, name: str, stage: str, status: str, *,
                    allow_failure: bool, created_at: str | None, started_at: str | None,
-                   finished_at: str | None, duration: float | None) -> dict:
-    """The fields GitLab's job and bridge entities share (both are CommitStatus records)."""
+                   finished_at: str | None, duration: float | None,
+                   queued_duration: float | None = _DEFAULT, user: dict | None = _DEFAULT,
+                   commit_title: str | None = _DEFAULT) -> dict:
+    """The fields GitLab's job and bridge entities share (both are CommitStatus records).
+
+    ``duration`` and ``queued_duration`` follow from the times unless given; ``user`` and
+    ``commit_title`` default to the administrator and a short title, and
+    None stands for GitLab's null (a commit title of None nulls the commit).
+    """
+    if queued_duration is _DEFAULT:
+        queued_duration = _seconds_between(created_at, started_at)
+    if commit_title is _DEFAULT:
+        commit = _commit(project, pipeline)
+    else:
+        commit = None if commit_title is None else _commit(project, pipeline, commit_title)
     return {
-        "commit": _commit(project, pipeline),
+        "commit": commit,
         "archived": False,
         "source": pipeline.get("source", "push"),
         "allow_failure": allow_failure,
@@ -504,8 +526,8 @@ def _common_fields(project: dict, pipeline: dict, id: int, name: str, stage: str
         "started_at": started_at,
         "finished_at": finished_at,
         "erased_at": None,
-        "duration": _seconds_between(started_at, finished_at) if duration is None else duration,
-        "queued_duration": _seconds_between(created_at, started_at),
+        "duration": _seconds_between(started_at, finished_at) if duration is _DEFAULT else duration,
+        "queued_duration": queued_duration,
         "id": id,
         "name": name,
         "pipeline": _pipeline_summary(pipeline),
@@ -515,7 +537,7 @@ def _common_fields(project: dict, pipeline: dict, id: int, name: str, stage: str
         "tag": False,
         "web_url": f"{project['web_url']}/-/jobs/{id}",
         "project": {"ci_job_token_scope_enabled": False},
-        "user": _user(_server_of(project)),
+        "user": _user(_server_of(project)) if user is _DEFAULT else user,
     }
 
 
@@ -532,9 +554,15 @@ def make_job(
     started_at: str | None = _DEFAULT,
     finished_at: str | None = _DEFAULT,
     failure_reason: str | None = None,
-    duration: float | None = None,
-    tag_list: Iterable[str] = ("docker",),
+    duration: float | None = _DEFAULT,
+    tag_list: Iterable[str] | None = ("docker",),
     coverage: float | None = None,
+    queued_duration: float | None = _DEFAULT,
+    runner: dict | None = _DEFAULT,
+    runner_description: str | None = "shared-runner-1",
+    user: dict | None = _DEFAULT,
+    commit_title: str | None = _DEFAULT,
+    environment: dict | str | None = _DEFAULT,
 ) -> dict:
     """A job as ``GET /projects/:id/pipelines/:pipeline_id/jobs`` lists it.
 
@@ -542,6 +570,12 @@ def make_job(
     unless not started, finished 60 s after start for success/failed/canceled.
     ``failure_reason`` is only present on failed jobs, as in GitLab, and
     defaults to "script_failure" there.
+
+    A job that ran has GitLab's Ci::Runner entity as ``runner`` (id 32,
+    ``runner_description``); ``runner=None`` stands for GitLab's null, a dict
+    replaces it. ``tag_list=None`` stands for a null list. GitLab's Job entity
+    has no ``environment``: the key is only added when ``environment`` is
+    given, to stand for an answer that does carry one.
     """
     created_at, started_at, finished_at = _job_times(
         pipeline, status, created_at, started_at, finished_at
@@ -550,14 +584,15 @@ def make_job(
     job = {
         **_common_fields(project, pipeline, id, name, stage, status, allow_failure=allow_failure,
                          created_at=created_at, started_at=started_at, finished_at=finished_at,
-                         duration=duration),
+                         duration=duration, queued_duration=queued_duration, user=user,
+                         commit_title=commit_title),
         "coverage": coverage,
         "artifacts": [],
         "artifacts_expire_at": None,
-        "tag_list": list(tag_list),
-        "runner": {
+        "tag_list": None if tag_list is None else list(tag_list),
+        "runner": runner if runner is not _DEFAULT else {
             "id": 32,
-            "description": "shared-runner-1",
+            "description": runner_description,
             "ip_address": None,
             "active": True,
             "paused": False,
@@ -580,6 +615,8 @@ def make_job(
             "status": "online",
         } if ran else None,
     }
+    if environment is not _DEFAULT:
+        job["environment"] = environment
     if status == "failed":
         job["failure_reason"] = failure_reason or "script_failure"
     return job
@@ -599,12 +636,16 @@ def make_bridge(
     started_at: str | None = _DEFAULT,
     finished_at: str | None = _DEFAULT,
     failure_reason: str | None = None,
-    duration: float | None = None,
+    duration: float | None = _DEFAULT,
+    queued_duration: float | None = _DEFAULT,
+    user: dict | None = _DEFAULT,
+    commit_title: str | None = _DEFAULT,
 ) -> dict:
     """A trigger job as ``GET /projects/:id/pipelines/:pipeline_id/bridges`` lists it.
 
     ``downstream_pipeline`` may be a full pipeline dict (from make_pipeline,
     possibly of another project); it is reduced to the summary GitLab nests.
+    A bridge has no runner and no tag list (GitLab's Bridge entity).
     """
     created_at, started_at, finished_at = _job_times(
         pipeline, status, created_at, started_at, finished_at
@@ -612,7 +653,8 @@ def make_bridge(
     bridge = {
         **_common_fields(project, pipeline, id, name, stage, status, allow_failure=allow_failure,
                          created_at=created_at, started_at=started_at, finished_at=finished_at,
-                         duration=duration),
+                         duration=duration, queued_duration=queued_duration, user=user,
+                         commit_title=commit_title),
         "coverage": None,
         "downstream_pipeline": (
             None if downstream_pipeline is None else _pipeline_summary(downstream_pipeline)
