@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import sys
@@ -12,10 +13,10 @@ import warnings
 import click
 import urllib3
 
-from reporter import __version__, backfill, delivery
+from reporter import __version__, backfill, delivery, summary
 from reporter import report as lib
 from reporter.errors import ConfigError, DeliveryError, ReporterError
-from reporter.settings import Settings, check_id
+from reporter.settings import Settings, check_id, check_url
 
 ENV_DEBUG = "DATABAND_REPORTER_DEBUG"
 PROG = "databand-gitlab-reporter"
@@ -35,7 +36,10 @@ def _common(command):
         click.option("--databand-token", metavar="TOKEN",
                      help="Databand access token. [env: DATABAND_ACCESS_TOKEN]"),
         click.option("--dry-run", is_flag=True, default=None,
-                     help="Print the events as a JSON array on stdout and send nothing."),
+                     help="Send nothing: print the pipeline as a tree of stages and jobs with their "
+                          "statuses (--json: the events instead; --output FILE also writes them)."),
+        click.option("--json", "as_json", is_flag=True, default=None,
+                     help="With --dry-run: print the events as a JSON array on stdout, not the tree."),
         click.option("--output", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Also write the events as a JSON array to FILE (a failure to write is a warning)."),
         click.option("--target", "targets", multiple=True,
@@ -87,9 +91,20 @@ def _say(text: str) -> None:
     click.echo(text, err=True)
 
 
+def _log(text: str) -> None:
+    """Text for the job log byte for byte: click.echo strips escape sequences when stderr is not a
+    terminal, as on a runner, and GitLab's section markers are escape sequences."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
 def _settings(flags: dict) -> Settings:
+    if flags.pop("as_json", None) and not flags.get("dry_run"):
+        raise click.UsageError("--json goes with --dry-run (to write the events while sending, use --output FILE).")
     try:
         settings = Settings.from_env(os.environ, flags)
+        if settings.databand_ui_url:
+            check_url(settings.databand_ui_url, settings.source("databand_ui_url"), "https://databand.example.com")
     except ConfigError as error:
         _say(f"{PROG}: error: {error}")
         sys.exit(error.exit_code)
@@ -117,12 +132,8 @@ def main() -> None:
 
 
 def _say_kept(error: DeliveryError) -> None:
-    for kept in (error.kept_at or "").split(", "):
-        if kept:
-            target = os.path.basename(kept).split("-unsent-")[0]
-            again = "" if target == "databand" else f" --target {target}"
-            _say(f"The unsent events are kept in {kept}; send them later with: "
-                 f"{PROG} resend --from-file {kept}{again}")
+    for kept in summary.kept_files(error.kept_at):
+        _say(f"The unsent events are kept in {kept}; send them later with: {summary.resend_command(kept)}")
 
 
 def _friendly(func):
@@ -138,7 +149,7 @@ def _friendly(func):
                 global _TIMED_OUT
                 _TIMED_OUT = True
             _say(f"{PROG}: error: {redact(str(error))}")
-            if isinstance(error, DeliveryError):
+            if isinstance(error, DeliveryError) and not getattr(error, "summarized", False):
                 _say_kept(error)
             sys.exit(error.exit_code)
         except Exception as error:  # a bug of ours: still one line unless asked for more
@@ -159,6 +170,8 @@ def cli():
     Inside a pipeline, `report` sends the pipeline it runs in; anywhere, `resend` sends
     pipelines by id, or a file of events that could not be sent.
     """
+    # A line per Databand retry, so that a wrong host shows in seconds, not after a minute of silence.
+    delivery.progress = _say
 
 
 @cli.command()
@@ -175,7 +188,10 @@ def report(**flags):
 @_friendly
 def _run_report(settings: Settings):
     report, pipeline_id = lib.collect_this_pipeline(settings)
-    _finish(settings, report, pipeline_id)
+    try:
+        _finish(settings, report, pipeline_id)
+    finally:  # Databand has whatever was accepted, so the link helps after a failed part too
+        _annotate(settings, pipeline_id)
 
 
 @cli.command()
@@ -240,7 +256,7 @@ def _run_resend(settings: Settings, project, pipelines):
 
     def each(pipeline_id, report, error):
         if error is None:
-            _say(lib.render_summary(settings, report, pipeline_id))
+            _log(_summary(settings, report, pipeline_id, summary.view_of(report)))
         else:
             _say(f"{PROG}: pipeline {pipeline_id}: {settings.redactor()(str(error))}")
             if isinstance(error, DeliveryError):
@@ -370,10 +386,50 @@ def _label(path: str) -> str:
     return match[1] if match else name
 
 
+def _wants_json() -> bool:
+    context = click.get_current_context(silent=True)
+    return bool(context and context.params.get("as_json"))
+
+
 def _finish(settings: Settings, report: lib.Report, label) -> None:
+    """Print the dry run (a tree, or the events with --json), deliver, and end with the summary,
+    also when a delivery failed: it then names what was kept and the command that sends it."""
+    view = summary.view_of(report)
     if settings.dry_run:
         sys.stdout.flush()
-        delivery.dump(report.events, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-    lib.deliver(settings, report, label)
-    _say(lib.render_summary(settings, report, label))
+        if _wants_json():
+            delivery.dump(report.events, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            click.echo("\n".join(summary.tree(view, len(report.events))))
+    try:
+        lib.deliver(settings, report, label)
+    except DeliveryError as error:
+        _log(_summary(settings, report, label, view, error))
+        error.summarized = True
+        raise
+    _log(_summary(settings, report, label, view))
+
+
+def _summary(settings: Settings, report: lib.Report, label, view, error: DeliveryError | None = None) -> str:
+    kept = summary.kept_files(error.kept_at) if error is not None else []
+    body = summary.body(view, report.outcomes, report.notes, databand_url=settings.databand_url, kept=kept,
+                        unsent=len(error.unsent) if error is not None else 0)
+    title = summary.title(view, label, len(report.events), dry_run=settings.dry_run, failed=error is not None)
+    # Collapsed when all went well; open when something needs the reader.
+    return summary.render(title, body, in_gitlab=settings.ci.get("GITLAB_CI") == "true", collapsed=error is None)
+
+
+def _annotate(settings: Settings, label) -> None:
+    """The job page's link to Databand (artifacts:reports:annotations), when Databand's address is known."""
+    url = summary.databand_ui(settings.databand_ui_url, settings.databand_url)
+    folder = settings.ci.get("CI_PROJECT_DIR")  # where GitLab takes a job's artifacts from
+    if settings.dry_run or "databand" not in settings.targets or url is None or not folder:
+        return
+    document = summary.annotations(url, label)
+    try:
+        with open(os.path.join(folder, summary.ANNOTATIONS_FILE), "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+    except OSError as error:
+        _say(f"{PROG}: warning: could not write {summary.ANNOTATIONS_FILE} "
+             f"({error.strerror or type(error).__name__}); the job page has no link to Databand.")

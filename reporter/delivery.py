@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,6 +43,8 @@ RETRY_STATUSES = (429, 500, 502, 503, 504)
 PARALLEL_POSTS = 8  # parts of a large pipeline in flight at once
 BACKOFF_FACTOR = 0.5  # waits 0, 1, 2, 4, 8, 16, 16 ... seconds between attempts
 MAX_RETRY_AFTER = 30
+# Told a line per retry of a Databand request (the CLI sets it to print to the job log).
+progress: Callable[[str], None] | None = None
 
 
 def root_index(events: Sequence[dict]) -> int | None:
@@ -107,6 +109,18 @@ class DeadlineRetry(Retry):
 
     def is_exhausted(self) -> bool:
         return super().is_exhausted() or self._left() <= 0
+
+    # -- a line per retry (issue 13): a wrong host shows in seconds ----------------------------
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
+        if progress is not None:
+            after = retry.get_retry_after(response) if response is not None and self.respect_retry_after_header \
+                else None
+            wait = retry.get_backoff_time() if after is None else after
+            why = f"HTTP {response.status}" if response is not None else _cause(error) if error else "no answer"
+            progress(f"Databand: attempt {len(retry.history)} failed ({why}); "
+                     f"trying again in {wait:.0f} s ({self._left():.0f} s left to retry)")
+        return retry
 
 
 @dataclass

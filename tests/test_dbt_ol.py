@@ -63,7 +63,7 @@ def _reported(gitlab, stage: str, job: str, path: str, settings: dict) -> tuple[
     project = make_project(gitlab.url, path=path)
     pipeline = make_pipeline(project, PIPELINE_ID, status="running")
     gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, JOB_ID, job, stage, "running")], [], {})
-    result = CliRunner().invoke(cli, ["resend", "--dry-run", "--project", "42", "--pipeline", str(PIPELINE_ID)],
+    result = CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "42", "--pipeline", str(PIPELINE_ID)],
                                 env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, **settings})
     assert result.exit_code == 0, result.output
     events = json.loads(result.stdout)

@@ -13,7 +13,7 @@ from standins import make_bridge, make_job, make_pipeline, make_project
 
 
 def resend(gitlab, *args, pipeline="9001"):
-    return CliRunner().invoke(cli, ["resend", "--dry-run", "--project", "42", "--pipeline", pipeline, *args],
+    return CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "42", "--pipeline", pipeline, *args],
                               env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}, catch_exceptions=False)
 
 
@@ -93,7 +93,7 @@ def test_downstream_depth_bounds_the_walk(gitlab):
 def test_downstream_runs_do_not_collide_with_its_own_report(gitlab):
     parent_tree(gitlab)
     from_parent = json.loads(resend(gitlab, pipeline="500").stdout)
-    own = json.loads(CliRunner().invoke(cli, ["resend", "--dry-run", "--project", "77", "--pipeline", "502"],
+    own = json.loads(CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "77", "--pipeline", "502"],
                                         env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}).stdout)
     assert not {e["run"]["runId"] for e in from_parent} & {e["run"]["runId"] for e in own}
 

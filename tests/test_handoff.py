@@ -39,7 +39,7 @@ def parse_shell(text):
 def test_parent_env_matches_the_report(gitlab, name):
     sample = pipelines.mixed(gitlab.url).install(gitlab)
     job = next(j for j in sample.jobs if j["name"] == name)
-    report = CliRunner().invoke(cli, ["resend", "--dry-run", "--project", "42", "--pipeline", "9001"],
+    report = CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "9001"],
                                 env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
     assert report.exit_code == 0, report.output
     import json

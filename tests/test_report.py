@@ -99,7 +99,7 @@ def test_report_in_post_sends_the_whole_pipeline(gitlab, databand, mixed):
     assert [d["name"] for d in names[f"{p}.test"]["inputs"]] == [f"{p}.build"]
     assert [d["name"] for d in names[f"{p}.deploy"]["inputs"]] == [f"{p}.test"]
 
-    assert "Pipeline status: success with warnings" in result.stderr
+    assert "Pipeline status: passed with warnings" in result.stderr
     assert "section_start:" in result.stderr and "section_end:" in result.stderr
 
 
@@ -182,7 +182,7 @@ def test_job_token_only_reports_what_it_can(gitlab, databand, mixed):
 
 
 def test_dry_run_prints_events_and_needs_no_databand(gitlab, mixed):
-    result = run(["resend", "--dry-run", "--project", "acme/data-platform", "--pipeline", "9001"],
+    result = run(["resend", "--dry-run", "--json", "--project", "acme/data-platform", "--pipeline", "9001"],
                  {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
     assert result.exit_code == 0, result.stderr
     events = json.loads(result.stdout)
@@ -318,7 +318,7 @@ def test_null_timestamps_still_make_valid_events(gitlab):
             make_job(project, pipeline, 2, "b", "build", "created", created_at=None, started_at=None,
                      finished_at=None)]
     gitlab.add_pipeline(project, pipeline, jobs)
-    result = run(["resend", "--dry-run", "--project", "42", "--pipeline", "31"],
+    result = run(["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "31"],
                  {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
     assert result.exit_code == 0, result.stderr
     events = json.loads(result.stdout)
@@ -349,7 +349,7 @@ def test_our_facet_schemas_match_the_urls_we_send():
 
 
 def test_exclude_job_leaves_out_matching_jobs(gitlab, mixed):
-    result = run(["resend", "--dry-run", "--project", "42", "--pipeline", "9001", "--exclude-job", "databand-*",
+    result = run(["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "9001", "--exclude-job", "databand-*",
                   "--exclude-job", "unit ?/3"], {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
     assert result.exit_code == 0, result.stderr
     names = by_name(json.loads(result.stdout))
@@ -359,7 +359,7 @@ def test_exclude_job_leaves_out_matching_jobs(gitlab, mixed):
 
 
 def test_excluded_jobs_cost_no_request(gitlab, mixed):
-    result = run(["resend", "--dry-run", "--project", "42", "--pipeline", "9001", "--exclude-job", "lint"],
+    result = run(["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "9001", "--exclude-job", "lint"],
                  {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
     assert result.exit_code == 0, result.stderr
     assert gitlab.count(r"/jobs/105/trace$") == 0  # lint failed, but is left out before its log is read

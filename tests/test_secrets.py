@@ -72,7 +72,7 @@ def test_success_path_sends_masked_logs(servers, tmp_path, monkeypatch):
 
 def test_dry_run_prints_masked_events(servers):
     gitlab, databand = servers
-    result = run(["report", "--dry-run"], ci(gitlab, databand))
+    result = run(["report", "--dry-run", "--json"], ci(gitlab, databand))
     assert result.exit_code == 0
     assert "ERROR: failed" in result.stdout
     assert_clean(result.stdout, result.stderr)
