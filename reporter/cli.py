@@ -423,12 +423,13 @@ def _summary(settings: Settings, report: lib.Report, label, view, error: Deliver
 def _annotate(settings: Settings, label) -> None:
     """The job page's link to Databand (artifacts:reports:annotations), when Databand's address is known."""
     url = summary.databand_ui(settings.databand_ui_url, settings.databand_url)
-    folder = settings.ci.get("CI_PROJECT_DIR")  # where GitLab takes a job's artifacts from
-    if settings.dry_run or "databand" not in settings.targets or url is None or not folder:
+    in_a_job = bool(settings.ci.get("CI_PROJECT_DIR"))
+    if settings.dry_run or "databand" not in settings.targets or url is None or not in_a_job:
         return
     document = summary.annotations(url, label)
     try:
-        with open(os.path.join(folder, summary.ANNOTATIONS_FILE), "w", encoding="utf-8") as handle:
+        # Beside databand-events.json: the job's folder, where its artifacts paths are resolved.
+        with open(summary.ANNOTATIONS_FILE, "w", encoding="utf-8") as handle:
             json.dump(document, handle, indent=2)
     except OSError as error:
         _say(f"{PROG}: warning: could not write {summary.ANNOTATIONS_FILE} "

@@ -489,7 +489,7 @@ def run_pipeline(gitlab_ci_local: str, cwd: Path, variables: dict, *args: str) -
     reporter reads it, and it must match that job's id on the GitLab stand-in.
     """
     forced = ["CI_SERVER_URL", "CI_API_V4_URL", "CI_PIPELINE_ID", "CI_JOB_ID", "CI_JOB_TOKEN",
-              "CI_PROJECT_DIR"]
+              "CI_PROJECT_DIR", "GITLAB_CI"]
     command = [gitlab_ci_local, "--force-shell-executor", "--no-color",
                "--home", str(cwd.parent / "gcl-home"), "--ignore-predefined-vars", ",".join(forced)]
     for name, value in variables.items():
@@ -558,6 +558,7 @@ def test_gitlab_ci_local_sample_pipeline_reports_itself_through_the_component(
 
         code, output = run_pipeline(gitlab_ci_local, folder, {
             **standin_variables(gitlab, SAMPLE_PIPELINE_ID, REPORT_JOB_ID),
+            "GITLAB_CI": "true",  # as on GitLab's runners (gitlab-ci-local says false)
             "GITLAB_TOKEN": gitlab.token,
             "DATABAND_URL": databand.url,
             "DATABAND_ACCESS_TOKEN": databand.token,
@@ -573,7 +574,21 @@ def test_gitlab_ci_local_sample_pipeline_reports_itself_through_the_component(
         unit_failed = re.search(r"^unit\s+finished in .* FAIL", output, re.M)
         assert started and unit_failed and started.start() > unit_failed.start(), output
         report_log = (folder / ".gitlab-ci-local" / "output" / "databand-report.log").read_text()
-        assert f"Databand: pipeline {SAMPLE_PIPELINE_ID} failed" in report_log, report_log
+        # The summary in GitLab's collapsible section. gitlab-ci-local, like GitLab, recognises the
+        # markers only byte for byte (ESC[0K section_start:<time>:<name>[options] CR ESC[0K), and then
+        # writes its own line for each ("<name>_started", "<name> took <n>ms") in their place.
+        # tests/test_summary.py checks the bytes themselves, header line included, through a pipe.
+        section = re.search(r"^databand_report_started\n(.*?)\ndataband_report took \d+ms$", report_log, re.M | re.S)
+        assert section, report_log
+        body = section[1].splitlines()
+        assert body[:2] == ["Pipeline status: failed", "Jobs: 3 = 1 passed, 1 failed, 1 allowed to fail"], body
+        assert "Failed: unit (stage test): The script failed" in body
+        assert "Failed (allowed to fail): lint (stage test): The script failed" in body
+        assert "section_start" not in report_log and "\x1b" not in report_log
+        # The job page's link to Databand (artifacts:reports:annotations): its host, not the endpoint.
+        annotations = json.loads((folder / "databand-annotations.json").read_text())
+        link = annotations["databand"][0]["external_link"]
+        assert link["url"] == "http://" + databand.url.split("/")[2], link
         assert gitlab.token not in output + report_log and databand.token not in output + report_log
 
         # GitLab was read with GITLAB_TOKEN, failed jobs' logs included.

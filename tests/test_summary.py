@@ -236,7 +236,8 @@ def test_a_wrong_host_is_said_at_the_first_attempt(monkeypatch):
 # -- the link on the job page -------------------------------------------------------------------
 
 
-def test_report_writes_the_annotations_link_in_the_project_dir(gitlab, databand, tmp_path):
+def test_report_writes_the_annotations_link_in_the_jobs_folder(gitlab, databand, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     mixed = pipelines.mixed(gitlab.url).install(gitlab)
     env = report_env(mixed, gitlab, databand)
     env["CI_PROJECT_DIR"] = str(tmp_path)
@@ -255,7 +256,7 @@ def test_report_writes_the_annotations_link_in_the_project_dir(gitlab, databand,
 def test_no_link_in_a_dry_run_or_outside_a_job(gitlab, databand, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     mixed = pipelines.mixed(gitlab.url).install(gitlab)
-    env = report_env(mixed, gitlab, databand)  # no CI_PROJECT_DIR: not in a job's folder
+    env = report_env(mixed, gitlab, databand)  # no CI_PROJECT_DIR: not in a job
     assert run(["report"], env).exit_code == 0
     env["CI_PROJECT_DIR"] = str(tmp_path)
     assert run(["report", "--dry-run"], env).exit_code == 0
