@@ -235,7 +235,7 @@ class _Refused(Exception):
 
 def _refusal(status: int) -> str:
     if status in (401, 403):
-        return f"{status} refused the token: check DATABAND_ACCESS_TOKEN and that it belongs to this Databand URL"
+        return f"{status} refused the token (check DATABAND_ACCESS_TOKEN and that it belongs to this Databand URL)"
     if status == 404:
         return "404 at that URL: check DATABAND_URL (copy it from Databand's custom integration page)"
     if status == 413:

@@ -170,7 +170,7 @@ class Settings:
         """GitLab's URL, once a token is known to be there."""
         url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
         if not self.gitlab_token and not self.job_token:
-            raise ConfigError("No GitLab token: set GITLAB_TOKEN (a token with read_api) or run inside a job "
+            raise ConfigError("No GitLab token; set GITLAB_TOKEN (a token with read_api) or run inside a job "
                               "where CI_JOB_TOKEN is set.")
         return url
 

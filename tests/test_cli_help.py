@@ -72,13 +72,15 @@ def test_the_rendered_help_shows_the_variables():
 
 
 def strings_of(path: Path) -> list[str]:
-    """Every string literal of a module that reads as text (f-strings' literal parts included); a
-    lone word such as "--password", a pattern the masking looks for, is no hint."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value:
-            found.append(node.value)
-    return found
+    """Every string literal of a module that reads as text (f-strings' literal parts included), not
+    its docstrings; a lone word such as "--password", a pattern the masking looks for, is no hint."""
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value
+            and id(node) not in docstrings]
 
 
 HINTS = [(path.name, text) for path in sorted(REPORTER.glob("*.py")) for text in strings_of(path)]
@@ -111,3 +113,30 @@ def test_every_command_line_a_message_gives_is_one_the_cli_takes():
     assert not wrong, wrong
     named = {word for _, text in HINTS for word in re.findall(r"databand-gitlab-reporter ([a-z][a-z-]*)", text)}
     assert named <= set(cli.commands), named - set(cli.commands)
+
+
+def test_no_hint_is_masked_on_its_way_out():
+    """Every message goes through the masking before it is printed: a hint that looks like a secret
+    ("token: check ...") would reach the user as "[MASKED] ..."."""
+    from reporter.redact import Redactor
+
+    redact = Redactor([])
+    masked = [(where, text) for where, text in HINTS if redact(text) != text]
+    assert not masked, masked
+
+
+# -- the README says what the code does --------------------------------------------------------
+
+
+def test_the_readme_status_table_is_event_type():
+    from reporter.status import EVENT_TYPE
+
+    readme = (REPORTER.parent / "README.md").read_text()
+    section = readme.split("\n## What Databand shows\n", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and re.fullmatch(r"[a-z_]+", cells[0].split(" (")[0]):
+            table[cells[0].split(" (")[0]] = cells[1].split()[0].rstrip(",")
+    assert table == EVENT_TYPE
+    assert "| a status this version does not know | OTHER" in section
