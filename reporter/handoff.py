@@ -29,7 +29,7 @@ def parent_variables(env: Mapping[str, str], namespace: str | None = None,
     job_id = check_id(env["CI_JOB_ID"], "CI_JOB_ID")
     ns = ids.check_name(namespace, "--namespace (DATABAND_NAMESPACE)") if namespace else ids.default_namespace(url)
     pipeline = (ids.check_name(pipeline_name, "--pipeline-name (DATABAND_PIPELINE_NAME)") if pipeline_name
-                else ids.default_pipeline_name(env["CI_PROJECT_PATH"]))
+                else ids.default_pipeline_name(env["CI_PROJECT_PATH"], env.get("CI_PIPELINE_NAME")))
     job_name = ids.job_job_name(pipeline, env["CI_JOB_STAGE"], env["CI_JOB_NAME"])
     run_id = ids.job_run_id(server, project_id, job_id)
     root_name = ids.pipeline_job_name(pipeline)

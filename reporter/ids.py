@@ -60,9 +60,11 @@ def _part(name: str) -> str:
     return name.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
 
 
-def default_pipeline_name(project_path: str) -> str:
-    """acme/data-platform -> acme.data-platform: the group levels become name levels."""
-    return ".".join(_part(segment) for segment in project_path.strip("/").split("/"))
+def default_pipeline_name(project_path: str, workflow_name: str | None = None) -> str:
+    """acme/data-platform -> acme.data-platform: the group levels become name levels; a pipeline
+    named by `workflow:name` (CI_PIPELINE_NAME) is a level of its own: acme.data-platform.Nightly load."""
+    name = ".".join(_part(segment) for segment in project_path.strip("/").split("/"))
+    return f"{name}.{_part(workflow_name.strip())}" if workflow_name and workflow_name.strip() else name
 
 
 def default_namespace(gitlab_url: str) -> str:

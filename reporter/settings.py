@@ -184,10 +184,10 @@ class Settings:
                               "(or use --dry-run to only print the events).")
         return url, self.databand_token
 
-    def naming(self, gitlab_url: str, project_path: str) -> ids.Naming:
+    def naming(self, gitlab_url: str, project_path: str, workflow_name: str | None = None) -> ids.Naming:
         return ids.Naming(
             namespace=self.namespace or ids.default_namespace(gitlab_url),
-            pipeline_name=self.pipeline_name or ids.default_pipeline_name(project_path),
+            pipeline_name=self.pipeline_name or ids.default_pipeline_name(project_path, workflow_name),
             project_name=self.project_name or project_path,
         )
 

@@ -197,3 +197,28 @@ def test_a_terminal_gets_the_error_without_the_statement_for_eval(gitlab):
     worked, seen = _on_a_terminal([str(REPORTER), "parent-env"],
                                   {**path, **job_env(gitlab, {"id": 7, "name": "dbt", "stage": "t"})})
     assert worked.returncode == 0 and "export OPENLINEAGE_PARENT_ID=" in seen
+
+
+def test_workflow_name_names_the_pipeline_in_the_report_and_in_parent_env(gitlab):
+    """`workflow:name` (the API's `name`, CI_PIPELINE_NAME in a job) is a level of the run names, the
+    same in the report and in what dbt-ol is handed; a '/' in it is escaped like a job name's."""
+    import json
+
+    sample = pipelines.mixed(gitlab.url)
+    sample.pipeline["name"] = "Nightly load/eu"
+    sample.install(gitlab)
+    job = next(j for j in sample.jobs if j["name"] == "compile")
+    report = CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "9001"],
+                                env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
+    assert report.exit_code == 0, report.output
+    events = json.loads(report.stdout)
+    assert events[0]["job"]["name"] == "acme.data-platform.Nightly load%2Feu"
+    [mine] = [e for e in events if e["job"]["name"].endswith(".build.compile")]
+    assert mine["job"]["name"] == "acme.data-platform.Nightly load%2Feu.build.compile"
+
+    result = CliRunner().invoke(cli, ["parent-env"], env={**job_env(gitlab, job), "CI_PIPELINE_NAME": "Nightly load/eu"})
+    assert result.exit_code == 0, result.output
+    values = parse_shell(result.stdout)
+    assert values["OPENLINEAGE_ROOT_PARENT_JOB_NAME"] == events[0]["job"]["name"]
+    assert values["OPENLINEAGE_PARENT_JOB_NAME"] == mine["job"]["name"]
+    assert len(values["OPENLINEAGE_PARENT_ID"].split("/")) == 3
