@@ -4,7 +4,7 @@ one run per job attempt, as plain JSON data. Pure: the same snapshot and clock g
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -278,9 +278,11 @@ def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
     _put(tags, "gitlab.coverage", job.coverage)
 
 
-def build_events(pipeline: Pipeline, naming: Naming, now: datetime) -> PackedEvents:
-    """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts)."""
-    return PackedEvents(EventBuilder(pipeline, naming, now).events())
+def build_events(pipeline: Pipeline, naming: Naming, now: datetime,
+                 mask: Callable[[str], str] | None = None) -> PackedEvents:
+    """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts); `mask`
+    (Redactor.known) passes over each event's JSON as it is packed."""
+    return PackedEvents(EventBuilder(pipeline, naming, now).events(), mask)
 
 
 # GitLab's test case statuses in the TestRunFacet's words.

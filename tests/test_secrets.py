@@ -115,3 +115,26 @@ def test_settings_repr_hides_tokens():
     from reporter.settings import Settings
 
     assert_clean(repr(Settings(gitlab_token=GITLAB_TOKEN, databand_token=DATABAND_TOKEN, job_token=JOB_TOKEN)))
+
+
+def test_a_known_token_is_masked_wherever_it_got_into_an_event():
+    """Job and stage names, tags and URLs are GitLab's, not the reporter's: a token that got into one
+    (by a careless `name:` or a ref) is masked in every form as the events are packed."""
+    import base64
+    from urllib.parse import quote
+
+    with GitLabStandIn(token=GITLAB_TOKEN) as gitlab:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 501, status="success", ref=f"fix-{GITLAB_TOKEN}")
+        jobs = [make_job(project, pipeline, 1, f"deploy {quote(GITLAB_TOKEN, safe='')}", f"st {GITLAB_TOKEN}", "success"),
+                make_job(project, pipeline, 2, base64.b64encode(f"user:{GITLAB_TOKEN}".encode()).decode(), "etl",
+                         "success")]
+        gitlab.add_pipeline(project, pipeline, jobs)
+        result = CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "501"],
+                                    env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": GITLAB_TOKEN})
+    assert result.exit_code == 0, result.output
+    events = json.loads(result.stdout)
+    assert len(events) == 5  # the root, two stages, two jobs: masked, not dropped
+    text = result.stdout
+    assert GITLAB_TOKEN not in text and quote(GITLAB_TOKEN, safe="") not in text
+    assert MARK not in text and "TEVBS0NIRUNL" not in text  # no base64 core of the token either
