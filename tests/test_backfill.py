@@ -110,3 +110,29 @@ def test_backfill_usage_errors(gitlab, args, words):
                                      "https://databand.example.com/api/v1/tracking/open-lineage/x/events/bulk",
                                      "DATABAND_ACCESS_TOKEN": "t" * 12})
     assert result.exit_code == 2 and words in result.output
+
+
+def test_one_bound_on_gitlab_requests_in_flight_and_one_session_for_the_whole_backfill(databand, tmp_path,
+                                                                                          monkeypatch):
+    """Backfill reads pipelines side by side, each on many threads: still at most --gitlab-concurrency
+    requests wait on GitLab at once, on connections kept and shared by every pipeline."""
+    from standins import GitLabStandIn
+
+    monkeypatch.chdir(tmp_path)
+    with GitLabStandIn(latency=0.05, keep_alive=True) as gitlab:
+        project = make_project(gitlab.url)
+        for i in range(8):
+            pipeline = make_pipeline(project, 3000 + i, status="failed")
+            pipeline["updated_at"] = "2026-10-20T11:00:00.000Z"
+            jobs = [make_job(project, pipeline, 30_000 + 10 * i + k, f"job {k}", "test",
+                             "failed" if k < 3 else "success") for k in range(5)]
+            gitlab.add_pipeline(project, pipeline, jobs, traces={j["id"]: b"boom\n" for j in jobs})
+        result = CliRunner().invoke(cli, ["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "4",
+                                          "--gitlab-concurrency", "3"], env=env(gitlab, databand))
+        assert result.exit_code == 0, result.output
+        intervals = sorted((r.started, r.finished) for r in gitlab.requests)
+        connections = gitlab.connections
+    assert len(roots(databand.payloads)) == 8
+    in_flight = max(sum(1 for s, e in intervals if s <= moment < e) for moment, _ in intervals)
+    assert 2 <= in_flight <= 3  # parallel, and bounded for the whole process, not per pipeline
+    assert connections <= 3 + 1  # the gate's connections, kept across pipelines (+1 for the listing)
