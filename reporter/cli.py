@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import warnings
@@ -118,10 +119,60 @@ def _settings(flags: dict) -> Settings:
 _TIMED_OUT = False
 
 
+EXIT_CODES = """\b
+Exit codes: 0 sent (warnings included); 1 a bug of the reporter; 2 a setting; 3 GitLab
+(refused, unreachable, too slow, or not GitLab's API answering); 4 delivery (the events not
+accepted are kept in a file, named with the command that sends it); 130 stopped by SIGINT
+(Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job): the events not yet
+acknowledged are kept in a file the same way, within a couple of seconds. A second signal
+exits at once."""
+
+
+def _on_signal(signum, frame) -> None:
+    """In the main thread: stop what it waits on (GitLab, Databand) by raising there."""
+    if _STOPPING:  # already keeping the events: a second signal means now
+        os._exit(128 + signum)
+    _STOPPING.append(signum)
+    raise delivery.Interrupted(signum, signal.Signals(signum).name)
+
+
+_STOPPING: list[int] = []
+_DELIVERED: list = []  # labels whose events every target acknowledged
+
+
+def _stopped(stop: delivery.Interrupted) -> None:
+    """Say what a signal left behind, then exit with 128 + its number, waiting for no thread."""
+    if _DELIVERED and not (stop.kept or stop.lost):
+        _say(f"{PROG}: stopped by {stop.name} after every event was acknowledged.")
+        sys.stderr.flush()
+        os._exit(0)
+    if stop.kept or stop.lost:
+        _say(f"{PROG}: stopped by {stop.name} before every event was acknowledged.")
+    else:
+        ci = {k: os.environ.get(k, "") for k in ("CI_PROJECT_ID", "CI_PIPELINE_ID")}
+        again = f" {PROG} resend --project {ci['CI_PROJECT_ID']} --pipeline {ci['CI_PIPELINE_ID']}" \
+            if all(ci.values()) else f" {PROG} resend --project <id> --pipeline <id>"
+        _say(f"{PROG}: stopped by {stop.name}; nothing was sent. Send the pipeline later with:{again}")
+    for target, path in stop.kept:
+        again = "" if target == "databand" else f" --target {target}"
+        _say(f"The events not acknowledged are kept in {path}; send them later with: "
+             f"{PROG} resend --from-file {path}{again}")
+    for lost in stop.lost:
+        _say(f"{PROG}: {lost}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + stop.signum)
+
+
 def main() -> None:
-    """The console script: the click group, plus a hard exit when GitLab hung (see report.within)."""
+    """The console script: the click group, signals turned into a kept file and exit 130/143, plus a
+    hard exit when GitLab hung (see report.within)."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _on_signal)
     try:
         cli.main(prog_name=PROG)
+    except delivery.Interrupted as stop:
+        _stopped(stop)
     except SystemExit as done:
         if _TIMED_OUT:
             # Reader threads may still wait on a socket; they must not keep the job alive.
@@ -162,7 +213,8 @@ def _friendly(func):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=EXIT_CODES)
 @click.version_option(__version__, prog_name=PROG)
 def cli():
     """Report GitLab pipelines, their stages and jobs to IBM Databand as OpenLineage run events.
@@ -408,7 +460,11 @@ def _finish(settings: Settings, report: lib.Report, label) -> None:
         _log(_summary(settings, report, label, view, error))
         error.summarized = True
         raise
-    _log(_summary(settings, report, label, view))
+    _DELIVERED.append(label)
+    try:
+        _log(_summary(settings, report, label, view))
+    except Exception as error:  # the events are delivered: what fails after that is a warning
+        _say(f"{PROG}: warning: the events were delivered, but the summary failed ({type(error).__name__}).")
 
 
 def _summary(settings: Settings, report: lib.Report, label, view, error: DeliveryError | None = None) -> str:

@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +23,8 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from reporter import deadline
 from reporter.errors import ConfigError, DeliveryError
 from reporter.packed import raw_of
 from reporter.settings import Settings
@@ -35,13 +35,18 @@ MAX_EVENTS_PER_REQUEST = 500
 MAX_BYTES_PER_REQUEST = 4 * 1024 * 1024
 
 CONNECT_TIMEOUT = 5
-READ_TIMEOUT = 30
-# No new attempt starts after this many seconds, so with one last attempt's timeouts the worst
-# case stays under two minutes: 80 + 5 + 30 = 115 s.
+READ_TIMEOUT = 30  # the longest wait for each chunk of Databand's answer
+# One attempt (connect, send the part, read the answer) is cut off after this many seconds of wall
+# clock, however slowly Databand trickles its answer.
+ATTEMPT_SECONDS = 35
+# No new attempt starts after this many seconds from the start of the delivery, and waits between
+# attempts end there too, so the worst case is 80 + 35 = 115 s for all parts together.
 RETRY_DEADLINE = 80
+MAX_ATTEMPTS = 9
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 PARALLEL_POSTS = 8  # parts of a large pipeline in flight at once
 BACKOFF_FACTOR = 0.5  # waits 0, 1, 2, 4, 8, 16, 16 ... seconds between attempts
+BACKOFF_MAX = 16
 MAX_RETRY_AFTER = 30
 # Told a line per retry of a Databand request (the CLI sets it to print to the job log).
 progress: Callable[[str], None] | None = None
@@ -85,44 +90,6 @@ def parts(events: Sequence[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
         yield indices, b"[" + b",".join(body) + b"]"
 
 
-class DeadlineRetry(Retry):
-    """urllib3's Retry that starts no attempt past a deadline and never sleeps beyond it."""
-
-    def __init__(self, *args, deadline: float | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
-
-    def new(self, **kwargs):
-        retry = super().new(**kwargs)
-        retry.deadline = self.deadline
-        return retry
-
-    def _left(self) -> float:
-        return float("inf") if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-
-    def get_backoff_time(self) -> float:
-        return min(super().get_backoff_time(), self._left())
-
-    def get_retry_after(self, response):
-        after = super().get_retry_after(response)
-        return None if after is None else min(after, MAX_RETRY_AFTER, self._left())
-
-    def is_exhausted(self) -> bool:
-        return super().is_exhausted() or self._left() <= 0
-
-    # -- a line per retry (issue 13): a wrong host shows in seconds ----------------------------
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)  # raises when exhausted
-        if progress is not None:
-            after = retry.get_retry_after(response) if response is not None and self.respect_retry_after_header \
-                else None
-            wait = retry.get_backoff_time() if after is None else after
-            why = f"HTTP {response.status}" if response is not None else _cause(error) if error else "no answer"
-            progress(f"Databand: attempt {len(retry.history)} failed ({why}); "
-                     f"trying again in {wait:.0f} s ({self._left():.0f} s left to retry)")
-        return retry
-
-
 @dataclass
 class Outcome:
     """What a delivery did, for the summary."""
@@ -144,8 +111,26 @@ class Target(Protocol):
     def send(self, events: Sequence[dict]) -> Outcome: ...
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: stop waiting now. A BaseException, so that no `except Exception` of a
+    library swallows it. Delivery fills in what was not acknowledged and where it was kept."""
+
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+        self.unsent: list[dict] | None = None  # of the target being sent to, when it was
+        self.kept: list[tuple[str, str]] = []  # (target, file) for every target with events left
+        self.lost: list[str] = []  # why events of a target could not be kept
+
+
 class Databand:
-    """Databand's custom-integration bulk endpoint: one current event per run, in gzip parts."""
+    """Databand's custom-integration bulk endpoint: one current event per run, in gzip parts.
+
+    Each part is posted in attempts of its own loop: an attempt is cut off after ATTEMPT_SECONDS,
+    429, 5xx and broken connections are tried again (Retry-After honoured) until RETRY_DEADLINE,
+    a 3xx or any other answer is a refusal. Only a 2xx of this very URL counts as delivery.
+    """
 
     name = "databand"
 
@@ -156,21 +141,16 @@ class Databand:
         self.verify = verify
         self.deadline = RETRY_DEADLINE if deadline is None else deadline
         self.backoff_factor = BACKOFF_FACTOR if backoff_factor is None else backoff_factor
+        self._stop = threading.Event()  # set when the process stops: no more waits or attempts
 
     def describe(self) -> str:
         return self.url
 
     def _session(self):
-        retry = DeadlineRetry(
-            total=8, connect=8, read=3, status=8, other=0,
-            backoff_factor=self.backoff_factor, backoff_max=16,
-            status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"POST"}),
-            respect_retry_after_header=True, raise_on_status=False,
-            deadline=time.monotonic() + self.deadline,
-        )
         session = requests.Session()
+        adapter = deadline.BoundedAdapter(max_retries=0, pool_maxsize=PARALLEL_POSTS)
         for scheme in ("https://", "http://"):
-            session.mount(scheme, HTTPAdapter(max_retries=retry, pool_maxsize=PARALLEL_POSTS))
+            session.mount(scheme, adapter)
         session.headers.update({
             "Authorization": f"Bearer {self._token}",
             "Content-Type": "application/json",
@@ -179,11 +159,15 @@ class Databand:
         return session
 
     def send(self, events: Sequence[dict]) -> Outcome:
-        """Send every part, a few at once; raise with exactly the events of the parts not accepted."""
+        """Send every part, a few at once; raise with exactly the events of the parts not accepted.
+        Interrupted (a signal) leaves at once, holding the events of every part not yet accepted."""
         outcome = Outcome(target=self.url)
         session = self._session()
+        stop_at = time.monotonic() + self.deadline
         refused: list[tuple[list[int], str]] = []
+        accepted: set[int] = set()
         in_flight: list = []
+        self._stop.clear()
 
         def settle(indices: list[int], future) -> None:
             outcome.requests += 1
@@ -193,17 +177,30 @@ class Databand:
                 refused.append((indices, str(reason)))
             else:
                 outcome.sent += len(indices)
+                accepted.update(indices)
 
-        # Parts are made as they are taken from parts() and wait compressed (a 4 MiB part is ~100 KB).
-        with ThreadPoolExecutor(max_workers=PARALLEL_POSTS) as pool:
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_POSTS, thread_name_prefix="databand-post")
+        try:
+            # Parts are made as they are taken from parts() and wait compressed (a 4 MiB part is ~100 KB).
             for indices, body in parts(events):
                 if len(in_flight) >= PARALLEL_POSTS:
                     settle(*in_flight.pop(0))
                 # Level 6: on 500 events, 0.4 % larger than level 9 and a fifth faster.
                 packed = gzip.compress(body, compresslevel=6)
-                in_flight.append((indices, pool.submit(self._post, session, packed)))
-            for pending in in_flight:
-                settle(*pending)
+                in_flight.append((indices, pool.submit(self._post, session, packed, stop_at)))
+            while in_flight:
+                settle(*in_flight.pop(0))
+        except Interrupted as stop:
+            self._stop.set()
+            deadline.abort_all()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for indices, future in in_flight:  # answered 2xx before the signal: acknowledged
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    accepted.update(indices)
+            root = root_index(events)
+            stop.unsent = [events[i] for i in range(len(events)) if i == root or i not in accepted]
+            raise
+        pool.shutdown(wait=True)
         if refused:
             root = root_index(events)
             kept = sorted({i for indices, _ in refused for i in indices if i != root})
@@ -211,22 +208,65 @@ class Databand:
             raise DeliveryError(f"Databand did not accept the events: {refused[0][1]}.", unsent=unsent)
         return outcome
 
-    def _post(self, session, gzipped: bytes) -> None:
-        try:
-            # A redirect is never delivery: an SSO proxy answers the POST with a login page.
-            response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
-                                    timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
-            response.close()
-        except requests.RequestException as error:
-            raise _Refused(f"could not reach Databand ({_cause(error)}) after retrying for up to "
-                           f"{self.deadline:.0f} s") from None
-        if 300 <= response.status_code < 400:
-            where = response.headers.get("Location") or "nowhere said"
-            raise _Refused(f"{response.status_code} a redirect to {_location(where)}, which is not delivery: "
-                           "DATABAND_URL is likely wrong or behind a login (SSO) proxy; use the URL "
-                           "Databand's integration page gives")
-        if not response.ok:
-            raise _Refused(_refusal(response.status_code))
+    def _post(self, session, gzipped: bytes, stop_at: float) -> None:
+        """One part, in attempts, until a 2xx, a refusal, or no time left to try again."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
+            try:
+                with deadline.bounded(ATTEMPT_SECONDS):
+                    # A redirect is never delivery: an SSO proxy answers the POST with a login page.
+                    response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
+                                            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True)
+                    response.close()  # the answer's body says nothing we need
+            except requests.exceptions.SSLError as error:
+                raise _Refused(f"its TLS certificate was not accepted ({deadline.tls_problem(error)}): set "
+                               "DATABAND_CA_FILE to the PEM file of the CA that signed it") from None
+            except requests.RequestException as error:
+                if self._stop.is_set():
+                    raise _Refused("stopped by a signal") from None
+                why = _cause(error)
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return
+                if 300 <= status < 400:
+                    where = response.headers.get("Location") or "nowhere said"
+                    raise _Refused(f"{status} a redirect to {_location(where)}, which is not delivery: "
+                                   "DATABAND_URL is likely wrong or behind a login (SSO) proxy; use the URL "
+                                   "Databand's integration page gives")
+                if status not in RETRY_STATUSES:
+                    raise _Refused(_refusal(status))
+                why = f"HTTP {status}"
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+            wait = retry_after if retry_after is not None else self._backoff(attempt)
+            left = stop_at - time.monotonic()
+            if attempt >= MAX_ATTEMPTS or left <= 0 or wait > left:
+                spent = time.monotonic() - started
+                tried = f"{attempt} attempt{'s' if attempt > 1 else ''} in {spent:.1f} s"
+                if why.startswith("HTTP "):
+                    raise _Refused(f"{why[5:]} still after retrying ({tried}); Databand may be down, resend later")
+                raise _Refused(f"could not reach Databand ({why}) after {tried}")
+            if progress is not None:
+                progress(f"Databand: attempt {attempt} failed ({why}); trying again in {wait:.0f} s "
+                         f"({left:.0f} s left to retry)")
+            if self._stop.wait(wait):
+                raise _Refused("stopped by a signal")
+
+    def _backoff(self, attempt: int) -> float:
+        # The first retry at once (a dropped kept-alive connection), then doubling.
+        return 0.0 if attempt <= 1 else min(self.backoff_factor * 2 ** (attempt - 1), BACKOFF_MAX)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:  # an HTTP date: wait the longest we allow
+        return float(MAX_RETRY_AFTER)
 
 
 class _Refused(Exception):
@@ -253,6 +293,8 @@ def _location(where: str) -> str:
 def _cause(error: Exception) -> str:
     # The exception text can hold the URL; the URL is not secret but is long. Name the kind only.
     text = type(error).__name__
+    if isinstance(error, deadline.OutOfTime):
+        return f"no complete answer within {error.seconds:g} s"
     if "timed out" in str(error).lower() or "timeout" in text.lower():
         return f"{text}: no answer in time"
     return text
@@ -283,27 +325,55 @@ def make_targets(settings: Settings) -> list[Target]:
 
 def deliver(targets: Sequence[Target], events: Sequence[dict], label: str | int, keep_dir: str = ".") -> list[Outcome]:
     """Hand the events to every target; a target that fails keeps its unsent events in a file of its
-    own and never stops the others. Raises one DeliveryError naming every failure and kept file."""
+    own and never stops the others. Raises one DeliveryError naming every failure and kept file.
+    Interrupted (a signal) keeps, for the target being sent to and each one not reached yet, the
+    events not acknowledged, and goes on up with the files in `kept`."""
     outcomes: list[Outcome] = []
     failures: list[DeliveryError] = []
-    for target in targets:
-        try:
-            outcomes.append(target.send(events))
-        except DeliveryError as error:
-            error.target = target.name
+    pending = list(targets)
+    try:
+        while pending:
+            target = pending[0]
             try:
-                error.kept_at = keep_unsent(error.unsent, label, keep_dir, prefix=f"{target.name}-unsent",
-                                            why=str(error))
-            except DeliveryError as lost:  # nowhere to keep them: said, and the next target still runs
-                lost.target = target.name
-                error = lost
-            failures.append(error)
+                outcomes.append(target.send(events))
+            except DeliveryError as error:
+                error.target = target.name
+                try:
+                    error.kept_at = keep_unsent(error.unsent, label, keep_dir, prefix=f"{target.name}-unsent",
+                                                why=str(error))
+                except DeliveryError as lost:  # nowhere to keep them: said, and the next target still runs
+                    lost.target = target.name
+                    error = lost
+                failures.append(error)
+            pending.pop(0)
+    except Interrupted as stop:
+        stop.kept += [(e.target, e.kept_at) for e in failures if e.kept_at]
+        stop.lost += [f"{e.target}: {e}" for e in failures if not e.kept_at]
+        keep_interrupted(stop, pending, events, label, keep_dir)
+        raise
     if failures:
         if len(failures) == 1:
             raise failures[0]
         raise DeliveryError("; ".join(f"{e.target}: {e}" for e in failures), unsent=failures[0].unsent,
                             kept_at=", ".join(e.kept_at for e in failures if e.kept_at))
     return outcomes
+
+
+def keep_interrupted(stop: Interrupted, pending: Sequence[Target], events: Sequence[dict], label: str | int,
+                     keep_dir: str = ".") -> None:
+    """Keep what each target not done has not acknowledged: the first of `pending` was being sent to
+    (its `stop.unsent`, when it says), the others had nothing yet."""
+    for position, target in enumerate(pending):
+        unsent = stop.unsent if position == 0 and stop.unsent is not None else list(events)
+        if not unsent:
+            continue
+        try:
+            path = keep_unsent(unsent, label, keep_dir, prefix=f"{target.name}-unsent",
+                               why=f"Stopped by {stop.name} before {target.name} acknowledged every event")
+        except DeliveryError as lost:
+            stop.lost.append(f"{target.name}: {lost}")
+        else:
+            stop.kept.append((target.name, path))
 
 
 def write_events(path: str, events: Sequence[dict]) -> None:
@@ -355,16 +425,42 @@ def keep_unsent(events: Sequence[dict], pipeline_id: int | str, directory: str =
 
 def load_events(path: str) -> list[dict]:
     """Events from a file written by --output, --dry-run or a failed delivery, checked whole before
-    anything is sent."""
+    anything is sent: a JSON array of run events (run.runId, eventType, eventTime, job.namespace and
+    job.name) of one pipeline, so with exactly one root run."""
     try:
         with open(path, "rb") as handle:
             events = json.load(handle)
     except OSError as error:
         raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
     except ValueError:
-        raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?).") from None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?).")
-    if events and root_event(events) is None:
-        raise ConfigError(f"{path} has no root run event; Databand would drop it.")
+        raise ConfigError(f"{path} is not a JSON array of events (cut short, or not a file the reporter "
+                          "wrote?); nothing was sent.") from None
+    if not isinstance(events, list) or not events:
+        raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?); "
+                          "nothing was sent.")
+    for index, event in enumerate(events):
+        problem = _event_problem(event)
+        if problem:
+            raise ConfigError(f"{path}: item {index} is not a run event the reporter wrote ({problem}); "
+                              "nothing was sent.")
+    roots = sum(1 for event in events if "parent" not in (event["run"].get("facets") or {}))
+    if roots != 1:
+        raise ConfigError(f"{path} has {roots} root run events where one is due (Databand drops a payload "
+                          "without it; a file holds one pipeline); nothing was sent.")
     return events
+
+
+def _event_problem(event: object) -> str | None:
+    if not isinstance(event, dict):
+        return "not an object"
+    run, job = event.get("run"), event.get("job")
+    if not isinstance(run, dict) or not isinstance(run.get("runId"), str) or not run["runId"]:
+        return "no run.runId"
+    if run.get("facets") is not None and not isinstance(run["facets"], dict):
+        return "run.facets is not an object"
+    for key in ("eventType", "eventTime"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            return f"no {key}"
+    if not isinstance(job, dict) or not all(isinstance(job.get(k), str) and job[k] for k in ("namespace", "name")):
+        return "no job.namespace and job.name"
+    return None

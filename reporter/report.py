@@ -76,8 +76,7 @@ def _collect(settings: Settings, project: str | int, pipeline_id: int, own_job_i
                                     redact=settings.redactor(), depth=settings.downstream_depth,
                                     tests=settings.test_results, exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
-    built = events.build_events(pipeline, settings.naming(access.url, pipeline.project_path, pipeline.name), now,
-                                mask=settings.redactor().known)
+    built = events.build_events(pipeline, settings.naming(access.url, pipeline.project_path), now)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:
@@ -101,15 +100,20 @@ def collect_this_pipeline(settings: Settings) -> tuple[Report, int]:
 
 def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str = ".") -> Report:
     """Write --output (a failure there is a warning, never a lost delivery), then send the events to
-    every target; on failure each target keeps its unsent events in a file (DeliveryError says where)."""
-    if settings.output:
-        try:
-            delivery.write_events(settings.output, report.events)
-            report.outcomes.append(delivery.Outcome(target=settings.output, sent=len(report.events)))
-        except OSError as error:
-            report.notes.append(f"Warning: could not write --output {settings.output} "
-                                f"({error.strerror or type(error).__name__}); the events were still sent.")
+    every target; on failure each target keeps its unsent events in a file (DeliveryError says where).
+    A signal meanwhile (delivery.Interrupted) keeps every event not acknowledged, then goes on up."""
     targets = delivery.make_targets(settings)  # all built first: a bad setting stops before any send
+    try:
+        if settings.output:
+            try:
+                delivery.write_events(settings.output, report.events)
+                report.outcomes.append(delivery.Outcome(target=settings.output, sent=len(report.events)))
+            except OSError as error:
+                report.notes.append(f"Warning: could not write --output {settings.output} "
+                                    f"({error.strerror or type(error).__name__}); the events were still sent.")
+    except delivery.Interrupted as stop:  # before any target: each keeps everything
+        delivery.keep_interrupted(stop, targets, report.events, label, keep_dir)
+        raise
     try:
         report.outcomes.extend(delivery.deliver(targets, report.events, label, keep_dir))
     except DeliveryError as error:

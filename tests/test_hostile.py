@@ -1,0 +1,650 @@
+"""Servers on a bad day: redirects, trickles, loops, shifting pages, HTML and wrong JSON types, TLS
+with a self-signed certificate, a full disk, a read-only folder, SIGTERM and SIGINT.
+
+For every case: the exit code, the message, the time taken (bounded, generous margins), what
+Databand received and what was kept. All servers are real, on 127.0.0.1 (tests/hostile.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+from werkzeug.wrappers import Response
+
+import pipelines
+from hostile import HostileGitLab, Recorder, TrickleServer, self_signed, serve_tls, trickled, wait_until
+from reporter import delivery, reader
+from reporter.cli import cli
+from standins import DatabandStandIn, GitLabStandIn, generate_pipeline, make_bridge, make_job, make_pipeline, \
+    make_project
+
+EVENTS_OF_MIXED = 16  # the root, 4 stages, 10 job attempts and the bridge
+PIPELINE_PATH = "/api/v4/projects/42/pipelines/9001"
+
+
+@pytest.fixture(autouse=True)
+def quick(monkeypatch):
+    # The real bounds are tens of seconds; the behaviour is the same with a few.
+    monkeypatch.setattr(delivery, "RETRY_DEADLINE", 2)
+    monkeypatch.setattr(delivery, "BACKOFF_FACTOR", 0.05)
+    monkeypatch.setattr(delivery, "ATTEMPT_SECONDS", 1)
+    monkeypatch.setattr(reader, "READ_SECONDS", 2)
+    monkeypatch.setattr(reader, "LOG_SECONDS", 1)
+    monkeypatch.setattr(reader, "LOG_CUT_SECONDS", 1.5)
+
+
+@pytest.fixture
+def hostile():
+    with HostileGitLab() as server:
+        yield server
+
+
+@pytest.fixture
+def mixed(hostile):
+    return pipelines.mixed(hostile.url).install(hostile)
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def env_for(gitlab, databand=None, **extra):
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}
+    if databand is not None:
+        env.update(DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
+    env.update(extra)
+    return env
+
+
+def run(env, *args, pipeline="9001"):
+    started = time.monotonic()
+    result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", pipeline, *args], env=env,
+                                catch_exceptions=False)
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def errors(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if "error:" in line]
+
+
+def kept_files(folder, prefix="databand"):
+    return sorted(folder.glob(f"{prefix}-unsent-*.json"))
+
+
+def assert_one_clear_line(result, *words):
+    [line] = errors(result)
+    for word in words:
+        assert word in line, line
+    assert "unexpected error" not in result.stderr and "Traceback" not in result.stderr
+    return line
+
+
+# -- GitLab redirects ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_gitlab_redirect_within_its_origin_is_followed(hostile, databand, mixed, workdir, status):
+    # The same pipeline under the project's path: GitLab's own redirect after a project moved.
+    hostile.on(rf"^{PIPELINE_PATH}$", lambda r: Response(status=status, headers={
+        "Location": f"{hostile.url}/api/v4/projects/acme%2Fdata-platform/pipelines/9001"}), times=1)
+    result = run(env_for(hostile, databand))
+    assert result.exit_code == 0, result.output
+    assert len(databand.events) == EVENTS_OF_MIXED
+    assert kept_files(workdir) == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("elsewhere", ["port", "host"])
+def test_gitlab_redirect_elsewhere_is_refused_and_the_token_stays_home(hostile, databand, mixed, workdir,
+                                                                        status, elsewhere):
+    with Recorder(body=b"[]", content_type="application/json") as other:
+        target = other.url if elsewhere == "port" else other.url.replace("127.0.0.1", "localhost")
+        hostile.on(r"/jobs\?", lambda r: Response(status=status, headers={"Location": f"{target}/steal"}))
+        result = run(env_for(hostile, databand))
+        assert result.exit_code == 3
+        line = assert_one_clear_line(result, "not followed", "GITLAB_URL")
+        assert hostile.token not in result.output
+        assert other.seen == []  # not one request, so no token
+        assert target.replace("http://", "http://") in line
+    assert result.elapsed < 5
+    assert databand.payloads == [] and kept_files(workdir) == []
+
+
+def test_gitlab_link_header_elsewhere_is_never_followed(hostile, databand, workdir):
+    # Pages are asked for by number: a rel="next" to another host is not even looked at.
+    project, pipeline, jobs = generate_pipeline(hostile.url, 150, seed=3)
+    hostile.add_pipeline(project, pipeline, jobs)
+    with Recorder(body=b"[]", content_type="application/json") as other:
+        original = hostile._paginate
+
+        def foreign_links(args, raw_path, items, params):
+            response = original(args, raw_path, items, params)
+            response.headers["Link"] = f'<{other.url}/api/v4/steal?page=2>; rel="next"'
+            del response.headers["X-Total-Pages"]
+            return response
+
+        hostile._paginate = foreign_links
+        result = run(env_for(hostile, databand), pipeline=str(pipeline["id"]))
+        assert result.exit_code == 0, result.output
+        assert other.seen == []
+    job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
+    assert len(job_runs) == 150
+
+
+def test_gitlab_https_redirect_to_http_is_refused(tmp_path, databand, workdir):
+    cert, key = self_signed(tmp_path)
+    with HostileGitLab() as gitlab, Recorder(body=b"{}", content_type="application/json") as plain:
+        url = serve_tls(gitlab, cert, key)
+        sample = pipelines.mixed(url)
+        sample.install(gitlab)
+        gitlab.on(r"^/api/v4/projects/42/pipelines/9001$",
+                  lambda r: Response(status=301, headers={"Location": f"{plain.url}{PIPELINE_PATH}"}))
+        env = {"GITLAB_URL": url, "GITLAB_TOKEN": gitlab.token, "CI_SERVER_TLS_CA_FILE": str(cert),
+               "DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token}
+        result = run(env)
+        assert result.exit_code == 3
+        assert_one_clear_line(result, "http://127.0.0.1", "not followed")
+        assert plain.seen == []
+    assert databand.payloads == []
+
+
+# -- Databand redirects ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_databand_redirect_is_never_delivery(gitlab, mixed_plain, workdir, status):
+    with Recorder() as login, DatabandStandIn() as databand:
+        # An SSO proxy: the POST is sent to a login page that would answer 200.
+        databand.script({"status": status, "headers": {"Location": f"{login.url}/sso/login?state=s3cr3t"}})
+        result = run(env_for(gitlab, databand))
+        assert result.exit_code == 4
+        line = assert_one_clear_line(result, f"{status} a redirect to {login.url}/sso/login", "DATABAND_URL")
+        assert "s3cr3t" not in result.output  # the Location's query is not echoed
+        assert login.seen == []  # never followed: the token did not go to the login page
+        assert databand.payloads == []
+    [kept] = kept_files(workdir)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+    assert f"resend --from-file {kept.name}" in result.stderr
+    assert "within" not in line and result.elapsed < 5
+
+
+@pytest.fixture
+def mixed_plain(gitlab):
+    return pipelines.mixed(gitlab.url).install(gitlab)
+
+
+# -- pagination ----------------------------------------------------------------------------
+
+
+def test_pages_shifting_while_read_lose_and_double_nothing(hostile, databand, workdir):
+    project, pipeline, jobs = generate_pipeline(hostile.url, 200, seed=5)  # exactly two full pages
+    hostile.add_pipeline(project, pipeline, jobs)
+    newest = max(j["id"] for j in jobs) + 1
+    inserted = []
+
+    def retry_at_the_head(request):
+        # A job is retried while the reporter reads: the new attempt comes first on page 1, every
+        # other item moves one place down, and the last one onto a third page.
+        if request.args.get("page") == "1" and not inserted:
+            job = dict(jobs[0], id=newest, status="running")
+            hostile._pipelines[project["id"]][pipeline["id"]].jobs.append(job)
+            inserted.append(job)
+
+    hostile.then(r"/jobs", retry_at_the_head)
+    result = run(env_for(hostile, databand), pipeline=str(pipeline["id"]))
+    assert result.exit_code == 0, result.output
+    job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
+    names = [e["run"]["runId"] for e in job_runs]
+    assert inserted and len(names) == len(set(names))  # no job twice
+    assert len(job_runs) == 200  # every job counted when the listing began (the inserted one came later)
+    assert hostile.count(r"/jobs$") == 3  # the two pages counted, and the third the shift made
+
+
+def test_page_that_repeats_itself_is_stopped(hostile, databand, workdir):
+    project, pipeline, jobs = generate_pipeline(hostile.url, 100, seed=6)
+    hostile.add_pipeline(project, pipeline, jobs)
+    first_page = {}
+
+    def same_page_forever(request):
+        # A broken proxy: every page number gets page 1, no count, and a next page pointing back.
+        if not first_page:
+            first_page["body"] = sorted(jobs, key=lambda j: -j["id"])[:100]
+        return Response(json.dumps(first_page["body"]), content_type="application/json",
+                        headers={"X-Next-Page": "1", "X-Per-Page": "100", "X-Page": "1",
+                                 "Link": f'<{hostile.url}/api/v4/loop?page=1>; rel="next"'})
+
+    hostile.on(r"/jobs\?", same_page_forever)
+    result = run(env_for(hostile, databand), pipeline=str(pipeline["id"]))
+    assert result.exit_code == 0, result.output
+    assert "repeated items already read" in result.stderr
+    assert hostile.count(r"/jobs$") == 2  # page 1, then page 2 seen to repeat it: stopped
+    job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
+    assert len(job_runs) == 100 and len({e["run"]["runId"] for e in job_runs}) == 100
+
+
+def test_listing_that_ends_early_is_said(hostile, databand, workdir):
+    project, pipeline, jobs = generate_pipeline(hostile.url, 250, seed=7)
+    hostile.add_pipeline(project, pipeline, jobs)
+    # Page 3 comes back empty although page 1 counted 250 jobs (X-Total).
+    hostile.on(r"/jobs\?.*page=3", lambda r: Response("[]", content_type="application/json"))
+    result = run(env_for(hostile, databand), pipeline=str(pipeline["id"]))
+    assert result.exit_code == 0, result.output
+    assert "50 of the 250 jobs GitLab counted" in result.stderr
+    job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
+    assert len(job_runs) == 200
+
+
+# -- trickling -----------------------------------------------------------------------------
+
+
+def test_trickled_jobs_page_is_a_gitlab_error_within_its_bound(hostile, databand, mixed, workdir):
+    body = json.dumps([]).encode()
+    hostile.on(r"/jobs\?", lambda r: trickled(b"", b" " * 200 + body, hostile.stopping()))
+    result = run(env_for(hostile, databand))
+    assert result.exit_code == 3
+    assert_one_clear_line(result, f"GET {PIPELINE_PATH}/jobs", "within 2 s")
+    assert result.elapsed < reader.READ_SECONDS + 3
+    assert databand.payloads == []
+
+
+def test_trickled_log_sends_the_job_without_it(databand, workdir):
+    with HostileGitLab() as gitlab:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 77, status="failed")
+        jobs = [make_job(project, pipeline, 1, "load", "etl", "failed", failure_reason="script_failure"),
+                make_job(project, pipeline, 2, "check", "etl", "failed", failure_reason="script_failure")]
+        gitlab.add_pipeline(project, pipeline, jobs, traces={2: b"ERROR: the other log\n"})
+        gitlab.on(r"/jobs/1/trace", lambda r: trickled(b"step 1\n", b"x" * 500, gitlab.stopping(),
+                                                       content_type="text/plain"))
+        result = run(env_for(gitlab, databand), pipeline="77")
+    assert result.exit_code == 0, result.output
+    assert "the log of job 'load' (GitLab sent it too slowly, cut after 1.5 s)" in result.stderr
+    assert result.elapsed < reader.LOG_CUT_SECONDS + 3
+    logs = {e["job"]["name"].rsplit(".", 1)[1]: e["run"]["facets"].get("log") for e in databand.events}
+    assert logs["load"] is None
+    assert "ERROR: the other log" in logs["check"]["logBody"]
+
+
+def test_trickled_databand_answer_is_cut_and_retried_then_kept(gitlab, mixed_plain, workdir):
+    with TrickleServer() as slow:
+        env = env_for(gitlab, DATABAND_URL=slow.url, DATABAND_ACCESS_TOKEN="databand-token-for-nobody")
+        result = run(env)
+    assert result.exit_code == 4
+    line = assert_one_clear_line(result, "could not reach Databand", "no complete answer within 1 s")
+    spent = float(re.search(r"attempts? in ([\d.]+) s", line)[1])
+    assert slow.requests >= 2  # cut, and tried again
+    # no attempt starts after RETRY_DEADLINE, and each is cut at ATTEMPT_SECONDS
+    assert result.elapsed < delivery.RETRY_DEADLINE + delivery.ATTEMPT_SECONDS + 2
+    assert abs(spent - result.elapsed) < 1.5  # the time really spent, not the configured maximum
+    [kept] = kept_files(workdir)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+
+
+def test_databand_slower_than_an_attempt_is_cut_and_retried(gitlab, mixed_plain, workdir):
+    with DatabandStandIn() as databand:
+        databand.script({"delay": 3})  # slower than one attempt's bound: cut, tried again
+        result = run(env_for(gitlab, databand))
+        assert result.exit_code == 0, result.output
+        assert databand.requests_seen == 2 and len(databand.payloads) >= 1
+    assert result.elapsed < delivery.ATTEMPT_SECONDS + 2
+    assert kept_files(workdir) == []
+
+
+def test_retry_message_says_the_time_really_spent(gitlab, databand, mixed_plain, workdir):
+    databand.script(*[503] * 100)
+    result = run(env_for(gitlab, databand))
+    assert result.exit_code == 4
+    line = assert_one_clear_line(result, "503 still after retrying")
+    attempts, spent = re.search(r"\((\d+) attempts in ([\d.]+) s\)", line).groups()
+    assert int(attempts) == databand.requests_seen
+    assert float(spent) <= delivery.RETRY_DEADLINE + 0.5 and abs(float(spent) - result.elapsed) < 1.5
+
+
+# -- wrong shapes --------------------------------------------------------------------------
+
+HTML = b"<!DOCTYPE html><html><body>Sign in to continue</body></html>"
+SHAPES = {
+    "sso page": (200, "text/html; charset=utf-8", HTML, "is not JSON but an HTML page"),
+    "object for a list": (200, "application/json", b'{"message": "ok"}', "is an object where a list was due"),
+    "list for an object": (200, "application/json", b"[]", "is a list where an object was due"),
+    "string for a number": (200, "application/json", b'[{"id": "101", "name": "x"}]', "a string as the id"),
+    "cut short": (200, "application/json", b'[{"id": 1', "is not valid JSON"),
+}
+CASES = [
+    ("pipeline", rf"^{PIPELINE_PATH}$", "sso page"),
+    ("pipeline", rf"^{PIPELINE_PATH}$", "list for an object"),
+    ("jobs", r"/jobs\?", "sso page"),
+    ("jobs", r"/jobs\?", "object for a list"),
+    ("jobs", r"/jobs\?", "string for a number"),
+    ("jobs", r"/jobs\?", "cut short"),
+    ("bridges", r"/bridges\?", "sso page"),
+    ("bridges", r"/bridges\?", "object for a list"),
+    ("bridges", r"/bridges\?", "string for a number"),
+]
+
+
+@pytest.mark.parametrize("endpoint, pattern, shape", CASES)
+def test_wrong_shapes_are_one_clear_gitlab_error(hostile, databand, mixed, workdir, endpoint, pattern, shape):
+    status, content_type, body, words = SHAPES[shape]
+    if shape == "list for an object" and endpoint == "pipeline":
+        body = b'[{"id": 9001}]'
+    hostile.on(pattern, lambda r: Response(body, status=status, content_type=content_type))
+    result = run(env_for(hostile, databand))
+    assert result.exit_code == 3
+    path = PIPELINE_PATH if endpoint == "pipeline" else f"{PIPELINE_PATH}/{endpoint}"
+    line = assert_one_clear_line(result, f"GET {path} (HTTP {status}, {content_type})", words)
+    assert "?" not in line.split("GET ", 1)[1].split(" ", 1)[0]  # the path, never the query
+    assert result.elapsed < 5
+    assert databand.payloads == [] and kept_files(workdir) == []
+
+
+def test_string_where_a_number_is_due_in_the_pipeline(hostile, databand, mixed, workdir):
+    hostile.on(rf"^{PIPELINE_PATH}$", lambda r: Response(json.dumps({"id": 9001, "project_id": "forty-two"}),
+                                                         content_type="application/json"))
+    result = run(env_for(hostile, databand))
+    assert result.exit_code == 3
+    assert_one_clear_line(result, f"GET {PIPELINE_PATH} (HTTP 200, application/json)", "a string as project_id")
+
+
+def test_proxy_error_page_names_the_path(hostile, databand, mixed, workdir, monkeypatch):
+    monkeypatch.setattr(reader, "READ_SECONDS", 10)  # python-gitlab's retries of a 502 take 3 s
+    hostile.on(r"/jobs\?", lambda r: Response(HTML, status=502, content_type="text/html"))
+    result = run(env_for(hostile, databand))
+    assert result.exit_code == 3
+    assert_one_clear_line(result, "502", f"GET {PIPELINE_PATH}/jobs")
+
+
+@pytest.mark.parametrize("what, pattern, answer, note", [
+    ("log", r"/jobs/105/trace", (403, "application/json", b'{"message": "403"}'), "the log of job 'lint' (GitLab "
+                                                                                   "answered 403)"),
+    ("summary", r"/test_report_summary", (200, "text/html", HTML), "the test report summary (GitLab answered HTTP "
+                                                                   "200, text/html"),
+    ("summary", r"/test_report_summary", (200, "application/json", b"[]"), "is a list where an object was due"),
+    ("report", r"/test_report$", (200, "application/json", b'{"test_suites": "many"}'),
+     "test results (GitLab's test report has fields of an unexpected type)"),
+    ("report", r"/test_report$", (200, "text/html", HTML), "test cases (the test report could not be read"),
+])
+def test_optional_reads_only_degrade_the_report(hostile, databand, workdir, what, pattern, answer, note):
+    sample = pipelines.mixed(hostile.url)
+    suites = [{"name": "unit", "build_ids": [102], "test_cases": [
+        {"name": "t1", "classname": "c", "status": "failed", "execution_time": 1.0, "system_output": "boom"}]}]
+    hostile.add_pipeline(sample.project, sample.pipeline, sample.jobs, sample.bridges,
+                         {105: b"lint failed\n", 106: b"flaky\n"}, test_suites=suites)
+    status, content_type, body = answer
+    hostile.on(pattern, lambda r: Response(body, status=status, content_type=content_type))
+    result = run(env_for(hostile, databand))
+    assert result.exit_code == 0, result.output
+    assert note in result.stderr
+    assert len(databand.events) == EVENTS_OF_MIXED
+    by_name = {e["job"]["name"].rsplit(".", 1)[1]: e for e in databand.events}
+    if what == "log":
+        assert "log" not in by_name["lint"]["run"]["facets"]
+    if what == "summary":
+        assert not any("test" in e["run"]["facets"] for e in databand.events)
+    if what == "report" and "unexpected type" in note:
+        assert not any("test" in e["run"]["facets"] for e in databand.events)
+
+
+def test_malformed_downstream_pipeline_only_degrades(hostile, databand, workdir):
+    project = make_project(hostile.url)
+    parent = make_pipeline(project, 300, status="success")
+    child = make_pipeline(project, 301, status="success", source="parent_pipeline")
+    hostile.add_pipeline(project, child, [make_job(project, child, 31, "child-job", "test", "success")])
+    bridge = make_bridge(project, parent, 12, "trigger", "test", "success", downstream_pipeline=child)
+    hostile.add_pipeline(project, parent, [make_job(project, parent, 11, "build", "build", "success")], [bridge])
+    hostile.on(r"/pipelines/301/jobs", lambda r: Response(HTML, content_type="text/html"))
+    result = run(env_for(hostile, databand), pipeline="300")
+    assert result.exit_code == 0, result.output
+    assert "downstream pipeline 301 of bridge 'trigger'" in result.stderr and "HTML page" in result.stderr
+    assert {e["job"]["name"].rsplit(".", 1)[1] for e in databand.events} >= {"build", "trigger"}
+
+
+# -- TLS -----------------------------------------------------------------------------------
+
+
+def test_gitlab_self_signed_certificate(tmp_path, databand, workdir):
+    cert, key = self_signed(tmp_path)
+    with GitLabStandIn() as gitlab:
+        url = serve_tls(gitlab, cert, key)
+        pipelines.mixed(url).install(gitlab)
+        env = {"GITLAB_URL": url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+               "DATABAND_ACCESS_TOKEN": databand.token}
+        refused = run(env)
+        assert refused.exit_code == 3
+        assert_one_clear_line(refused, "self-signed certificate", "CI_SERVER_TLS_CA_FILE")
+        assert refused.elapsed < 5 and databand.payloads == []
+        trusted = run({**env, "CI_SERVER_TLS_CA_FILE": str(cert)})
+        assert trusted.exit_code == 0, trusted.output
+    assert len(databand.events) == EVENTS_OF_MIXED
+
+
+def test_databand_self_signed_certificate(tmp_path, gitlab, mixed_plain, workdir):
+    cert, key = self_signed(tmp_path)
+    with DatabandStandIn() as databand:
+        serve_tls(databand, cert, key)
+        url = databand.url.replace("http://", "https://")
+        env = env_for(gitlab, DATABAND_URL=url, DATABAND_ACCESS_TOKEN=databand.token)
+        refused = run(env)
+        assert refused.exit_code == 4
+        assert_one_clear_line(refused, "self-signed certificate", "DATABAND_CA_FILE")
+        assert refused.elapsed < 5 and databand.payloads == []
+        [kept] = kept_files(workdir)
+        assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+        trusted = run({**env, "DATABAND_CA_FILE": str(cert)})
+        assert trusted.exit_code == 0, trusted.output
+        assert len(databand.events) == EVENTS_OF_MIXED
+
+
+# -- local faults --------------------------------------------------------------------------
+
+
+def test_output_under_a_regular_file_is_a_warning(gitlab, databand, mixed_plain, workdir):
+    (workdir / "file.txt").write_text("a file, not a folder")
+    result = run(env_for(gitlab, databand), "--output", str(workdir / "file.txt" / "sub" / "x.json"))
+    assert result.exit_code == 0, result.output
+    assert "could not write --output" in result.stderr and "Not a directory" in result.stderr
+    assert len(databand.events) == EVENTS_OF_MIXED
+
+
+def test_unsent_file_goes_to_the_temp_folder_when_the_working_folder_cannot_take_it(gitlab, databand,
+                                                                                     mixed_plain, tmp_path,
+                                                                                     monkeypatch):
+    import tempfile
+
+    # The working folder is gone (as root, a chmod would not stop the write): nothing can be made there.
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
+    databand.script(401)
+    result = run(env_for(gitlab, databand))
+    assert result.exit_code == 4
+    [kept] = kept_files(spare)
+    assert f"kept in {kept}" in result.stderr and f"resend --from-file {kept}" in result.stderr
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+
+
+def test_one_target_failing_to_keep_never_stops_another(gitlab, mixed_plain, tmp_path, monkeypatch):
+    import tempfile
+
+    from reporter import report as lib
+
+    blocked = tmp_path / "file.txt"
+    blocked.write_text("x")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked / "tmp"))  # the fallback cannot be made either
+    with DatabandStandIn() as refusing, DatabandStandIn() as accepting:
+        refusing.script(401)
+        from reporter.settings import Settings
+
+        settings = Settings.from_env(env_for(gitlab, refusing))
+        built = lib.collect(settings, 42, 9001)
+        targets = [delivery.Databand(refusing.url, refusing.token), delivery.Databand(accepting.url, accepting.token)]
+        with pytest.raises(delivery.DeliveryError) as failed:
+            delivery.deliver(targets, built.events, 9001, keep_dir=str(blocked / "sub"))
+        assert len(accepting.events) == EVENTS_OF_MIXED  # the second target still delivered
+    message = str(failed.value)
+    assert "401" in message and "could not be kept" in message and "Not a directory" in message
+
+
+FULL_DISK_SCRIPT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+from reporter.cli import main
+sys.argv = ["databand-gitlab-reporter", *sys.argv[1:]]
+main()
+"""
+
+
+def full_disk(args, env, cwd):
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, *args], env={**_base_env(), **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+    done.elapsed = time.monotonic() - started
+    return done
+
+
+def _base_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABAND_", "CI_"))}
+
+
+def test_full_disk_output_is_a_warning_and_delivery_happens(gitlab, databand, mixed_plain, tmp_path):
+    done = full_disk(["resend", "--project", "42", "--pipeline", "9001", "--output", str(tmp_path / "out.json")],
+                     env_for(gitlab, databand), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "could not write --output" in done.stderr and "File too large" in done.stderr
+    assert len(databand.events) == EVENTS_OF_MIXED
+    assert not (tmp_path / "out.json").exists()  # never a truncated file where the path says a whole one
+
+
+def test_full_disk_and_refused_says_both_why(gitlab, databand, mixed_plain, tmp_path):
+    databand.script(401)
+    done = full_disk(["resend", "--project", "42", "--pipeline", "9001"],
+                     env_for(gitlab, databand, TMPDIR=str(tmp_path)), tmp_path)
+    assert done.returncode == 4
+    [line] = [x for x in done.stderr.splitlines() if "error:" in x]
+    assert "401" in line and "DATABAND_ACCESS_TOKEN" in line  # why delivery failed
+    assert "could not be kept" in line and "File too large" in line  # and why keeping failed
+    assert list(tmp_path.glob("*unsent*")) == [] and list(tmp_path.glob(".databand-*")) == []
+
+
+# -- resend --from-file --------------------------------------------------------------------
+
+
+def _kept_events(gitlab, tmp_path):
+    databand = DatabandStandIn().start()
+    try:
+        databand.script(401)
+        os.chdir(tmp_path)
+        run(env_for(gitlab, databand))
+    finally:
+        databand.stop()
+    [kept] = kept_files(tmp_path)
+    return kept, json.loads(kept.read_text())
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda events: events.insert(5, {"run": {"runId": "x"}}), "item 5"),
+    (lambda events: events[7]["run"].pop("runId"), "no run.runId"),
+    (lambda events: events[3].pop("eventTime"), "no eventTime"),
+    (lambda events: events[-1]["job"].pop("namespace"), "no job.namespace and job.name"),
+    (lambda events: events.pop(0), "0 root run events"),
+    (lambda events: events.append(dict(events[0])), "2 root run events"),
+])
+def test_from_file_is_checked_whole_before_anything_is_sent(gitlab, databand, mixed_plain, tmp_path, monkeypatch,
+                                                            spoil, words):
+    monkeypatch.chdir(tmp_path)
+    kept, events = _kept_events(gitlab, tmp_path)
+    spoil(events)
+    kept.write_text(json.dumps(events))
+    result = CliRunner().invoke(cli, ["resend", "--from-file", str(kept)], env=env_for(gitlab, databand))
+    assert result.exit_code == 2
+    assert words in result.stderr and "nothing was sent" in result.stderr
+    assert databand.requests_seen == 0
+
+
+def test_from_file_cut_short_is_refused(gitlab, databand, mixed_plain, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kept, _ = _kept_events(gitlab, tmp_path)
+    kept.write_bytes(kept.read_bytes()[:-200])
+    result = CliRunner().invoke(cli, ["resend", "--from-file", str(kept)], env=env_for(gitlab, databand))
+    assert result.exit_code == 2 and "nothing was sent" in result.stderr
+    assert databand.requests_seen == 0
+
+
+# -- signals -------------------------------------------------------------------------------
+
+
+def command(args, env, cwd):
+    executable = os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter")
+    return subprocess.Popen([executable, *args], env={**_base_env(), **env}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_while_databand_answers_slowly_keeps_every_event(gitlab, databand, mixed_plain, tmp_path,
+                                                                signum, code):
+    databand.script({"delay": 60})
+    process = command(["resend", "--project", "42", "--pipeline", "9001"], env_for(gitlab, databand), tmp_path)
+    assert wait_until(lambda: databand.requests_seen >= 1, 20)
+    time.sleep(0.2)
+    signalled = time.monotonic()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=10)
+    took = time.monotonic() - signalled
+    assert process.returncode == code, err
+    assert took < 3
+    assert databand.payloads == []  # nothing was acknowledged
+    [kept] = kept_files(tmp_path)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+    assert f"stopped by {signal.Signals(signum).name}" in err
+    assert f"kept in {kept.name}" in err and f"resend --from-file {kept.name}" in err
+
+
+def test_signal_after_some_parts_were_acknowledged_keeps_only_the_rest(gitlab, databand, tmp_path, monkeypatch):
+    project, pipeline, jobs = generate_pipeline(gitlab.url, 1200, seed=9)
+    gitlab.add_pipeline(project, pipeline, jobs)
+    databand.script({"delay": 0}, {"delay": 60}, {"delay": 60})  # the first part is accepted, the rest hang
+    env = env_for(gitlab, databand)
+    process = command(["resend", "--project", "42", "--pipeline", str(pipeline["id"])], env, tmp_path)
+    assert wait_until(lambda: len(databand.payloads) == 1 and databand.requests_seen >= 3, 30)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 143, err
+    [kept] = kept_files(tmp_path)
+    unsent = json.loads(kept.read_text())
+    accepted = {e["run"]["runId"] for e in databand.payloads[0][1:]}
+    unsent_ids = {e["run"]["runId"] for e in unsent[1:]}
+    assert unsent[0]["run"]["runId"] == databand.payloads[0][0]["run"]["runId"]  # with the root
+    assert not accepted & unsent_ids
+    assert len(accepted) + len(unsent_ids) == len(jobs) + len({j["stage"] for j in jobs})
+
+
+def test_ctrl_c_while_gitlab_is_read(databand, tmp_path):
+    with GitLabStandIn(latency=60) as gitlab:
+        pipelines.mixed(gitlab.url).install(gitlab)
+        env = env_for(gitlab, databand, CI_PROJECT_ID="42", CI_PIPELINE_ID="9001")
+        process = command(["resend", "--project", "42", "--pipeline", "9001"], env, tmp_path)
+        assert wait_until(lambda: gitlab.connections >= 1, 20)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+        took = time.monotonic() - signalled
+    assert process.returncode == 130, err
+    assert took < 3
+    assert "stopped by SIGINT; nothing was sent" in err and "resend --project 42 --pipeline 9001" in err
+    assert databand.requests_seen == 0 and kept_files(tmp_path) == []
