@@ -17,6 +17,8 @@ SECTION = "databand_report"
 PROG = "databand-gitlab-reporter"
 # Per stage, the tree shows every job that did not pass, and passed ones up to this many.
 TREE_PASSED_PER_STAGE = 30
+# The summary names this many failed jobs; a pipeline that failed wholesale does not flood the log.
+FAILED_SHOWN = 50
 
 # GitLab's status names as its pages write them (lib/gitlab/ci/status/*.rb, `label`/`text`).
 _WORDS = {
@@ -261,7 +263,10 @@ def body(view: PipelineView | None, outcomes: list, notes: list[str], *, databan
     if view is not None:
         out.append(f"Pipeline status: {view.words()}")
         out.append(counts_line(view))
-        out.extend(failed_lines(view))
+        failed = failed_lines(view)
+        out.extend(failed[:FAILED_SHOWN])
+        if len(failed) > FAILED_SHOWN:
+            out.append(f"... and {len(failed) - FAILED_SHOWN} more failed jobs (`--dry-run` shows them all)")
     for outcome in outcomes:
         requests = f" in {outcome.requests} request{'s' if outcome.requests != 1 else ''}" if outcome.requests else ""
         verb = "Wrote" if not requests and "://" not in outcome.target and outcome.target != "stdout" else "Sent"

@@ -278,3 +278,13 @@ def test_the_ui_address_never_carries_the_endpoint_path_or_credentials():
         == "https://db.example.com:8443"
     assert summary.databand_ui(None, None) is None
     assert summary.databand_ui(None, "not a url") is None
+
+
+def test_a_pipeline_failing_wholesale_names_the_first_failed_jobs_and_counts_the_rest(gitlab):
+    project, pipeline, jobs = generate_pipeline(gitlab.url, 300, stages=("test",), seed=4, failed_every=3)
+    gitlab.add_pipeline(project, pipeline, jobs)
+    report = lib.collect(settings_for(gitlab), project["id"], pipeline["id"])
+    lines = summary.body(summary.view_of(report), [], [])
+    failed = [line for line in lines if line.startswith("Failed: ")]
+    assert len(failed) == summary.FAILED_SHOWN
+    assert lines[len(failed) + 2] == "... and 50 more failed jobs (`--dry-run` shows them all)"
