@@ -14,7 +14,7 @@ import warnings
 import click
 import urllib3
 
-from reporter import __version__, backfill, delivery, summary
+from reporter import __version__, backfill, deadline, delivery, summary
 from reporter import report as lib
 from reporter.errors import ConfigError, DeliveryError, ReporterError
 from reporter.settings import Settings, check_id, check_url
@@ -133,6 +133,9 @@ def _on_signal(signum, frame) -> None:
     if _STOPPING:  # already keeping the events: a second signal means now
         os._exit(128 + signum)
     _STOPPING.append(signum)
+    # Worker threads (backfill, parts in flight) stop waiting too; from a thread of its own, since
+    # the main thread may hold one of the locks it takes at the moment the signal lands.
+    threading.Thread(target=deadline.stop_everything, name="stop", daemon=True).start()
     raise delivery.Interrupted(signum, signal.Signals(signum).name)
 
 
@@ -148,11 +151,12 @@ def _stopped(stop: delivery.Interrupted) -> None:
         os._exit(0)
     if stop.kept or stop.lost:
         _say(f"{PROG}: stopped by {stop.name} before every event was acknowledged.")
-    else:
-        ci = {k: os.environ.get(k, "") for k in ("CI_PROJECT_ID", "CI_PIPELINE_ID")}
-        again = f" {PROG} resend --project {ci['CI_PROJECT_ID']} --pipeline {ci['CI_PIPELINE_ID']}" \
-            if all(ci.values()) else f" {PROG} resend --project <id> --pipeline <id>"
-        _say(f"{PROG}: stopped by {stop.name}; nothing was sent. Send the pipeline later with:{again}")
+    elif os.environ.get("CI_PROJECT_ID") and os.environ.get("CI_PIPELINE_ID"):
+        _say(f"{PROG}: stopped by {stop.name} before the report was sent. Send it later with: {PROG} resend "
+             f"--project {os.environ['CI_PROJECT_ID']} --pipeline {os.environ['CI_PIPELINE_ID']}")
+    else:  # a resend or a backfill: the same command again (a backfill resumes from its cursor)
+        _say(f"{PROG}: stopped by {stop.name} before the events were sent; run the same command again "
+             "to send them (a backfill goes on from its cursor).")
     for target, path in stop.kept:
         again = "" if target == "databand" else f" --target {target}"
         _say(f"The events not acknowledged are kept in {path}; send them later with: "

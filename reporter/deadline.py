@@ -152,6 +152,8 @@ def bounded(seconds: float):
     """Run the HTTP calls made in this block (in this thread, through a BoundedAdapter) for at most
     `seconds`; raises OutOfTime when the bound cut them."""
     bound = Bound(seconds)
+    if _STOPPED.is_set():
+        bound.fired = True  # every request of the call is refused at once
     previous = current()
     _CURRENT.bound = bound
     _WATCHDOG.add(bound)
@@ -169,8 +171,18 @@ def bounded(seconds: float):
         raise OutOfTime(seconds)
 
 
-def abort_all() -> None:
+_STOPPED = threading.Event()
+
+
+def stop_everything() -> None:
+    """The process is stopping (a signal): cut every bounded call in progress, and refuse new ones,
+    so that worker threads end in a moment instead of finishing their reads and retries."""
+    _STOPPED.set()
     _WATCHDOG.abort_all()
+
+
+def stopped() -> threading.Event:
+    return _STOPPED
 
 
 def _watch(sock) -> None:

@@ -14,7 +14,6 @@ import gzip
 import json
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from typing import Protocol
 import requests
 
 from reporter import deadline
+from reporter.deadline import stopped as _process_stopping
 from reporter.errors import ConfigError, DeliveryError
 from reporter.packed import raw_of
 from reporter.settings import Settings
@@ -141,7 +141,7 @@ class Databand:
         self.verify = verify
         self.deadline = RETRY_DEADLINE if deadline is None else deadline
         self.backoff_factor = BACKOFF_FACTOR if backoff_factor is None else backoff_factor
-        self._stop = threading.Event()  # set when the process stops: no more waits or attempts
+        self._stop = _process_stopping()  # set when the process stops: no more waits or attempts
 
     def describe(self) -> str:
         return self.url
@@ -167,7 +167,6 @@ class Databand:
         refused: list[tuple[list[int], str]] = []
         accepted: set[int] = set()
         in_flight: list = []
-        self._stop.clear()
 
         def settle(indices: list[int], future) -> None:
             outcome.requests += 1
@@ -191,8 +190,7 @@ class Databand:
             while in_flight:
                 settle(*in_flight.pop(0))
         except Interrupted as stop:
-            self._stop.set()
-            deadline.abort_all()
+            deadline.stop_everything()
             pool.shutdown(wait=False, cancel_futures=True)
             for indices, future in in_flight:  # answered 2xx before the signal: acknowledged
                 if future.done() and not future.cancelled() and future.exception() is None:

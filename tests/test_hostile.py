@@ -209,6 +209,7 @@ def test_pages_shifting_while_read_lose_and_double_nothing(hostile, databand, wo
     assert inserted and len(names) == len(set(names))  # no job twice
     assert len(job_runs) == 200  # every job counted when the listing began (the inserted one came later)
     assert hostile.count(r"/jobs$") == 3  # the two pages counted, and the third the shift made
+    assert result.elapsed < 5 and kept_files(workdir) == []
 
 
 def test_page_that_repeats_itself_is_stopped(hostile, databand, workdir):
@@ -231,6 +232,7 @@ def test_page_that_repeats_itself_is_stopped(hostile, databand, workdir):
     assert hostile.count(r"/jobs$") == 2  # page 1, then page 2 seen to repeat it: stopped
     job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
     assert len(job_runs) == 100 and len({e["run"]["runId"] for e in job_runs}) == 100
+    assert result.elapsed < 5
 
 
 def test_listing_that_ends_early_is_said(hostile, databand, workdir):
@@ -243,6 +245,7 @@ def test_listing_that_ends_early_is_said(hostile, databand, workdir):
     assert "50 of the 250 jobs GitLab counted" in result.stderr
     job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
     assert len(job_runs) == 200
+    assert result.elapsed < 5
 
 
 # -- trickling -----------------------------------------------------------------------------
@@ -387,6 +390,7 @@ def test_optional_reads_only_degrade_the_report(hostile, databand, workdir, what
     assert result.exit_code == 0, result.output
     assert note in result.stderr
     assert len(databand.events) == EVENTS_OF_MIXED
+    assert result.elapsed < 5
     by_name = {e["job"]["name"].rsplit(".", 1)[1]: e for e in databand.events}
     if what == "log":
         assert "log" not in by_name["lint"]["run"]["facets"]
@@ -575,6 +579,7 @@ def test_from_file_is_checked_whole_before_anything_is_sent(gitlab, databand, mi
     assert result.exit_code == 2
     assert words in result.stderr and "nothing was sent" in result.stderr
     assert databand.requests_seen == 0
+    assert json.loads(kept.read_text()) == events  # the file is left as it was
 
 
 def test_from_file_cut_short_is_refused(gitlab, databand, mixed_plain, tmp_path, monkeypatch):
@@ -646,5 +651,27 @@ def test_ctrl_c_while_gitlab_is_read(databand, tmp_path):
         took = time.monotonic() - signalled
     assert process.returncode == 130, err
     assert took < 3
-    assert "stopped by SIGINT; nothing was sent" in err and "resend --project 42 --pipeline 9001" in err
+    assert "stopped by SIGINT before the report was sent" in err and "resend --project 42 --pipeline 9001" in err
     assert databand.requests_seen == 0 and kept_files(tmp_path) == []
+
+
+def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_path):
+    project = make_project(gitlab.url)
+    for i in range(6):
+        pipeline = make_pipeline(project, 500 + i, status="success", created_at="2026-10-02T10:00:00.000Z")
+        pipeline["updated_at"] = "2026-10-02T11:00:00.000Z"
+        gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 5000 + i, "build", "build", "success")])
+    databand.script(*[{"delay": 60}] * 10)
+    cursor = tmp_path / "cursor.json"
+    process = command(["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "2",
+                       "--cursor", str(cursor)], env_for(gitlab, databand), tmp_path)
+    assert wait_until(lambda: databand.requests_seen >= 2, 20)
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=10)
+    took = time.monotonic() - signalled
+    assert process.returncode == 143, err
+    assert took < 3  # the two deliveries in flight were cut, the four not started failed at once
+    assert "stopped by SIGTERM before the events were sent; run the same command again" in err
+    assert databand.payloads == []
+    assert not cursor.exists() or json.loads(cursor.read_text()).get("done", []) == []
