@@ -105,7 +105,8 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            if self._heap[0][2] is bound:  # only an earlier deadline changes how long to sleep
+                self._lock.notify()
 
     def remove(self, bound: Bound) -> None:
         with self._lock:

@@ -115,8 +115,10 @@ class _GitLabAdapter(deadline.BoundedAdapter):
     def send(self, request, *args, **kwargs):
         if _origin(request.url) != self._origin:
             scheme, host, port = _origin(request.url)
-            raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}, away from the GitLab URL "
-                             "it was given; it was not followed, so the token stayed home. Set GITLAB_URL "
+            plain = " (plain http, where GitLab's URL is https)" if scheme == "http" and \
+                self._origin[0] == "https" else ""
+            raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}{plain}, away from the GitLab "
+                             "URL it was given; it was not followed, so the token stayed home. Set GITLAB_URL "
                              "to the address GitLab really answers on")
         with self._gate:
             try:
@@ -155,8 +157,12 @@ def _connect(access: Access):
     )
 
 
+_LAST_ANSWER = threading.local()  # this thread's last answer's content type, for refusals' messages
+
+
 def _cap_retry_after(response, *args, **kwargs):
     """python-gitlab sleeps as long as Retry-After says; an hour would hold the pipeline for an hour."""
+    _LAST_ANSWER.content_type = response.headers.get("Content-Type") or "no content type"
     value = response.headers.get("Retry-After")
     if value is not None:
         try:
@@ -277,7 +283,9 @@ def _explain(error: Exception, what: str, token_kind: str) -> GitLabError:
         return GitLabError(f"GitLab has no {what} (404){asked}, or the {token_kind} may not see it: "
                            f"check the project and pipeline ids ({fix}).")
     if code:
-        return GitLabError(f"GitLab answered {code} while reading {what}{asked}; try again later.")
+        kind = getattr(error, "gitlab_content_type", None)
+        return GitLabError(f"GitLab answered {code}{f' ({kind})' if kind else ''} while reading {what}{asked}; "
+                           "try again later.")
     return GitLabError(f"Could not reach GitLab while reading {what}{asked}: {type(error).__name__}. "
                        "Check GITLAB_URL / CI_SERVER_URL and the network.")
 
@@ -311,6 +319,7 @@ def get_json(gl, path: str, params: Mapping | None = None, *, expect: type = dic
                 response.close()
     except Exception as error:
         error.gitlab_path = shown
+        error.gitlab_content_type = getattr(_LAST_ANSWER, "content_type", None)
         raise
     answer = Answer(None, shown, response.status_code, response.headers.get("Content-Type", ""), response.headers)
     if "json" not in answer.content_type.lower():
@@ -533,7 +542,8 @@ def _read_downstream(access: Access, gl, pipeline: Pipeline, depth: int, log_lin
                                   depth=depth - 1, tests=tests, gl=gl, workers=DOWNSTREAM_WORKERS,
                                   exclude=exclude)
         except GitLabError as error:
-            pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: {error}")
+            pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: "
+                                     f"{str(error).rstrip('.')}")
             return
         bridge.downstream = child
 

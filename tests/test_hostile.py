@@ -154,7 +154,7 @@ def test_gitlab_https_redirect_to_http_is_refused(tmp_path, databand, workdir):
                "DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token}
         result = run(env)
         assert result.exit_code == 3
-        assert_one_clear_line(result, "http://127.0.0.1", "not followed")
+        assert_one_clear_line(result, "http://127.0.0.1", "plain http, where GitLab's URL is https", "not followed")
         assert plain.seen == []
     assert databand.payloads == []
 
@@ -365,7 +365,7 @@ def test_proxy_error_page_names_the_path(hostile, databand, mixed, workdir, monk
     hostile.on(r"/jobs\?", lambda r: Response(HTML, status=502, content_type="text/html"))
     result = run(env_for(hostile, databand))
     assert result.exit_code == 3
-    assert_one_clear_line(result, "502", f"GET {PIPELINE_PATH}/jobs")
+    assert_one_clear_line(result, "502 (text/html)", f"GET {PIPELINE_PATH}/jobs")
 
 
 @pytest.mark.parametrize("what, pattern, answer, note", [
