@@ -211,6 +211,8 @@ class Databand:
         started = time.monotonic()
         attempt = 0
         while True:
+            if time.monotonic() >= stop_at:  # a part queued behind slow ones: no attempt past the deadline
+                raise _Refused(f"not sent: the {self.deadline:g} s of the delivery were spent before its turn")
             attempt += 1
             retry_after = None
             try:

@@ -105,12 +105,15 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 class _GitLabAdapter(deadline.BoundedAdapter):
     """Every request to GitLab passes here: it must stay on GitLab's origin, and at most `in_flight`
-    wait for an answer at once, across every thread and pipeline of the process. Reads made inside
-    deadline.bounded are cut off at their bound."""
+    are under way at once, across every thread and pipeline of the process: the pool holds that
+    many connections and blocks for one (pool_block), and a connection goes back only once its
+    answer is read whole, so the bound covers the bodies too, not only the wait for headers.
+    Reads made inside deadline.bounded are cut off at their bound."""
 
-    def __init__(self, origin: tuple, gate: threading.BoundedSemaphore, **kwargs):
-        super().__init__(**kwargs)
-        self._origin, self._gate = origin, gate
+    def __init__(self, origin: tuple, in_flight: int):
+        # One kept connection per request in flight: without it urllib3 keeps 10 and reconnects for the rest.
+        super().__init__(pool_connections=4, pool_maxsize=in_flight, pool_block=True)
+        self._origin = origin
 
     def send(self, request, *args, **kwargs):
         if _origin(request.url) != self._origin:
@@ -120,11 +123,10 @@ class _GitLabAdapter(deadline.BoundedAdapter):
             raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}{plain}, away from the GitLab "
                              "URL it was given; it was not followed, so the token stayed home. Set GITLAB_URL "
                              "to the address GitLab really answers on")
-        with self._gate:
-            try:
-                return super().send(request, *args, **kwargs)
-            except requests.exceptions.SSLError as error:
-                raise UntrustedCertificate(deadline.tls_problem(error)) from None
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.exceptions.SSLError as error:
+            raise UntrustedCertificate(deadline.tls_problem(error)) from None
 
 
 _CLIENTS: dict[Access, object] = {}
@@ -146,9 +148,7 @@ def _connect(access: Access):
     kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
     session = requests.Session()
     session.hooks["response"].append(_cap_retry_after)
-    # One kept connection per request in flight: without it urllib3 keeps 10 and reconnects for the rest.
-    adapter = _GitLabAdapter(_origin(access.url), threading.BoundedSemaphore(access.in_flight),
-                             pool_connections=4, pool_maxsize=access.in_flight)
+    adapter = _GitLabAdapter(_origin(access.url), access.in_flight)
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)
     return gitlab.Gitlab(
@@ -466,6 +466,8 @@ def _why(error: Exception) -> str:
         return f"GitLab answered {code}"
     if isinstance(error, UntrustedCertificate):
         return f"TLS certificate not accepted ({error})"
+    if isinstance(error, ForeignURL):
+        return "GitLab redirected it away from its own address; not followed"
     return type(error).__name__
 
 
@@ -645,6 +647,7 @@ class _Listing:
         if pages and self._total is not None:  # never more pages than the count needs
             pages = min(pages, math.ceil(self._total / self._per_page) + 1)
         self.first_raw = page[0] if page else {}
+        self._first_size = len(page)
         self._jobs_of_first, _ = self._take(answer, page)
         if len(page) < self._per_page:
             self._rest = []
@@ -659,11 +662,11 @@ class _Listing:
             if self._rest is None:
                 self.start_rest()
             items = list(self._jobs_of_first)
-            last_size = None
+            last_size = self._first_size
             for rest in self._rest:
                 jobs, _, last_size = rest.result()
                 items.extend(jobs)
-            if self._counted_pages and last_size is not None and last_size >= self._per_page:
+            if self._counted_pages and last_size >= self._per_page:
                 items.extend(self._walk(self._counted_pages + 1))  # the pages shifted while being read
             if self._total is not None and len(self._seen) < self._total:
                 self.notes.append(f"{self._total - len(self._seen)} of the {self._total} {self._kind}s GitLab "

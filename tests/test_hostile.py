@@ -212,6 +212,37 @@ def test_pages_shifting_while_read_lose_and_double_nothing(hostile, databand, wo
     assert result.elapsed < 5 and kept_files(workdir) == []
 
 
+def test_bridges_shifting_while_read_are_kept_once(hostile, databand, workdir):
+    project = make_project(hostile.url)
+    pipeline = make_pipeline(project, 400, status="success")
+    jobs = [make_job(project, pipeline, 1, "build", "build", "success")]
+    bridges = [make_bridge(project, pipeline, 1000 + i, f"trigger {i}", "deploy", "success") for i in range(100)]
+    hostile.add_pipeline(project, pipeline, jobs, bridges)
+
+    def new_bridge_at_the_head(request):
+        entry = hostile._pipelines[project["id"]][pipeline["id"]]
+        if request.args.get("page") == "1" and len(entry.bridges) == 100:
+            entry.bridges.append(make_bridge(project, pipeline, 2000, "late trigger", "deploy", "running"))
+
+    hostile.then(r"/bridges", new_bridge_at_the_head)
+    result = run(env_for(hostile, databand), pipeline="400")
+    assert result.exit_code == 0, result.output
+    names = [e["job"]["name"].rsplit(".", 1)[1] for e in databand.events]
+    assert sorted(n for n in names if n.startswith("trigger")) == sorted(f"trigger {i}" for i in range(100))
+    assert hostile.count(r"/bridges$") == 2  # the one page counted came back full: the next one was read
+    assert result.elapsed < 5
+
+
+def test_foreign_redirect_of_a_log_only_leaves_the_log_out(hostile, databand, mixed, workdir):
+    with Recorder(body=b"log", content_type="text/plain") as other:
+        hostile.on(r"/jobs/105/trace", lambda r: Response(status=302, headers={"Location": f"{other.url}/log"}))
+        result = run(env_for(hostile, databand))
+        assert other.seen == []
+    assert result.exit_code == 0, result.output
+    assert "the log of job 'lint' (GitLab redirected it away from its own address; not followed)" in result.stderr
+    assert len(databand.events) == EVENTS_OF_MIXED
+
+
 def test_page_that_repeats_itself_is_stopped(hostile, databand, workdir):
     project, pipeline, jobs = generate_pipeline(hostile.url, 100, seed=6)
     hostile.add_pipeline(project, pipeline, jobs)
