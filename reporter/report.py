@@ -76,7 +76,8 @@ def _collect(settings: Settings, project: str | int, pipeline_id: int, own_job_i
                                     redact=settings.redactor(), depth=settings.downstream_depth,
                                     tests=settings.test_results, exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
-    built = events.build_events(pipeline, settings.naming(access.url, pipeline.project_path), now)
+    built = events.build_events(pipeline, settings.naming(access.url, pipeline.project_path, pipeline.name), now,
+                                mask=settings.redactor().known)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:
