@@ -256,6 +256,8 @@ def test_report_job_runs_last_after_failures_too_and_never_fails_the_pipeline_by
     assert job["artifacts"]["when"] == "always"
     assert job["artifacts"]["expire_in"] == "1 week"
     assert set(job["artifacts"]["paths"]) == {"databand-events.json", "databand-unsent-*.json"}
+    # The job page's link to Databand that the reporter writes (GitLab 16.3+).
+    assert job["artifacts"]["reports"] == {"annotations": "databand-annotations.json"}
     script = "\n".join(job["script"])
     assert "command -v databand-gitlab-reporter" in script, "the reporter's image needs no install"
     assert 'python3 -m venv --without-pip "$databand_venv"' in script
