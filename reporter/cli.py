@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 import re
@@ -11,13 +12,32 @@ import sys
 import threading
 import warnings
 
-import click
-import urllib3
+from typing import TYPE_CHECKING
 
-from reporter import __version__, backfill, deadline, delivery, summary
-from reporter import report as lib
-from reporter.errors import ConfigError, DeliveryError, ReporterError
+import click
+
+from reporter import __version__, summary
+from reporter.errors import ConfigError, DeliveryError, GitLabTimeout, Interrupted, ReporterError
 from reporter.settings import Settings, check_id, check_url
+from reporter.status import FINAL
+
+if TYPE_CHECKING:
+    from reporter.backfill import Backfill, Result
+    from reporter.report import Report
+
+
+class _Library:
+    """The library behind the commands (reporter.report, .backfill, .delivery), imported when a
+    command first calls it: they bring python-gitlab and requests, two thirds of the start-up, which
+    `--help`, `--version`, `parent-env` and a usage error never need."""
+
+    def __getattr__(self, name: str):
+        module = importlib.import_module(f"reporter.{name}")
+        setattr(self, name, module)
+        return module
+
+
+lib = _Library()
 
 ENV_DEBUG = "DATABAND_REPORTER_DEBUG"
 PROG = "databand-gitlab-reporter"
@@ -111,8 +131,10 @@ def _settings(flags: dict) -> Settings:
         sys.exit(error.exit_code)
     if settings.insecure:
         # One warning of ours instead of urllib3's on every request.
-        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
         _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
+    # A line per Databand retry, so that a wrong host shows in seconds, not after a minute of silence.
+    lib.delivery.progress = _say
     return settings
 
 
@@ -135,15 +157,16 @@ def _on_signal(signum, frame) -> None:
     _STOPPING.append(signum)
     # Worker threads (backfill, parts in flight) stop waiting too; from a thread of its own, since
     # the main thread may hold one of the locks it takes at the moment the signal lands.
-    threading.Thread(target=deadline.stop_everything, name="stop", daemon=True).start()
-    raise delivery.Interrupted(signum, signal.Signals(signum).name)
+    if "reporter.deadline" in sys.modules:  # no HTTP call can be under way before it is loaded
+        threading.Thread(target=lib.deadline.stop_everything, name="stop", daemon=True).start()
+    raise Interrupted(signum, signal.Signals(signum).name)
 
 
 _STOPPING: list[int] = []
 _DELIVERED: list = []  # labels whose events every target acknowledged
 
 
-def _stopped(stop: delivery.Interrupted) -> None:
+def _stopped(stop: Interrupted) -> None:
     """Say what a signal left behind, then exit with 128 + its number, waiting for no thread."""
     if _DELIVERED and not (stop.kept or stop.lost):
         _say(f"{PROG}: stopped by {stop.name} after every event was acknowledged.")
@@ -175,7 +198,7 @@ def main() -> None:
         signal.signal(signum, _on_signal)
     try:
         cli.main(prog_name=PROG)
-    except delivery.Interrupted as stop:
+    except Interrupted as stop:
         _stopped(stop)
     except SystemExit as done:
         if _TIMED_OUT:
@@ -200,7 +223,7 @@ def _friendly(func):
         try:
             return func(settings, *args, **kwargs)
         except ReporterError as error:
-            if isinstance(error, lib.GitLabTimeout):
+            if isinstance(error, GitLabTimeout):
                 global _TIMED_OUT
                 _TIMED_OUT = True
             _say(f"{PROG}: error: {redact(str(error))}")
@@ -226,8 +249,6 @@ def cli():
     Inside a pipeline, `report` sends the pipeline it runs in; anywhere, `resend` sends
     pipelines by id, or a file of events that could not be sent.
     """
-    # A line per Databand retry, so that a wrong host shows in seconds, not after a minute of silence.
-    delivery.progress = _say
 
 
 @cli.command()
@@ -243,7 +264,7 @@ def report(**flags):
 
 @_friendly
 def _run_report(settings: Settings):
-    report, pipeline_id = lib.collect_this_pipeline(settings)
+    report, pipeline_id = lib.report.collect_this_pipeline(settings)
     try:
         _finish(settings, report, pipeline_id)
     finally:  # Databand has whatever was accepted, so the link helps after a failed part too
@@ -294,7 +315,7 @@ def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cur
 def _run_from_file(settings: Settings, path: str, also_pipelines: bool):
     if also_pipelines:
         raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
-    report = lib.Report(pipeline=None, events=delivery.load_events(path))
+    report = lib.report.Report(pipeline=None, events=lib.delivery.load_events(path))
     _finish(settings, report, _label(path))
 
 
@@ -304,10 +325,10 @@ def _run_resend(settings: Settings, project, pipelines):
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
     ids = [check_id(p, "--pipeline") for p in pipelines]
     settings.gitlab()
-    delivery.make_targets(settings)  # every setting checked before GitLab is read
+    lib.delivery.make_targets(settings)  # every setting checked before GitLab is read
     if settings.dry_run:  # the events themselves are the output
         for pipeline_id in ids:
-            _finish(settings, lib.collect(settings, project, pipeline_id), pipeline_id)
+            _finish(settings, lib.report.collect(settings, project, pipeline_id), pipeline_id)
         return
 
     def each(pipeline_id, report, error):
@@ -318,19 +339,19 @@ def _run_resend(settings: Settings, project, pipelines):
             if isinstance(error, DeliveryError):
                 _say_kept(error)
 
-    lib.resend_pipelines(settings, project, ids, each)
+    lib.report.resend_pipelines(settings, project, ids, each)
 
 
 @_friendly
 def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path):
-    plan = backfill.plan(settings, project, since, ref, statuses, cursor_path)
+    plan = lib.backfill.plan(settings, project, since, ref, statuses, cursor_path)
     done_before = len(plan.cursor.done & set(plan.pipeline_ids))
     _say(f"Backfill of {project}: {len(plan.pipeline_ids)} pipelines updated since {plan.since}"
          f"{f', {done_before} already sent' if done_before else ''}.")
     _execute(settings, plan, concurrency)
 
 
-def _execute(settings: Settings, plan: backfill.Backfill, concurrency: int) -> None:
+def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
     """Run a backfill or sweep plan with a progress bar on a terminal, a line a pipeline in a job log."""
     redact = settings.redactor()
     lock = threading.Lock()
@@ -338,7 +359,7 @@ def _execute(settings: Settings, plan: backfill.Backfill, concurrency: int) -> N
         if sys.stderr.isatty() else None
     count = {"n": 0}
 
-    def progress(result: backfill.Result) -> None:
+    def progress(result: Result) -> None:
         with lock:
             count["n"] += 1
             if bar is not None:
@@ -350,7 +371,7 @@ def _execute(settings: Settings, plan: backfill.Backfill, concurrency: int) -> N
                 (f"failed: {redact(str(result.error))}" if result.error else "sent")
             _say(f"[{count['n']}/{len(plan.pipeline_ids)}] pipeline {result.pipeline_id}: {state}")
 
-    backfill.execute(settings, plan, concurrency, progress)
+    lib.backfill.execute(settings, plan, concurrency, progress)
     if bar is not None:
         bar.render_finish()
     _say(plan.line())
@@ -365,7 +386,7 @@ def _execute(settings: Settings, plan: backfill.Backfill, concurrency: int) -> N
               help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(backfill.FINISHED),
+@click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(FINAL)),
               help="Only pipelines that ended so; repeat for more. `--status canceled` sends only what no "
                    "`.post` job can have reported, at a tenth of the requests. [default: all four]")
 @click.option("--cursor", metavar="FILE",
@@ -379,12 +400,12 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
     --hours unless the cursor says it was sent at its current state. Needs a token
     with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
     """
-    _run_sweep(_settings(flags), project, hours, tuple(statuses) or backfill.FINISHED, concurrency, cursor)
+    _run_sweep(_settings(flags), project, hours, tuple(statuses) or tuple(sorted(FINAL)), concurrency, cursor)
 
 
 @_friendly
 def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor_path):
-    plan = backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
+    plan = lib.backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
     unchanged = sum(1 for i in plan.pipeline_ids if plan.cursor.versions.get(i) == plan.versions.get(i))
     _say(f"Sweep of {project}: {len(plan.pipeline_ids)} finished pipelines updated since {plan.since}, "
          f"{unchanged} of them sent before and unchanged.")
@@ -447,19 +468,19 @@ def _wants_json() -> bool:
     return bool(context and context.params.get("as_json"))
 
 
-def _finish(settings: Settings, report: lib.Report, label) -> None:
+def _finish(settings: Settings, report: Report, label) -> None:
     """Print the dry run (a tree, or the events with --json), deliver, and end with the summary,
     also when a delivery failed: it then names what was kept and the command that sends it."""
     view = summary.view_of(report)
     if settings.dry_run:
         sys.stdout.flush()
         if _wants_json():
-            delivery.dump(report.events, sys.stdout.buffer)
+            lib.delivery.dump(report.events, sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
             click.echo("\n".join(summary.tree(view, len(report.events))))
     try:
-        lib.deliver(settings, report, label)
+        lib.report.deliver(settings, report, label)
     except DeliveryError as error:
         _log(_summary(settings, report, label, view, error))
         error.summarized = True
@@ -471,7 +492,7 @@ def _finish(settings: Settings, report: lib.Report, label) -> None:
         _say(f"{PROG}: warning: the events were delivered, but the summary failed ({type(error).__name__}).")
 
 
-def _summary(settings: Settings, report: lib.Report, label, view, error: DeliveryError | None = None) -> str:
+def _summary(settings: Settings, report: Report, label, view, error: DeliveryError | None = None) -> str:
     kept = summary.kept_files(error.kept_at) if error is not None else []
     body = summary.body(view, report.outcomes, report.notes, databand_url=settings.databand_url, kept=kept,
                         unsent=len(error.unsent) if error is not None else 0)

@@ -25,7 +25,7 @@ import requests
 
 from reporter import deadline
 from reporter.deadline import stopped as _process_stopping
-from reporter.errors import ConfigError, DeliveryError
+from reporter.errors import ConfigError, DeliveryError, Interrupted
 from reporter.packed import raw_of
 from reporter.settings import Settings
 
@@ -109,19 +109,6 @@ class Target(Protocol):
     def describe(self) -> str: ...
 
     def send(self, events: Sequence[dict]) -> Outcome: ...
-
-
-class Interrupted(BaseException):
-    """SIGTERM or SIGINT: stop waiting now. A BaseException, so that no `except Exception` of a
-    library swallows it. Delivery fills in what was not acknowledged and where it was kept."""
-
-    def __init__(self, signum: int, name: str):
-        super().__init__(name)
-        self.signum = signum
-        self.name = name
-        self.unsent: list[dict] | None = None  # of the target being sent to, when it was
-        self.kept: list[tuple[str, str]] = []  # (target, file) for every target with events left
-        self.lost: list[str] = []  # why events of a target could not be kept
 
 
 class Databand:

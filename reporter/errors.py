@@ -19,6 +19,10 @@ class GitLabError(ReporterError):
     exit_code = 3
 
 
+class GitLabTimeout(GitLabError):
+    """Reading GitLab took too long; worker threads may still be waiting on the network."""
+
+
 class DeliveryError(ReporterError):
     """Databand (or another target) did not accept every event; the unsent ones are kept."""
 
@@ -29,3 +33,16 @@ class DeliveryError(ReporterError):
         self.unsent = unsent or []
         self.kept_at = kept_at
         self.target = "databand"
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: stop waiting now. A BaseException, so that no `except Exception` of a
+    library swallows it. Delivery fills in what was not acknowledged and where it was kept."""
+
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum = signum
+        self.name = name
+        self.unsent: list[dict] | None = None  # of the target being sent to, when it was
+        self.kept: list[tuple[str, str]] = []  # (target, file) for every target with events left
+        self.lost: list[str] = []  # why events of a target could not be kept

@@ -11,13 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from reporter import delivery, events, reader, status, summary
-from reporter.errors import DeliveryError, GitLabError, ReporterError
+from reporter.errors import DeliveryError, GitLabTimeout, ReporterError
 from reporter.settings import Settings, check_id
 from reporter.snapshot import Pipeline
-
-
-class GitLabTimeout(GitLabError):
-    """Reading GitLab took too long; worker threads may still be waiting on the network."""
 
 
 @dataclass

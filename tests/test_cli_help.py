@@ -140,3 +140,18 @@ def test_the_readme_status_table_is_event_type():
             table[cells[0].split(" (")[0]] = cells[1].split()[0].rstrip(",")
     assert table == EVENT_TYPE
     assert "| a status this version does not know | OTHER" in section
+
+
+def test_help_and_usage_errors_load_neither_gitlab_nor_requests():
+    """--help answers in a tenth of a second: the library behind the commands (python-gitlab,
+    requests) loads when a command runs, not when the command line is parsed."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from reporter.cli import main\n"
+            "sys.argv = ['databand-gitlab-reporter'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gitlab', 'requests', 'urllib3')))")
+    for args in (["--help"], ["report", "--help"], ["sweep", "--status", "nope"]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip().splitlines()[-1] == "[]", (args, done.stdout[-300:])
