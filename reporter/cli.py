@@ -77,7 +77,8 @@ def _common(command):
                      help="OpenLineage namespace. [default: gitlab:<gitlab host>] [env: DATABAND_NAMESPACE]"),
         click.option("--pipeline-name", metavar="NAME",
                      help="Name of the pipeline's job in Databand; stages and jobs are named "
-                          "<pipeline>.<stage>.<job>. [default: the project path with dots, acme.data-platform] "
+                          "<pipeline>.<stage>.<job>. [default: the project path with dots, then the workflow:name "
+                          "if set: acme.data-platform.Nightly load] "
                           "[env: DATABAND_PIPELINE_NAME]"),
         click.option("--project-name", metavar="NAME",
                      help="Databand project. [default: the project path] [env: DATABAND_PROJECT]"),
@@ -368,7 +369,7 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
                     _say(f"\npipeline {result.pipeline_id}: {redact(str(result.error))}")
                 return
             state = "done before, skipped" if result.skipped else \
-                (f"failed: {redact(str(result.error))}" if result.error else "sent")
+                (f"failed: {redact(str(result.error))}" if result.error else "built, not sent (--dry-run)" if settings.dry_run else "sent")
             _say(f"[{count['n']}/{len(plan.pipeline_ids)}] pipeline {result.pipeline_id}: {state}")
 
     lib.backfill.execute(settings, plan, concurrency, progress)
