@@ -12,6 +12,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from clirun import env_for, resend
 import pipelines
 from reporter import delivery, reader
 from reporter.cli import cli
@@ -33,22 +34,6 @@ def mixed(gitlab):
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def env_for(gitlab, databand=None, **extra):
-    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}
-    if databand is not None:
-        env.update(DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
-    env.update(extra)
-    return env
-
-
-def resend(env, *args, pipeline="9001"):
-    started = time.monotonic()
-    result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", pipeline, *args], env=env,
-                                catch_exceptions=False)
-    result.elapsed = time.monotonic() - started
-    return result
 
 
 def kept_files(folder):

@@ -19,6 +19,8 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.wrappers import Response
 
+from clirun import env_for
+from clirun import resend as run
 import pipelines
 from hostile import HostileGitLab, Recorder, TrickleServer, self_signed, serve_tls, trickled, wait_until
 from reporter import delivery, reader
@@ -56,22 +58,6 @@ def mixed(hostile):
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def env_for(gitlab, databand=None, **extra):
-    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}
-    if databand is not None:
-        env.update(DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
-    env.update(extra)
-    return env
-
-
-def run(env, *args, pipeline="9001"):
-    started = time.monotonic()
-    result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", pipeline, *args], env=env,
-                                catch_exceptions=False)
-    result.elapsed = time.monotonic() - started
-    return result
 
 
 def errors(result) -> list[str]:
