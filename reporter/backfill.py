@@ -12,7 +12,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
 from reporter import reader, report
@@ -73,6 +73,13 @@ class Cursor:
                     saved["versions"] = {str(k): v for k, v in sorted(self.versions.items())}
                 json.dump(saved, handle)
             os.replace(temporary, self.path)
+
+
+class _Unsaved(Cursor):
+    """A cursor that remembers nothing (a dry run)."""
+
+    def mark(self, pipeline_id: int, version: str | None = None) -> None:
+        pass
 
 
 @dataclass
@@ -170,7 +177,10 @@ def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: 
     def send(pipeline_id: int) -> None:
         report.deliver(settings, report.collect(settings, project_ref, pipeline_id), pipeline_id)
 
-    backfill.results = run(backfill.pipeline_ids, send, backfill.cursor, concurrency, progress, backfill.versions)
+    # A dry run sends nothing, so it must record nothing: a real run after it still sends every pipeline.
+    cursor = _Unsaved(**{f.name: getattr(backfill.cursor, f.name) for f in fields(Cursor) if f.name != "_lock"}) \
+        if settings.dry_run else backfill.cursor
+    backfill.results = run(backfill.pipeline_ids, send, cursor, concurrency, progress, backfill.versions)
     return backfill
 
 

@@ -288,3 +288,18 @@ def test_a_pipeline_failing_wholesale_names_the_first_failed_jobs_and_counts_the
     failed = [line for line in lines if line.startswith("Failed: ")]
     assert len(failed) == summary.FAILED_SHOWN
     assert lines[len(failed) + 2] == "... and 50 more failed jobs (`--dry-run` shows them all)"
+
+
+def test_a_dry_run_backfill_says_nothing_was_sent_and_records_nothing(gitlab, databand, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pipelines.mixed(gitlab.url).install(gitlab)
+    args = ["resend", "--project", "acme/data-platform", "--since", "2026-01-01"]
+    result = run([*args, "--dry-run"], {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
+    assert result.exit_code == 0, result.output
+    assert "pipeline 9001: built, not sent (--dry-run)" in result.stderr
+    assert ": sent" not in result.stderr
+    # the real backfill after it still sends the pipeline: the dry run left the cursor as it was
+    result = run(args, {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+                        "DATABAND_ACCESS_TOKEN": databand.token})
+    assert result.exit_code == 0, result.output
+    assert "pipeline 9001: sent" in result.stderr and len(databand.payloads) == 1
