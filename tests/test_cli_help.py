@@ -155,3 +155,22 @@ def test_help_and_usage_errors_load_neither_gitlab_nor_requests():
     for args in (["--help"], ["report", "--help"], ["sweep", "--status", "nope"]):
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
         assert done.stdout.strip().splitlines()[-1] == "[]", (args, done.stdout[-300:])
+
+
+def test_the_readme_troubleshooting_quotes_messages_the_reporter_prints():
+    """Each message the Troubleshooting table quotes is the reporter's own: cut at its placeholders
+    (`...`, the variable and flag names and numbers a message fills in), every piece is in one
+    string of reporter/."""
+    readme = (REPORTER.parent / "README.md").read_text()
+    section = readme.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    quoted = re.findall(r"^\| `([^`]+)` \(\d", section, re.M)
+    assert len(quoted) >= 12
+    literals = "\0".join(text for _, text in HINTS)
+    filled = re.compile(r": |\.\.\.|--[a-z-]+|\b[A-Z][A-Z0-9_]{2,}\b|\b\d+\b|https?://\S+|'[^']*'|^Error: ")
+    missing = []
+    for message in quoted:
+        for piece in filled.split(message):
+            piece = piece.strip(" .,;:()")
+            if len(piece) >= 8 and piece not in literals:
+                missing.append((message, piece))
+    assert not missing, missing
