@@ -789,6 +789,12 @@ def _add_context(pipeline: Pipeline, ci: Mapping[str, str], redact: Callable[[st
         if iid.isdigit() and pipeline.merge_request_iid is None:
             pipeline.merge_request_iid = int(iid)
             pipeline.merge_request_url = f"{project_url.rstrip('/')}/-/merge_requests/{iid}" if project_url else None
+        # The jobs API names no job's environment; the job reporting (a deploy job's after_script)
+        # knows its own.
+        own = next((j for j in pipeline.jobs if str(j.id) == ci.get("CI_JOB_ID")), None)
+        if own is not None and ci.get("CI_ENVIRONMENT_NAME") and not own.environment:
+            own.environment = ci["CI_ENVIRONMENT_NAME"]
+            own.environment_action = ci.get("CI_ENVIRONMENT_ACTION") or None
     # Every job of a pipeline carries the pipeline's commit (GitLab's pipeline object has no title).
     pipeline.commit_title = pipeline.commit_title or next((j.commit_title for j in pipeline.jobs if j.commit_title),
                                                           None)

@@ -339,3 +339,17 @@ def test_the_sample_pipelines_carry_the_context_and_stay_valid(gitlab):
                 job = tags(job_event(events, raw["id"]))
                 assert job["gitlab.runner.id"] == "32" and job["gitlab.tags"] == "docker", raw["name"]
                 assert [k for k in job][:3] == OLD_JOB_TAGS
+
+
+def test_a_deploy_job_reporting_from_its_after_script_names_its_environment(gitlab):
+    """GitLab's jobs API names no job's environment; the deploy job reporting itself knows its own."""
+    _context_pipeline(gitlab, pipeline_id=7010, ref="main")
+    ci = _ci(gitlab, 7010, CI_JOB_ID="1", CI_ENVIRONMENT_NAME="production/eu", CI_ENVIRONMENT_ACTION="start")
+    _, events = _read(gitlab, 7010, ci=ci)
+    olschema.assert_valid(events)
+    reporting = tags(job_event(events, 1))
+    assert reporting["gitlab.environment"] == "production/eu" and reporting["gitlab.environment.action"] == "start"
+    # Another job keeps what GitLab's answer said of it, not the reporting job's variables.
+    assert tags(job_event(events, 2))["gitlab.environment"] == "review/mr-12"
+    _, elsewhere = _read(gitlab, 7010, ci={**ci, "CI_PIPELINE_ID": "1"})  # a job of another pipeline
+    assert "gitlab.environment" not in tags(job_event(elsewhere, 1))
