@@ -14,7 +14,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reporter import logs, reader
+from reporter import from_gitlab, logs
 from reporter.redact import MASK, Redactor, base64_cores
 
 PIECE = 8
@@ -147,11 +147,11 @@ def test_log_windows_cut_unknown_gitlab_tokens_too(token, max_bytes, lines, shif
 @given(tokens(), st.sampled_from(USERS), st.integers(0, 12), st.integers(-80, 20), filler)
 def test_test_failure_messages_are_masked_before_they_are_cut(token, user, i, offset, after):
     form = forms_in_logs(token, user)[i]
-    start = max(0, reader.MAX_TEST_MESSAGE + offset - len(form) // 2)
+    start = max(0, from_gitlab.MAX_TEST_MESSAGE + offset - len(form) // 2)
     output = "x " * (start // 2) + form + " " + after
     case = {"name": "t", "status": "failed", "system_output": output}
-    [result] = reader._test_results({"name": "s"}, [case], 1, Redactor([token])).cases
-    assert len(result.message) <= reader.MAX_TEST_MESSAGE
+    [result] = from_gitlab.test_results({"name": "s"}, [case], 1, Redactor([token])).cases
+    assert len(result.message) <= from_gitlab.MAX_TEST_MESSAGE
     assert_no_piece(token, result.message)
 
 
