@@ -273,19 +273,22 @@ def test_report_job_runs_last_after_failures_too_and_never_fails_the_pipeline_by
     assert {"lineage", "lineage-resend", ".lineage-after-script"} == set(strict)
 
 
-def _literal_comparison(expression: str) -> bool:
-    """Evaluate '"a" == "b"' and '"a" != "b"', joined by &&: the forms of rules:if the template uses."""
+def _holds(expression: str, variables: dict) -> bool:
+    """Evaluate a rules:if the way GitLab does for the forms the templates use, joined by &&:
+    `$VAR` (set and not empty) and `$VAR == "text"`, over the job's variables."""
     results = []
     for part in expression.split(" && "):
-        match = re.fullmatch(r'"([^"]*)" (==|!=) "([^"]*)"', part)
+        match = re.fullmatch(r'\$([A-Z_]+)(?: (==|!=) "([^"]*)")?', part.strip())
         assert match, expression
-        results.append((match[1] == match[3]) == (match[2] == "=="))
+        value = str(variables.get(match[1], ""))
+        results.append(bool(value) if match[2] is None else (value == match[3]) == (match[2] == "=="))
     return all(results)
 
 
-def _first_rule(job: dict) -> dict | None:
+def _first_rule(job: dict, pipeline: dict | None = None) -> dict | None:
     """The rule GitLab applies: the first whose `if` holds (a rule without `if` always holds)."""
-    return next((rule for rule in job["rules"] if "if" not in rule or _literal_comparison(rule["if"])), None)
+    variables = {**(pipeline or {}), **job.get("variables", {})}
+    return next((rule for rule in job["rules"] if "if" not in rule or _holds(rule["if"], variables)), None)
 
 
 @pytest.mark.parametrize("given, version, image", [

@@ -163,9 +163,15 @@ def test_sweep_component_validates_and_runs_only_in_scheduled_pipelines(tmp_path
     header, jobs = render_sweep(version="1.2.3")
     _, every = render_sweep({"statuses": "success failed canceled skipped", "hours": 2, "image": "python:3.13"})
     check_jsonschema(tmp_path, {"sweep-header": header, "sweep-jobs": jobs, "sweep-every-status": every})
+    from test_component import _first_rule
+
     job = jobs["databand-sweep"]
-    assert all(rule["if"].startswith('$CI_PIPELINE_SOURCE == "schedule"') for rule in job["rules"])
-    assert job["rules"][1]["variables"]["DATABAND_REPORTER_IMAGE"].endswith(":1.2.3")
+    assert _first_rule(job, {"CI_PIPELINE_SOURCE": "push"}) is None  # only in scheduled pipelines
+    scheduled = {"CI_PIPELINE_SOURCE": "schedule"}
+    assert _first_rule(job, scheduled)["variables"]["DATABAND_REPORTER_IMAGE"].endswith("-reporter:1.2.3")
+    assert _first_rule(every["databand-sweep"], scheduled)["variables"] == {"DATABAND_REPORTER_IMAGE": "python:3.13"}
+    _, by_sha = render_sweep()
+    assert _first_rule(by_sha["databand-sweep"], scheduled)["variables"] == {"DATABAND_REPORTER_IMAGE": "python:3.12-slim"}
     script = "\n".join(job["script"])
     assert 'sweep --project "$CI_PROJECT_ID" --hours 26 $databand_statuses --cursor .databand-sweep-cursor.json' \
         in script
