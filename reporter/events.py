@@ -115,7 +115,7 @@ class EventBuilder:
         self.name = ids.pipeline_job_name(naming.pipeline_name)
         self.parent = parent  # the bridge's run, for a downstream pipeline
         self.root = root or (self.run_id, self.name)
-        self._cache: dict[tuple, dict] = {}  # facets shared by many runs, built once
+        self._cache: dict[tuple, dict | str] = {}  # facets and stage run IDs shared by many runs, made once
 
     def events(self) -> Iterator[dict]:
         """This pipeline's events, each bridge followed by its downstream pipeline's; made one at a
@@ -168,7 +168,7 @@ class EventBuilder:
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
         return _Run(
-            run_id=ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage),
+            run_id=self._stage_id(stage),
             name=ids.stage_job_name(self.naming.pipeline_name, stage), kind="STAGE", status=status,
             created=min((j.created_at for j in jobs if j.created_at), default=None),
             started=min((j.started_at for j in jobs if j.started_at), default=None),
@@ -178,7 +178,7 @@ class EventBuilder:
         )
 
     def _job_run(self, stage: str, job: GitLabJob) -> _Run:
-        stage_id = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage)
+        stage_id = self._stage_id(stage)
         tags = {"gitlab.status": job.status, "gitlab.job_id": str(job.id), "gitlab.attempt": str(job.attempt)}
         if job.allow_failure:
             tags["gitlab.allow_failure"] = "true"
@@ -254,6 +254,13 @@ class EventBuilder:
         key = ("parent", *parent)
         if key not in self._cache:
             self._cache[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
+        return self._cache[key]
+
+    def _stage_id(self, stage: str) -> str:
+        # Every job of a stage names its stage's run as parent: one UUIDv5 per stage, not per job.
+        key = ("stage", stage)
+        if key not in self._cache:
+            self._cache[key] = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage)
         return self._cache[key]
 
     def _job_facets(self, kind: str) -> dict:
