@@ -132,6 +132,7 @@ class Backfill:
     results: list[Result] = field(default_factory=list)
     versions: dict[int, str] | None = None  # a sweep's updated_at per pipeline
     kind: str = "Backfill"
+    dry_run: bool = False  # set by execute: then nothing is sent, nor recorded
 
     @property
     def failed(self) -> list[Result]:
@@ -142,9 +143,11 @@ class Backfill:
         return sum(1 for r in self.results if r.skipped)
 
     def line(self) -> str:
-        sent = len(self.pipeline_ids) - len(self.failed) - self.skipped
-        return (f"{self.kind}: {len(self.pipeline_ids)} pipelines, {sent} sent, {self.skipped} skipped "
-                f"(sent before, unchanged), {len(self.failed)} failed. Cursor: {self.cursor.path}")
+        done = len(self.pipeline_ids) - len(self.failed) - self.skipped
+        verb = "built, not sent (--dry-run)" if self.dry_run else "sent"
+        return (f"{self.kind}: {len(self.pipeline_ids)} pipelines, {done} {verb}, {self.skipped} skipped "
+                f"(sent before, unchanged), {len(self.failed)} failed. Cursor: {self.cursor.path}"
+                f"{' (not written by a dry run)' if self.dry_run else ''}")
 
     def raise_for_failures(self) -> None:
         if self.failed:
@@ -180,6 +183,7 @@ def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: 
     # A dry run sends nothing, so it must record nothing: a real run after it still sends every pipeline.
     cursor = _Unsaved(**{f.name: getattr(backfill.cursor, f.name) for f in fields(Cursor) if f.name != "_lock"}) \
         if settings.dry_run else backfill.cursor
+    backfill.dry_run = settings.dry_run
     backfill.results = run(backfill.pipeline_ids, send, cursor, concurrency, progress, backfill.versions)
     return backfill
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reporter import __version__, summary
+from reporter import __version__, handoff, summary
 from reporter.errors import ConfigError, DeliveryError, GitLabTimeout, Interrupted, ReporterError
 from reporter.settings import Settings, check_id, check_url
 from reporter.status import FINAL
@@ -444,10 +444,8 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
 
 @_friendly
 def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
-    from reporter.handoff import parent_variables, render
-
     try:
-        text = render(parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form)
+        text = handoff.render(handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form)
     except ReporterError as error:
         # eval "$(...)" runs whatever was printed and ignores the exit status: a failing statement is
         # the only way the failure reaches a set -e shell. A terminal gets the error line alone.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from reporter import delivery, events, reader, status, summary
+from reporter import delivery, events, reader, status
 from reporter.errors import DeliveryError, GitLabTimeout, ReporterError
 from reporter.settings import Settings, check_id
 from reporter.snapshot import Pipeline
@@ -117,19 +117,6 @@ def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str 
         error.report = report
         raise
     return report
-
-
-def title(settings: Settings, report: Report, label: str | int) -> str:
-    shown = summary.pipeline_status(report.events)
-    what = f"pipeline {report.pipeline.id}" if report.pipeline else str(label)
-    return (f"Databand: {what} {shown or ''}, {len(report.events)} events "
-            f"{'built (dry run)' if settings.dry_run else 'sent'}")
-
-
-def render_summary(settings: Settings, report: Report, label: str | int) -> str:
-    """The job log's summary of one report, as a collapsible section inside GitLab."""
-    body = summary.lines(report.events, summary.pipeline_status(report.events), report.outcomes, report.notes)
-    return summary.render(title(settings, report, label), body, in_gitlab=settings.ci.get("GITLAB_CI") == "true")
 
 
 def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[int],

@@ -7,6 +7,7 @@ Each setting remembers where its value came from, so an error names what the use
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
@@ -17,6 +18,8 @@ from reporter.redact import Redactor
 
 TARGETS = ("databand", "openlineage", "file", "console")
 DATABAND_URL_EXAMPLE = "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk"
+# A path prefix is allowed: Databand may sit behind a proxy under a path of its own.
+_BULK_PATH = re.compile(r"/api/v1/tracking/open-lineage/[^/]+/events/bulk/?$")
 
 
 def _text(value: str) -> str | None:
@@ -179,6 +182,12 @@ class Settings:
         if self.dry_run or "databand" not in self.targets:
             return "", ""
         url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
+        if not _BULK_PATH.search(urlsplit(url).path):
+            # Databand's UI also shows its own address and other API paths; only the bulk endpoint
+            # takes events, and a wrong one costs a minute of retries before it says so.
+            raise ConfigError(f"{self.source('databand_url')} must be the custom integration's bulk endpoint, "
+                              f"{DATABAND_URL_EXAMPLE} (Databand shows it when the integration is created); "
+                              f"got {_show(url)}.")
         if not self.databand_token:
             raise ConfigError(f"{self.source('databand_token')} is not set: add it as a masked CI/CD variable "
                               "(or use --dry-run to only print the events).")

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from reporter.events import failure_in_words
+from reporter.status import pipeline_status, stage_order, stage_status
+
 SECTION = "databand_report"
 PROG = "databand-gitlab-reporter"
 # Per stage, the tree shows every job that did not pass, and passed ones up to this many.
@@ -95,9 +98,6 @@ class PipelineView:
 
 
 def from_snapshot(pipeline, title: str | None = None) -> PipelineView:
-    from reporter.events import failure_in_words
-    from reporter.status import pipeline_status, stage_order, stage_status
-
     result = pipeline_status(pipeline)
     view = PipelineView(title=title or f"pipeline {pipeline.id} ({pipeline.project_path}, {pipeline.ref})",
                         status=result.status, warnings=result.warnings)
@@ -298,17 +298,6 @@ def render(title: str, body: list[str], in_gitlab: bool, *, collapsed: bool = Tr
     start = f"\x1b[0Ksection_start:{now}:{SECTION}{options}\r\x1b[0K{title}"
     end = f"\x1b[0Ksection_end:{now}:{SECTION}\r\x1b[0K"
     return "\n".join([start, *body, end])
-
-
-def pipeline_status(events) -> str | None:
-    """The pipeline's status as the root run's tags carry it, in GitLab's words."""
-    view = from_events(events) if events else None
-    return view.words() if view is not None and view.status else None
-
-
-def lines(events, pipeline_status: str | None, outcomes: list, notes: list[str]) -> list[str]:
-    """The summary's lines from events alone (report.render_summary's form)."""
-    return body(from_events(events) if events else None, outcomes, notes)
 
 
 # -- the link on the job page -------------------------------------------------------------------

@@ -68,3 +68,27 @@ def test_settings_never_show_a_token():
 def test_a_name_dbt_ol_cannot_split_is_refused_for_the_report_too(flags, env, said):
     with pytest.raises(ConfigError, match=said):
         Settings.from_env(env, flags)
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://client.databand.ai/api/v1/tracking/open-lineage/3a8bc7f8-0c65/events/bulk", True),
+    ("https://proxy.example.com/databand/api/v1/tracking/open-lineage/3a8b/events/bulk/", True),
+    ("https://client.databand.ai", False),  # the UI's address, copied instead of the endpoint
+    ("https://client.databand.ai/api/v1/tracking/open-lineage/3a8b/events", False),
+    ("https://client.databand.ai/app/projects", False),
+])
+def test_the_databand_url_must_be_the_bulk_endpoint(url, ok):
+    settings = Settings.from_env({"DATABAND_URL": url, "DATABAND_ACCESS_TOKEN": "t" * 20})
+    if ok:
+        assert settings.databand()[0] == url.rstrip("/")
+    else:
+        with pytest.raises(ConfigError, match=r"^DATABAND_URL must be the custom integration's bulk endpoint"):
+            settings.databand()
+
+
+def test_a_wrong_databand_url_is_said_before_gitlab_is_read(gitlab):
+    result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", "9001"],
+                                env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token,
+                                     "DATABAND_URL": "https://client.databand.ai", "DATABAND_ACCESS_TOKEN": "t" * 20})
+    assert result.exit_code == 2 and "bulk endpoint" in result.stderr
+    assert gitlab.requests == []

@@ -298,6 +298,7 @@ def test_a_dry_run_backfill_says_nothing_was_sent_and_records_nothing(gitlab, da
     assert result.exit_code == 0, result.output
     assert "pipeline 9001: built, not sent (--dry-run)" in result.stderr
     assert ": sent" not in result.stderr
+    assert "Backfill: 1 pipelines, 1 built, not sent (--dry-run)" in result.stderr and " 1 sent" not in result.stderr
     # the real backfill after it still sends the pipeline: the dry run left the cursor as it was
     result = run(args, {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
                         "DATABAND_ACCESS_TOKEN": databand.token})
