@@ -29,3 +29,10 @@ def gitlab():
 def databand():
     with DatabandStandIn() as server:
         yield server
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh working folder: where the reporter keeps unsent events by default."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

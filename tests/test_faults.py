@@ -30,12 +30,6 @@ def mixed(gitlab):
     return pipelines.mixed(gitlab.url).install(gitlab)
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def kept_files(folder):
     return sorted(folder.glob("databand-unsent-*.json"))
 

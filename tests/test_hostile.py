@@ -54,12 +54,6 @@ def mixed(hostile):
     return pipelines.mixed(hostile.url).install(hostile)
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def errors(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if "error:" in line]
 
@@ -617,6 +611,14 @@ def command(args, env, cwd):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def signal_and_wait(process, signum):
+    """Send the signal; the process's output and how long it took to end after it."""
+    signalled = time.monotonic()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=10)
+    return out, err, time.monotonic() - signalled
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_while_databand_answers_slowly_keeps_every_event(gitlab, databand, mixed_plain, tmp_path,
                                                                 signum, code):
@@ -624,10 +626,7 @@ def test_signal_while_databand_answers_slowly_keeps_every_event(gitlab, databand
     process = command(["resend", "--project", "42", "--pipeline", "9001"], env_for(gitlab, databand), tmp_path)
     assert wait_until(lambda: databand.requests_seen >= 1, 20)
     time.sleep(0.2)
-    signalled = time.monotonic()
-    process.send_signal(signum)
-    out, err = process.communicate(timeout=10)
-    took = time.monotonic() - signalled
+    out, err, took = signal_and_wait(process, signum)
     assert process.returncode == code, err
     assert took < 3
     assert databand.payloads == []  # nothing was acknowledged
@@ -662,10 +661,7 @@ def test_ctrl_c_while_gitlab_is_read(databand, tmp_path):
         env = env_for(gitlab, databand, CI_PROJECT_ID="42", CI_PIPELINE_ID="9001")
         process = command(["resend", "--project", "42", "--pipeline", "9001"], env, tmp_path)
         assert wait_until(lambda: gitlab.connections >= 1, 20)
-        signalled = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
-        took = time.monotonic() - signalled
+        out, err, took = signal_and_wait(process, signal.SIGINT)
     assert process.returncode == 130, err
     assert took < 3
     assert "stopped by SIGINT before the report was sent" in err and "resend --project 42 --pipeline 9001" in err
@@ -683,10 +679,7 @@ def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_p
     process = command(["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "2",
                        "--cursor", str(cursor)], env_for(gitlab, databand), tmp_path)
     assert wait_until(lambda: databand.requests_seen >= 2, 20)
-    signalled = time.monotonic()
-    process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=10)
-    took = time.monotonic() - signalled
+    out, err, took = signal_and_wait(process, signal.SIGTERM)
     assert process.returncode == 143, err
     assert took < 3  # the two deliveries in flight were cut, the four not started failed at once
     assert "stopped by SIGTERM before the events were sent; run the same command again" in err
