@@ -37,6 +37,18 @@ class OutOfTime(requests.RequestException):
         self.seconds = seconds
 
 
+def retry_after(value: str | None, longest: float) -> float | None:
+    """A Retry-After header in seconds, at most `longest`; an HTTP date (rare from either side) waits
+    the longest. None when there is no header."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = longest
+    return min(max(seconds, 0.0), longest)
+
+
 def tls_problem(error: Exception) -> str:
     """The certificate problem OpenSSL named (self-signed, expired, hostname mismatch ...)."""
     text = str(error)

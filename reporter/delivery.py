@@ -3,8 +3,8 @@
 In the manner of openlineage-python's transports, every target has `send(events)`; `deliver` hands
 the events to each chosen target and keeps, per target, the events it did not accept in a file that
 `resend --from-file` sends again. `Databand` posts gzip-compressed JSON arrays to Databand's bulk
-endpoint, with urllib3's Retry for 429 (Retry-After honoured), 5xx and broken connections, inside a
-deadline. The other OpenLineage backends come from openlineage-python (an optional extra), in
+endpoint, retrying 429 (Retry-After honoured), 5xx and broken connections in a loop of its own, each
+attempt and all of them bounded in time (reporter/deadline.py). The other OpenLineage backends come from openlineage-python (an optional extra), in
 reporter/transports.py.
 """
 
@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -97,7 +97,6 @@ class Outcome:
     target: str
     sent: int = 0
     requests: int = 0
-    unsent: list[dict] = field(default_factory=list)
 
 
 class Target(Protocol):
@@ -227,7 +226,7 @@ class Databand:
                 if status not in RETRY_STATUSES:
                     raise _Refused(_refusal(status))
                 why = f"HTTP {status}"
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = deadline.retry_after(response.headers.get("Retry-After"), MAX_RETRY_AFTER)
             wait = retry_after if retry_after is not None else self._backoff(attempt)
             left = stop_at - time.monotonic()
             if attempt >= MAX_ATTEMPTS or left <= 0 or wait > left:
@@ -247,15 +246,6 @@ class Databand:
         return 0.0 if attempt <= 1 else min(self.backoff_factor * 2 ** (attempt - 1), BACKOFF_MAX)
 
 
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
-    except ValueError:  # an HTTP date: wait the longest we allow
-        return float(MAX_RETRY_AFTER)
-
-
 class _Refused(Exception):
     """A part Databand did not accept, after the retries."""
 
@@ -267,9 +257,7 @@ def _refusal(status: int) -> str:
         return "404 at that URL: check DATABAND_URL (copy it from Databand's custom integration page)"
     if status == 413:
         return "413 the payload is too large"
-    if status in RETRY_STATUSES:
-        return f"{status} still after retrying; Databand may be down, resend later"
-    return f"HTTP {status}"
+    return f"HTTP {status}"  # the statuses worth retrying never come here: see Databand._post
 
 
 def _location(where: str) -> str:

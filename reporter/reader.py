@@ -159,15 +159,11 @@ _LAST_ANSWER = threading.local()  # this thread's last answer's content type, fo
 def _cap_retry_after(response, *args, **kwargs):
     """python-gitlab sleeps as long as Retry-After says; an hour would hold the pipeline for an hour."""
     _LAST_ANSWER.content_type = response.headers.get("Content-Type") or "no content type"
-    value = response.headers.get("Retry-After")
-    if value is not None:
-        try:
-            seconds = float(value)
-        except ValueError:  # an HTTP date: rare from GitLab; wait the longest we allow
-            seconds = MAX_RETRY_AFTER
-        bound = deadline.current()  # never sleep past the read's own bound
-        longest = MAX_RETRY_AFTER if bound is None else max(0, min(MAX_RETRY_AFTER, bound.left()))
-        response.headers["Retry-After"] = str(int(min(max(seconds, 0), longest)))
+    bound = deadline.current()  # never sleep past the read's own bound
+    longest = MAX_RETRY_AFTER if bound is None else max(0, min(MAX_RETRY_AFTER, bound.left()))
+    seconds = deadline.retry_after(response.headers.get("Retry-After"), longest)
+    if seconds is not None:
+        response.headers["Retry-After"] = str(int(seconds))
     return response
 
 
