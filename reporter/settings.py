@@ -167,7 +167,13 @@ class Settings:
         return " or ".join(filter(None, [spec.variables[0] if spec.variables else None, spec.flag]))
 
     def redactor(self) -> Redactor:
-        return Redactor([self.gitlab_token, self.job_token, self.databand_token])
+        # Made once per settings: it works out every encoded form of each token up front, and each
+        # pipeline of a backfill, each error line and the event packing ask for it.
+        made = self.__dict__.get("_redactor")
+        if made is None:
+            made = Redactor([self.gitlab_token, self.job_token, self.databand_token])
+            object.__setattr__(self, "_redactor", made)
+        return made
 
     def gitlab(self) -> str:
         """GitLab's URL, once a token is known to be there."""
