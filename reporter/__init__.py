@@ -9,6 +9,7 @@ pipelines) on top, and cli.py, which parses, calls and prints.
 
 __version__ = "0.1.0"
 
+PROG = "databand-gitlab-reporter"  # the command, as messages and hints name it
 PROJECT_URL = "https://gitlab.com/databand-gitlab-reporter/databand-gitlab-reporter"
 # Release tags are bare semantic versions (1.2.3), as the CI/CD catalog wants them.
 PRODUCER = f"{PROJECT_URL}/-/tree/{__version__}"

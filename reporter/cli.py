@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reporter import __version__, handoff, summary
+from reporter import PROG, __version__, handoff, summary
 from reporter.errors import ConfigError, DeliveryError, GitLabTimeout, Interrupted, ReporterError
 from reporter.settings import Settings, check_id, check_url
 from reporter.status import FINAL
@@ -40,7 +40,6 @@ class _Library:
 lib = _Library()
 
 ENV_DEBUG = "DATABAND_REPORTER_DEBUG"
-PROG = "databand-gitlab-reporter"
 
 
 def _common(command):

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from reporter import PROG
 from reporter.events import failure_in_words
 from reporter.status import pipeline_status, stage_order, stage_status
 
 SECTION = "databand_report"
-PROG = "databand-gitlab-reporter"
 # Per stage, the tree shows every job that did not pass, and passed ones up to this many.
 TREE_PASSED_PER_STAGE = 30
 # The summary names this many failed jobs; a pipeline that failed wholesale does not flood the log.
