@@ -442,7 +442,7 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
 
 
 @_friendly
-def _run_parent_env(form, namespace, pipeline_name, gitlab_url, _redact=None):
+def _run_parent_env(form, namespace, pipeline_name, gitlab_url):
     try:
         text = handoff.render(handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form)
     except ReporterError as error:

@@ -40,7 +40,7 @@ MAX_JSON_BYTES = 64 * 2**20  # one answer; a page of 100 jobs is about 0.3 MB
 # enough that a 10,000-job pipeline's pages and logs go out in a few waves, few enough for a small
 # self-managed GitLab (python-gitlab waits out a 429 anyway). --gitlab-concurrency changes it.
 IN_FLIGHT = 32
-WORKERS = IN_FLIGHT  # threads of one pipeline's reading; the gate, not the threads, bounds requests
+WORKERS = IN_FLIGHT  # threads of one pipeline's reading; the connection pool, not the threads, bounds requests
 DOWNSTREAM_WORKERS = 4  # downstream pipelines read at once
 # A log still streaming after LOG_SECONDS is left there, its end so far kept (with a note in the
 # log); a log that stalls or trickles is abandoned at LOG_CUT_SECONDS and the job goes without it,
@@ -131,7 +131,7 @@ _CLIENTS_LOCK = threading.Lock()
 
 def connect(access: Access):
     """One python-gitlab client (and HTTP session) per GitLab and token, reused by every pipeline
-    the process reads; one gate on requests in flight for all of them."""
+    the process reads; one bound on requests in flight (its connection pool) for all of them."""
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(access)
         if client is None:
