@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
-from reporter import reader, report
+from reporter import delivery, reader, report
 from reporter.errors import ConfigError, ReporterError
 from reporter.settings import Settings
 
@@ -162,7 +162,7 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
     if not project:
         raise ConfigError("A backfill needs --project.")
     access = report.gitlab_access(settings)
-    settings.databand()  # a missing Databand setting stops before GitLab is read
+    delivery.make_targets(settings)  # every target's settings are checked before GitLab is read
     project_ref: str | int = int(project) if project.isdigit() else project
     updated_after = parse_since(since)
     found = reader.list_pipelines(access, project_ref, updated_after=updated_after, ref=ref, statuses=statuses)
@@ -208,7 +208,7 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     if not project:
         raise ConfigError("sweep needs --project (in a scheduled pipeline: --project $CI_PROJECT_ID).")
     access = report.gitlab_access(settings)
-    settings.databand()
+    delivery.make_targets(settings)  # every target's settings are checked before GitLab is read
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
     project_ref: str | int = int(project) if project.isdigit() else project
