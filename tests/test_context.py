@@ -181,7 +181,7 @@ def test_read_api_token_gives_pipeline_and_job_context_from_gitlabs_objects(gitl
         "gitlab.tags": "docker runner,ubuntu18", "gitlab.queued_seconds": "0.5",
         "gitlab.duration_seconds": "61.25", "gitlab.coverage": "91.2"}
     assert deploy["gitlab.failure_reason"] == "runner_system_failure"
-    assert job_event(events, 2)["run"]["facets"]["errorMessage"]["message"] == "The runner failed (system failure)"
+    assert job_event(events, 2)["run"]["facets"]["errorMessage"]["message"] == "There has been a runner system failure, please try again"
     assert deploy["gitlab.runner.description"] == "eu-runner-7"
     assert "gitlab.tags" not in deploy  # an empty tag list
     assert (deploy["gitlab.environment"], deploy["gitlab.environment.action"]) == ("review/mr-12", "start")
