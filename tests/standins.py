@@ -454,7 +454,6 @@ def make_pipeline(
         "queued_duration": queued_duration,
         "coverage": coverage,
         "detailed_status": _detailed_status(status, web_path),
-        "archived": False,
     }
 
 
@@ -520,7 +519,6 @@ def _common_fields(project: dict, pipeline: dict, id: int, name: str, stage: str
     return {
         "commit": commit,
         "archived": False,
-        "source": pipeline.get("source", "push"),
         "allow_failure": allow_failure,
         "created_at": created_at,
         "started_at": started_at,
@@ -1235,6 +1233,11 @@ class GitLabStandIn(_StandInServer):
             items = [p for p in items if p.get("ref") == args["ref"]]
         if args.get("status"):
             items = [p for p in items if p.get("status") == args["status"]]
+        # GitLab's PipelinesFinder leaves child pipelines out unless they are asked for by source.
+        if args.get("source"):
+            items = [p for p in items if p.get("source") == args["source"]]
+        else:
+            items = [p for p in items if p.get("source") != "parent_pipeline"]
         for name, keep in (("updated_after", lambda t, bound: t > bound), ("updated_before", lambda t, bound: t < bound)):
             if args.get(name):
                 bound = _parse_iso(args[name])
@@ -1243,7 +1246,8 @@ class GitLabStandIn(_StandInServer):
         if order not in ("id", "status", "ref", "updated_at", "user_id"):
             raise _BadRequest("order_by does not have a valid value")
         items = sorted(items, key=lambda p: (p.get(order) or "", p["id"]), reverse=args.get("sort", "desc") == "desc")
-        keys = ("id", "iid", "project_id", "sha", "ref", "status", "source", "created_at", "updated_at", "web_url")
+        keys = ("id", "iid", "project_id", "sha", "ref", "status", "source", "created_at", "updated_at", "web_url",
+                "name")
         listed = [{k: p.get(k) for k in keys} for p in items]
         params = {"id": project_ref, **{k: v for k, v in args.items() if k not in _TOKEN_PARAMS}}
         return self._paginate(args, raw_path, listed, params)
