@@ -230,9 +230,12 @@ def test_job_token_lists_jobs_but_nothing_else(gl_server, small):
     job = {"JOB-TOKEN": JOB_TOKEN}
     listed = api(gl_server, "/projects/42/pipelines/6/jobs", headers=job)
     assert listed.status_code == 200 and len(listed.json()) == 3
-    for path in ("/projects/42", "/projects/42/pipelines/6", "/projects/42/pipelines/6/bridges", "/projects/42/jobs/7/trace"):
+    # GitLab ignores a job token where it is not allowed: the request is anonymous.
+    for path in ("/projects/42", "/projects/42/pipelines/6", "/projects/42/pipelines/6/bridges"):
         refused = api(gl_server, path, headers=job)
-        assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"}), path
+        assert (refused.status_code, refused.json()) == (404, {"message": "404 Project Not Found"}), path
+    refused = api(gl_server, "/projects/42/jobs/7/trace", headers=job)
+    assert (refused.status_code, refused.json()) == (401, {"message": "401 Unauthorized"})
     assert {r.auth for r in gl_server.requests} == {"job"}
 
     gl = gitlab.Gitlab(gl_server.url, job_token=JOB_TOKEN)
@@ -240,16 +243,77 @@ def test_job_token_lists_jobs_but_nothing_else(gl_server, small):
     assert len(pipeline.jobs.list(get_all=True)) == 3
     with pytest.raises(gitlab.GitlabGetError) as refused:
         gl.projects.get(42).pipelines.get(6)
-    assert refused.value.response_code == 403
+    assert refused.value.response_code == 404
     assert JOB_TOKEN not in repr(gl_server.requests)
 
 
-def test_job_token_refusal_status_can_mimic_anonymous_gitlab():
-    with GitLabStandIn(job_token_refusal_status=404) as server:
+def test_job_token_refusal_status_is_an_opt_in_friendlier_answer():
+    with GitLabStandIn(job_token_refusal_status=403) as server:
         project = make_project(server.url)
         server.add_pipeline(project, make_pipeline(project, 6), [])
         refused = api(server, "/projects/42/pipelines/6", headers={"JOB-TOKEN": JOB_TOKEN})
-        assert (refused.status_code, refused.json()) == (404, {"message": "404 Project Not Found"})
+        assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"})
+
+
+def test_a_reader_without_build_access_gets_an_empty_job_list():
+    with GitLabStandIn(build_access=False) as server:
+        project = make_project(server.url)
+        pipeline = make_pipeline(project, 6)
+        server.add_pipeline(project, pipeline, [make_job(project, pipeline, 7, "a", "build", "success")])
+        listed = api(server, "/projects/42/pipelines/6/jobs")
+        assert (listed.status_code, listed.json()) == (200, [])
+        assert api(server, "/projects/42/pipelines/6").status_code == 200
+
+
+def test_bridges_lists_the_latest_attempt_only():
+    with GitLabStandIn() as server:
+        project = make_project(server.url)
+        pipeline = make_pipeline(project, 6)
+        first = make_bridge(project, pipeline, 8, "deploy", "deploy", "failed")
+        again = make_bridge(project, pipeline, 9, "deploy", "deploy", "success")
+        server.add_pipeline(project, pipeline, [], [first, again])
+        for query in ({}, {"include_retried": "true"}):
+            listed = api(server, "/projects/42/pipelines/6/bridges", params=query)
+            assert [b["id"] for b in listed.json()] == [9], query
+
+
+def test_throttle_holds_429_for_the_window_with_gitlab_s_headers():
+    now = [1_800_000_010.0]
+    with GitLabStandIn(clock=lambda: now[0]) as server:
+        project = make_project(server.url)
+        server.add_pipeline(project, make_pipeline(project, 6), [])
+        server.throttle(window=60, limit=2)
+        assert [api(server, "/projects/42/pipelines/6").status_code for _ in range(2)] == [200, 200]
+        refused = api(server, "/projects/42/pipelines/6")
+        assert refused.status_code == 429 and refused.text == "Retry later\n"
+        assert refused.headers["Content-Type"].startswith("text/plain")
+        assert refused.headers["Retry-After"] == "50"
+        assert refused.headers["RateLimit-Reset"] == "1800000060"
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        now[0] += 49
+        assert api(server, "/projects/42/pipelines/6").status_code == 429
+        now[0] += 1  # the next window
+        assert api(server, "/projects/42/pipelines/6").status_code == 200
+
+        server.throttle(window=60, limit=0, retry_after=False)
+        refused = api(server, "/projects/42/pipelines/6")
+        assert refused.status_code == 429 and "Retry-After" not in refused.headers
+        assert refused.headers["RateLimit-Reset"] == "1800000120"
+
+
+def test_test_summary_lags_a_just_finished_job():
+    with GitLabStandIn() as server:
+        project = make_project(server.url)
+        pipeline = make_pipeline(project, 6)
+        case = {"name": "t", "classname": "c", "status": "success", "execution_time": 0.1, "system_output": None}
+        suites = [{"name": "unit", "build_ids": [7], "test_cases": [case]},
+                  {"name": "lint", "build_ids": [8], "test_cases": [case]}]
+        server.add_pipeline(project, pipeline, [], test_suites=suites)
+        server.lag_test_summary([8], reads=1)
+        first = api(server, "/projects/42/pipelines/6/test_report_summary").json()
+        assert [s["name"] for s in first["test_suites"]] == ["unit"]
+        second = api(server, "/projects/42/pipelines/6/test_report_summary").json()
+        assert [s["name"] for s in second["test_suites"]] == ["unit", "lint"]
 
 
 def test_bad_or_missing_token_is_401(gl_server, small):
@@ -276,6 +340,7 @@ def test_unknown_things_are_404(gl_server, small):
 
 
 def test_trace_full_and_ranges(gl_server, small):
+    gl_server.trace_ranges = True
     log = small[4][11]
     full = api(gl_server, "/projects/42/jobs/11/trace")
     assert (full.status_code, full.content) == (200, log)
@@ -298,6 +363,7 @@ def test_trace_full_and_ranges(gl_server, small):
 
 
 def test_large_streamed_trace_and_tail_read(gl_server):
+    gl_server.trace_ranges = True
     size = 8 * 1024 * 1024
     trace = synthetic_trace(size, tail=b"ERROR: Job failed: exit code 1\n")
     project = make_project(gl_server.url)
@@ -316,8 +382,8 @@ def test_large_streamed_trace_and_tail_read(gl_server):
     assert [r.bytes_sent for r in gl_server.requests] == [size, 4096]
 
 
-def test_trace_ranges_can_be_ignored_like_gitlab():
-    with GitLabStandIn(trace_ranges=False) as server:
+def test_trace_ignores_range_by_default_like_gitlab():
+    with GitLabStandIn() as server:
         project = make_project(server.url)
         pipeline = make_pipeline(project, 6)
         server.add_pipeline(project, pipeline, [make_job(project, pipeline, 7, "a", "build", "success")], traces={7: b"0123456789"})
@@ -566,7 +632,7 @@ def test_keep_alive_serves_a_session_on_one_connection():
 
 
 def test_keep_alive_with_python_gitlab_pages_and_an_abandoned_stream():
-    with GitLabStandIn(keep_alive=True) as server:
+    with GitLabStandIn(keep_alive=True, trace_ranges=True) as server:
         project, pipeline, jobs = generate_pipeline(server.url, 1000, failed_every=500)
         big, small = [job["id"] for job in jobs if job["status"] == "failed"]
         traces = {big: synthetic_trace(8 * 1024 * 1024, tail=b"END\n"), small: b"small log\n"}
