@@ -1002,8 +1002,10 @@ class GitLabStandIn(_StandInServer):
     * The log endpoint ignores Range and always answers 200 with the whole log, ``text/plain``, as
       GitLab's API does (lib/api/ci/jobs.rb reads ``build.trace.raw`` whole). ``trace_ranges=True``
       (friendlier, opt-in) honours Range, to measure what a tail read would save.
-    * ``/bridges`` lists the latest attempt of each trigger job only (GitLab's jobs finder applies
-      ``latest`` to bridges and takes no ``include_retried`` there).
+    * ``/bridges`` lists the latest attempt of each trigger job only, unless ``include_retried``
+      is in the query at all: the route declares no such parameter but hands Grape's raw params to
+      Ci::JobsFinder, which tests ``params[:include_retried]`` for truth, and any string is true in
+      Ruby, "false" too (lib/api/ci/pipelines.rb, app/finders/ci/jobs_finder.rb).
     * ``build_access=False`` stands for a token that may read the pipeline but not its builds:
       the jobs list answers ``200 []``, as GitLab does, not an error.
     * ``throttle()`` makes it answer as GitLab.com's rate limiter does; ``lag_test_summary()``
@@ -1308,7 +1310,8 @@ class GitLabStandIn(_StandInServer):
             if endpoint == "jobs":
                 jobs = entry.jobs if self._build_access else []
                 return self._list(request, raw_path, jobs, path_params, with_retried_param=True)
-            return self._list(request, raw_path, _latest(entry.bridges), path_params, with_retried_param=False)
+            bridges = entry.bridges if "include_retried" in request.args else _latest(entry.bridges)
+            return self._list(request, raw_path, bridges, path_params, with_retried_param=False)
 
     def _list_pipelines(self, request: Request, raw_path: str, project_ref: str, pipelines: dict) -> Response:
         """GET /projects/:id/pipelines with the filters a backfill uses; GitLab's list shape."""
