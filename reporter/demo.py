@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -308,8 +309,11 @@ def _run_report(environ: Mapping[str, str], args: list[str]) -> tuple[int, list[
         os.environ.update(saved)
     if code != 0:
         return code, [], []
-    with open(args[args.index("--output") + 1], encoding="utf-8") as handle:
-        events = json.load(handle)
+    try:
+        with open(args[args.index("--output") + 1], encoding="utf-8") as handle:
+            events = json.load(handle)
+    except OSError:  # `report` said why in a warning; the events were still delivered
+        return code, [], []
     # summary.tree ends with a line about --dry-run, which this run is not.
     return code, events, summary.tree(summary.from_events(events), len(events))[:-1]
 
@@ -342,7 +346,8 @@ def run(output: str = DEFAULT_OUTPUT, say: Callable[[str], None] | None = None) 
         say(f"Demo: GitLab's recorded answers for pipeline {PIPELINE_ID} of acme/data-platform on {at.gitlab_url}, "
             f"a stand-in for Databand's bulk endpoint on {urlsplit(at.databand_url).netloc}; nothing leaves "
             "this machine.")
-        say(f"Running `{PROG} report --output {output}` as the pipeline's .post job databand-report would.")
+        say(f"Running `{PROG} report --output {shlex.quote(output)}` as the pipeline's .post job databand-report "
+            "would.")
         say("")
         sys.stdout.flush()
         with redirect_stderr(sys.stdout):
@@ -353,6 +358,10 @@ def run(output: str = DEFAULT_OUTPUT, say: Callable[[str], None] | None = None) 
     if code != 0:
         say(f"The demo's report ended with exit code {code} (see above); please report it.")
         return code
+    if not tree:
+        say(f"{PROG}: error: the events could not be written to {output} (see the warning above); "
+            "pass --output FILE in a folder you can write.")
+        return 2
     say("")
     say("The pipeline as its events describe it:")
     for line in tree:

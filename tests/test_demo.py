@@ -273,3 +273,14 @@ def test_demo_runs_from_the_wheel_in_a_fresh_venv_behind_a_dead_proxy(tmp_path):
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import reporter; print(reporter.__file__)"],
                            capture_output=True, text=True, cwd=folder, check=True, env=env)
     assert where.stdout.startswith(str(venv)), where.stdout  # the wheel's copy ran, not this checkout
+
+
+def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(workdir):
+    (workdir / "taken").write_text("a file, not a folder")
+    result = run_demo("--output", "taken/events.json")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    assert "Warning: could not write --output taken/events.json" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "databand-gitlab-reporter: error: the events could not be written to taken/events.json (see the warning "
+        "above); pass --output FILE in a folder you can write.")
