@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -192,7 +193,8 @@ def test_the_databand_stand_in_checks_what_databand_checks(served):
 
 def test_the_recording_is_shaped_as_gitlab_answers():
     """The facts of ../shared/gitlab-api-facts.md the reporter must cope with, in the recording."""
-    recording = demo.Recording.load()
+    now = datetime(2027, 3, 1, 6, 30, tzinfo=timezone.utc)
+    recording = demo.Recording.load(now)
     assert "archived" not in recording.pipeline and recording.pipeline["name"] is None
     for job in recording.jobs:
         assert ("failure_reason" in job) == (job["status"] == "failed")
@@ -204,9 +206,11 @@ def test_the_recording_is_shaped_as_gitlab_answers():
         assert "downstream_pipeline" in bridge and not {"runner", "tag_list", "artifacts"} & set(bridge)
     suites = recording.test_report_summary["test_suites"]
     assert {s["name"]: s["build_ids"] for s in suites} == {"unit": [71203], "integration": [71212]}
-    # Moved in time as a whole: the report job started a moment ago, the others before it.
+    # Moved in time as a whole: the report job started a moment before `now`, the others before it.
     report_job = next(j for j in recording.jobs if j["id"] == demo.REPORT_JOB_ID)
-    assert report_job["started_at"] == recording.pipeline["updated_at"]
+    assert report_job["started_at"] == recording.pipeline["updated_at"] == "2027-03-01T06:29:58.000Z"
+    assert recording.pipeline["created_at"] == "2027-03-01T06:19:45.600Z"
+    assert max(j["finished_at"] or "" for j in recording.jobs) < report_job["started_at"]
     assert set(recording.logs) == {71205, 71206}
 
 
