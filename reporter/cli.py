@@ -454,6 +454,27 @@ def _run_parent_env(form, namespace, pipeline_name, gitlab_url):
     click.echo(text)
 
 
+@cli.command()
+@click.option("--output", type=click.Path(dir_okay=False), default="databand-demo-events.json", show_default=True,
+              metavar="FILE", help="Where to write the events (a JSON array).")
+def demo(output):
+    """Run the reporter on a recorded sample pipeline, offline, in a few seconds.
+
+    It serves GitLab's recorded answers for a data-platform pipeline (a failed job
+    with its log, a retried one, a manual and a skipped one, JUnit results) and a
+    stand-in for Databand's bulk endpoint, both on 127.0.0.1, then runs `report`
+    against them: the same reading, events and delivery as in a pipeline. It needs
+    no token and no network, and prints the job log summary, the tree of stages and
+    jobs, and where the events are.
+
+    \b
+    Examples:
+      databand-gitlab-reporter demo
+      databand-gitlab-reporter demo --output /tmp/demo-events.json
+    """
+    sys.exit(lib.demo.run(output))
+
+
 def _label(path: str) -> str:
     """What a kept file is about: "9001" for databand-unsent-9001-20261124T101500Z.json."""
     name = os.path.basename(path).removesuffix(".json")
