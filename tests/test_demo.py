@@ -48,7 +48,7 @@ def test_demo_prints_the_summary_the_tree_and_where_the_events_are(workdir):
     assert "Sent 18 events in 1 request to Databand at 127.0.0.1:" in out
     # The tree, with the retried, manual, skipped and trigger jobs.
     for line in ("pipeline 9001 (acme/data-platform, main): failed", "stage test: passed",
-                 "test:integration: failed (attempt 1, retried) - The runner failed (system failure)",
+                 "test:integration: failed (attempt 1, retried) - There has been a runner system failure, please try again",
                  "test:integration: passed (attempt 2)", "load:orders: failed - The script failed",
                  "load:backfill-history: manual", "trigger:dashboards: skipped (trigger job)",
                  "stage .post: passed"):
