@@ -23,8 +23,9 @@ from typing import Protocol
 
 import requests
 
-from reporter import deadline
-from reporter.deadline import stopped as _process_stopping
+from reporter import timebound as deadline  # the lead's merge takes the delivery branch's import
+from reporter import wire
+from reporter.timebound import stopped as _process_stopping
 from reporter.errors import ConfigError, DeliveryError, Interrupted
 from reporter.packed import raw_of
 from reporter.settings import Settings
@@ -208,7 +209,7 @@ class Databand:
                                             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True)
                     response.close()  # the answer's body says nothing we need
             except requests.exceptions.SSLError as error:
-                raise _Refused(f"its TLS certificate was not accepted ({deadline.tls_problem(error)}): set "
+                raise _Refused(f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
                                "DATABAND_CA_FILE to the PEM file of the CA that signed it") from None
             except requests.RequestException as error:
                 if self._stop.is_set():
@@ -226,7 +227,7 @@ class Databand:
                 if status not in RETRY_STATUSES:
                     raise _Refused(_refusal(status))
                 why = f"HTTP {status}"
-                retry_after = deadline.retry_after(response.headers.get("Retry-After"), MAX_RETRY_AFTER)
+                retry_after = _retry_after(response.headers.get("Retry-After"))
             wait = retry_after if retry_after is not None else self._backoff(attempt)
             left = stop_at - time.monotonic()
             if attempt >= MAX_ATTEMPTS or left <= 0 or wait > left:
@@ -263,6 +264,15 @@ def _refusal(status: int) -> str:
 def _location(where: str) -> str:
     # Only the address: a login page's query may carry a state or a token.
     return where.split("?", 1)[0].split("#", 1)[0][:200]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return MAX_RETRY_AFTER
 
 
 def _cause(error: Exception) -> str:
