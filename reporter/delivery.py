@@ -4,7 +4,7 @@ In the manner of openlineage-python's transports, every target has `send(events)
 the events to each chosen target and keeps, per target, the events it did not accept in a file that
 `resend --from-file` sends again. `Databand` posts gzip-compressed JSON arrays to Databand's bulk
 endpoint, retrying 429 (Retry-After honoured), 5xx and broken connections in a loop of its own, each
-attempt and all of them bounded in time (reporter/deadline.py). The other OpenLineage backends come from openlineage-python (an optional extra), in
+attempt and all of them bounded in time (reporter/timebound.py). The other OpenLineage backends come from openlineage-python (an optional extra), in
 reporter/transports.py.
 """
 
@@ -25,10 +25,10 @@ import requests
 
 from reporter import timebound as deadline  # the lead's merge takes the delivery branch's import
 from reporter import wire
-from reporter.timebound import stopped as _process_stopping
 from reporter.errors import ConfigError, DeliveryError, Interrupted
 from reporter.packed import raw_of
 from reporter.settings import Settings
+from reporter.timebound import stopped as _process_stopping
 
 # A request carries at most this many events or this much JSON (before gzip), whichever comes
 # first. Each part repeats the root run's event, because Databand drops a payload without it.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 from reporter import ids
@@ -146,9 +147,9 @@ class CIContext:
         missing = [name for name, value in (("CI_PROJECT_ID", self.project_id), ("CI_PIPELINE_ID", self.pipeline_id))
                    if value is None]
         if missing:
-            raise ConfigError(f"{' and '.join(missing)} not set: the report command reads the pipeline of the GitLab job "
-                              "it runs in. Outside a job, name the pipeline: databand-gitlab-reporter resend "
-                              "--project ... --pipeline ...")
+            raise ConfigError(f"{' and '.join(missing)} not set: the report command reads the pipeline of the "
+                              "GitLab job it runs in. Outside a job, name the pipeline: "
+                              "databand-gitlab-reporter resend --project ... --pipeline ...")
         assert self.project_id is not None and self.pipeline_id is not None
         return self.project_id, self.pipeline_id
 
@@ -230,7 +231,7 @@ class Settings:
         """Read every setting once: flag > variable (in SOURCES' order, so GITLAB_URL before
         CI_SERVER_URL) > default. `flags` holds only the flags the user gave (None means not given)."""
         flags = flags or {}
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # each checked by its Source's parse
         sources: dict[str, str] = {}
         for name, source in SOURCES.items():
             given = flags.get(name)

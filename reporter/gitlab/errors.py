@@ -54,10 +54,6 @@ def _fix(context: Context) -> str:
     return "the token needs the read_api scope and at least Reporter access to the project"
 
 
-def _waited(error: ReadError) -> str:
-    return f"{error.limit}" if error.limit else "its bound"
-
-
 # kind (or kind:status) -> (the one-line message, the note's few words). Fields: {what} {asked}
 # {status} {type} {detail} {seconds} {token_kind} {fix} {url} {limit}.
 _TABLE: dict[str, tuple[str, str]] = {

@@ -177,8 +177,7 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
     bound = timebound.current()
     left = bound.budget_left() if bound is not None else client.policy.budget
     if wait >= left:
-        limit = bound.limit() or (bound.budget.name if bound and bound.budget else "the read's bound") \
-            if bound is not None else "the retry budget"
+        limit = "the retry budget" if bound is None else bound.budget.name if bound.budget else "the read's bound"
         status = response.status_code
         what = f"GitLab is rate-limiting ({status})" if status == 429 else f"GitLab answered {status}"
         response.close()
@@ -226,7 +225,12 @@ def failure(client: Client, error: Exception, shown: str) -> ReadError:
     if isinstance(error, timebound.OutOfTime):
         return ReadError(shown, errors.SLOW, seconds=error.seconds, limit=error.limit or "")
     if isinstance(error, (gitlab.GitlabHttpError, gitlab.GitlabAuthenticationError)):
-        return ReadError(shown, errors.REFUSED, status=error.response_code or 0, content_type=content_type)
+        status = error.response_code or 0
+        if "json" not in content_type.lower() and not client.policy.retries_status(status) and status not in (401, 403):
+            # GitLab's API refuses in JSON; an HTML 404 is a web server or proxy at that address.
+            body = error.response_body if isinstance(error.response_body, bytes) else b""
+            return ReadError(shown, errors.NOT_API, status, content_type, f"is not JSON but {_what_it_is(body)}")
+        return ReadError(shown, errors.REFUSED, status=status, content_type=content_type)
     if isinstance(error, Throttled):
         return ReadError(shown, errors.THROTTLED, detail=str(error))
     if isinstance(error, UntrustedCertificate):

@@ -219,7 +219,7 @@ def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], 
     if pipeline.before_sha == _NO_COMMIT:
         pipeline.before_sha = None
 
-    masked: dict[str, str] = {}  # a few distinct texts repeat over thousands of jobs
+    masked: dict[str, str | None] = {}  # a few distinct texts repeat over thousands of jobs
 
     def clean(text: str | None) -> str | None:
         if not text:
@@ -236,7 +236,7 @@ def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], 
         job.environment = clean(job.environment)
         job.environment_action = clean(job.environment_action)
         if job.tag_list:
-            job.tag_list = tuple(clean(tag) for tag in job.tag_list)
+            job.tag_list = tuple(filter(None, map(clean, job.tag_list)))
 
     if not read_api:
         unseen = ["duration", "queued duration", "coverage", "previous commit (before_sha)"]

@@ -178,11 +178,11 @@ def _attach_tests(client: Client, base: str, summary: Mapping | None, pipeline: 
     full = _list(report.get("test_suites"))
     if not all(isinstance(s, Mapping) for s in full):
         raise parse.ShapeError("a test suite is not an object")
-    cases_by_suite = {s.get("name"): _list(s.get("test_cases")) for s in full}
+    cases_by_suite = {str(s.get("name")): _list(s.get("test_cases")) for s in full}
     by_id = {job.id: job for job in pipeline.jobs}
     for suite in suites:
         build_ids = [i for i in _list(suite.get("build_ids")) if isinstance(i, int) and i in by_id]
-        results = parse.test_results(suite, cases_by_suite.get(suite.get("name"), []), len(build_ids), redact)
+        results = parse.test_results(suite, cases_by_suite.get(str(suite.get("name")), []), len(build_ids), redact)
         for build_id in build_ids:
             by_id[build_id].tests = results
 
