@@ -10,9 +10,10 @@ time runs out does not outlive it.
 The bounds (README "Failure modes" keeps a table of them):
 
 - GitLab (reporter.gitlab): one read (a page, the pipeline, a test report) has 30 s of answering
-  (`ReadBounds.read`); the waits GitLab asks for between its attempts (429 `Retry-After` or
-  `RateLimit-Reset`, at most 60 s each, reporter.retry) are added to it, never past the command's
-  budget. A failed job's log: its tail so far is kept after 20 s, it is cut off at 22 s. Every
+  (`ReadBounds.read`, socket timeouts 30 s); the waits between its attempts (what GitLab asks for
+  with 429 `Retry-After` or `RateLimit-Reset`, at most 60 s, else reporter.retry's backoff) are
+  added to it (`Bound.extend`), never past the command's budget: a wait that would end past it is
+  not started. A failed job's log: its tail so far is kept after 20 s, it is cut off at 22 s. Every
   read draws from one `Budget`: --gitlab-timeout (100 s) for a report, the same for each listing
   and each pipeline of a sweep or backfill. A read is bounded by min(its own bound, budget left).
 - Databand (reporter.delivery): each attempt inside `bounded`, the attempts within the
@@ -272,7 +273,7 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().connect()
         _watch(self.sock)
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def, override]
+    def request(self, *args, **kwargs) -> None:
         _watch(self.sock)  # a kept-alive connection, already connected; None for a new one
         super().request(*args, **kwargs)
 
@@ -282,7 +283,7 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         super().connect()
         _watch(self.sock)
 
-    def request(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def, override]
+    def request(self, *args, **kwargs) -> None:
         _watch(self.sock)
         super().request(*args, **kwargs)
 
@@ -298,11 +299,11 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 class BoundedAdapter(HTTPAdapter):
     """An HTTPAdapter whose connections obey `bounded`."""
 
-    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None,  # type: ignore[no-untyped-def]
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None,
              proxies=None) -> requests.Response:
         bound = current()
         if bound is not None:

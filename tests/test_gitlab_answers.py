@@ -202,3 +202,23 @@ def test_a_log_endpoint_answering_html_only_leaves_the_log_out(gitlab):
     assert [job.log_tail for job in report.pipeline.jobs] == [None]
     assert any("the log of job 'load' (GitLab answered HTTP 404, text/html, which is not JSON but an HTML page)" in note
                for note in report.notes)
+
+
+def test_a_test_case_output_sent_as_an_object_becomes_readable_text():
+    from reporter.gitlab import parse
+
+    case = {"name": "t", "status": "failed", "system_output": {"message": "expected 2", "type": "AssertionError"}}
+    [result] = parse.test_results({"name": "unit", "total_count": 1, "failed_count": 1}, [case], 1, str).cases
+    assert result.message == "message: expected 2; type: AssertionError"
+
+
+@pytest.mark.parametrize("suite, cases", [
+    ({"name": "unit", "total_count": "many"}, []),
+    ("unit", []),
+    ({"name": "unit"}, ["a case that is a string"]),
+])
+def test_a_test_report_of_the_wrong_shape_is_a_shape_error(suite, cases):
+    from reporter.gitlab import parse
+
+    with pytest.raises(parse.ShapeError):
+        parse.test_results(suite, cases, 1, str)

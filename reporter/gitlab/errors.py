@@ -69,7 +69,7 @@ _TABLE: dict[str, tuple[str, str]] = {
               "GitLab answered HTTP {status}, {type}, which {detail}"),
     SLOW: ("GitLab did not finish answering{asked} within {seconds:g} s{limit} while reading {what} (a slow or "
            "stalled server); nothing was sent. Try again later.",
-           "GitLab sent it too slowly, cut after {seconds:g} s"),
+           "GitLab sent it too slowly, cut after {seconds:g} s{limit}"),
     THROTTLED: ("While reading {what}{asked}: {detail}; raise --gitlab-timeout, or send it later with resend.",
                 "{detail}"),
     TLS: ("GitLab's TLS certificate was not accepted ({detail}) while reading {what}: set CI_SERVER_TLS_CA_FILE "

@@ -89,7 +89,7 @@ class _GitLabAdapter(timebound.BoundedAdapter):
         self._origin = origin
         self._url_source = url_source
 
-    def send(self, request, *args, **kwargs) -> requests.Response:  # type: ignore[no-untyped-def]
+    def send(self, request, *args, **kwargs) -> requests.Response:
         if _origin(request.url) != self._origin:
             scheme, host, port = _origin(request.url)
             plain = " (plain http, where GitLab's URL is https)" if scheme == "http" and \
