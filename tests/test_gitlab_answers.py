@@ -222,3 +222,20 @@ def test_a_test_report_of_the_wrong_shape_is_a_shape_error(suite, cases):
 
     with pytest.raises(parse.ShapeError):
         parse.test_results(suite, cases, 1, str)
+
+
+def test_a_backfill_reads_every_pipeline_on_the_one_client_of_the_command(tmp_path):
+    """The listing and every pipeline go through one session: with one request in flight at a time
+    and connections kept alive, the whole backfill is one TCP connection."""
+    from standins import GitLabStandIn
+
+    with GitLabStandIn(keep_alive=True) as gitlab:
+        project = make_project(gitlab.url)
+        for i in range(3):
+            pipeline = make_pipeline(project, 500 + i, status="success", created_at="2026-10-02T10:00:00.000Z")
+            gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 5000 + i, "build", "build", "success")])
+        settings = settings_for(gitlab, dry_run=True, gitlab_concurrency=1)
+        plan = backfill.plan(settings, "42", "2026-10-01", None, (), str(tmp_path / "cursor.json"))
+        done = backfill.execute(settings, plan, 1, lambda result: None)
+        assert [r.error for r in done.results] == [None, None, None]
+        assert gitlab.count(r"/jobs$") == 3 and gitlab.connections == 1
