@@ -19,6 +19,9 @@ The bounds (README "Failure modes" keeps a table of them):
 - Databand (reporter.delivery): each attempt inside `bounded`, the attempts within the
   delivery's own deadline.
 
+One wait is not cut: a name lookup (getaddrinfo) runs before there is a socket to shut, so the
+system resolver's own timeouts bound it (glibc: 5 s per server and attempt, resolv.conf).
+
 How it hooks into urllib3, and only there: `BoundedAdapter` gives its pool manager pool classes
 (`pool_classes_by_scheme`) whose `ConnectionCls` is ours. That connection's public `connect()`
 and `request()` hand `self.sock` to the calling thread's bound, so a kept-alive socket is owned

@@ -199,10 +199,10 @@ def test_gitlab_that_never_answers_is_given_up(databand):
                                     env={"GITLAB_URL": url, "GITLAB_TOKEN": "glpat-x" * 3,
                                          "DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token})
         assert result.exit_code == 3
-        assert "within 1 s" in result.stderr
-        assert time.monotonic() - started < 3
+        assert "within 1 s (--gitlab-timeout)" in result.stderr
+        assert time.monotonic() - started < 3  # every read was cut at the budget: no thread left waiting
     finally:
-        listener.close()  # the abandoned reader now fails fast instead of waiting 30 s
+        listener.close()
 
 
 def test_huge_log_without_range_support_keeps_the_tail(databand):

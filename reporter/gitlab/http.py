@@ -172,7 +172,7 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
     if retry >= client.policy.attempts:
         response.headers["Retry-After"] = "0"  # python-gitlab's last answer: it gives up now
         return response
-    asked = client.policy.server_wait(response.headers)
+    asked = client.policy.server_wait(response.headers)  # at most the policy's longest wait
     wait = client.policy.backoff_wait(retry) if asked is None else asked
     bound = timebound.current()
     left = bound.budget_left() if bound is not None else client.policy.budget
@@ -181,9 +181,10 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
         status = response.status_code
         what = f"GitLab is rate-limiting ({status})" if status == 429 else f"GitLab answered {status}"
         response.close()
-        raise Throttled(f"{what} and asked to wait {wait:.0f} s, past the {max(left, 0):.0f} s left of {limit}"
-                        if asked is not None else
-                        f"{what}; no time is left in {limit} to try again")
+        if asked is None:
+            raise Throttled(f"{what}; no time is left in {limit} to try again")
+        really = replace(client.policy, longest_wait=float("inf")).server_wait(response.headers) or asked
+        raise Throttled(f"{what} and asked to wait {really:.0f} s, past the {max(left, 0):.0f} s left of {limit}")
     response.content  # noqa: B018 - read the small error body whole, so its connection goes back to the pool
     if client.progress is not None and wait > 0:
         client.progress(f"GitLab answered {response.status_code} to GET {attempts.path}; trying again in "
