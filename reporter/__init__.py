@@ -1,7 +1,7 @@
 """databand-gitlab-reporter: report a GitLab pipeline to IBM Databand as OpenLineage run events.
 
 The package reads as the data flows:
-settings -> reader (GitLab's API; from_gitlab turns its JSON into the snapshot) -> snapshot ->
+settings -> gitlab (GitLab's API; gitlab.parse turns its JSON into the snapshot) -> snapshot ->
 status (GitLab's rules) -> events (plain data, facets) -> delivery (one Target protocol; transports
 for other OpenLineage backends), with report.py (the library's entry points) and backfill.py (many
 pipelines) on top, and cli.py, which parses, calls and prints.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 
 from reporter import PROG, __version__, handoff, summary
-from reporter.errors import ConfigError, DeliveryError, GitLabTimeout, Interrupted, ReporterError
+from reporter.errors import ConfigError, DeliveryError, Interrupted, ReporterError
 from reporter.settings import Settings, check_id, check_url
 from reporter.status import FINAL
 
@@ -135,10 +135,7 @@ def _settings(flags: dict) -> Settings:
         _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
     # A line per Databand retry, so that a wrong host shows in seconds, not after a minute of silence.
     lib.delivery.progress = _say
-    return settings
-
-
-_TIMED_OUT = False
+    return settings.replace(progress=_say)  # a line per wait GitLab asks for, too
 
 
 EXIT_CODES = """\b
@@ -157,8 +154,8 @@ def _on_signal(signum, frame) -> None:
     _STOPPING.append(signum)
     # Worker threads (backfill, parts in flight) stop waiting too; from a thread of its own, since
     # the main thread may hold one of the locks it takes at the moment the signal lands.
-    if "reporter.deadline" in sys.modules:  # no HTTP call can be under way before it is loaded
-        threading.Thread(target=lib.deadline.stop_everything, name="stop", daemon=True).start()
+    if "reporter.timebound" in sys.modules:  # no HTTP call can be under way before it is loaded
+        threading.Thread(target=lib.timebound.stop_everything, name="stop", daemon=True).start()
     raise Interrupted(signum, signal.Signals(signum).name)
 
 
@@ -192,21 +189,13 @@ def _stopped(stop: Interrupted) -> None:
 
 
 def main() -> None:
-    """The console script: the click group, signals turned into a kept file and exit 130/143, plus a
-    hard exit when GitLab hung (see report.within)."""
+    """The console script: the click group, signals turned into a kept file and exit 130/143."""
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _on_signal)
     try:
         cli.main(prog_name=PROG)
     except Interrupted as stop:
         _stopped(stop)
-    except SystemExit as done:
-        if _TIMED_OUT:
-            # Reader threads may still wait on a socket; they must not keep the job alive.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(done.code if isinstance(done.code, int) else 1)
-        raise
 
 
 def _say_kept(error: DeliveryError) -> None:
@@ -223,9 +212,6 @@ def _friendly(func):
         try:
             return func(settings, *args, **kwargs)
         except ReporterError as error:
-            if isinstance(error, GitLabTimeout):
-                global _TIMED_OUT
-                _TIMED_OUT = True
             _say(f"{PROG}: error: {redact(str(error))}")
             if isinstance(error, DeliveryError) and not getattr(error, "summarized", False):
                 _say_kept(error)
@@ -517,13 +503,13 @@ def _summary(settings: Settings, report: Report, label, view, error: DeliveryErr
                         unsent=len(error.unsent) if error is not None else 0)
     title = summary.title(view, label, len(report.events), dry_run=settings.dry_run, failed=error is not None)
     # Collapsed when all went well; open when something needs the reader.
-    return summary.render(title, body, in_gitlab=settings.ci.get("GITLAB_CI") == "true", collapsed=error is None)
+    return summary.render(title, body, in_gitlab=settings.context.in_job, collapsed=error is None)
 
 
 def _annotate(settings: Settings, label) -> None:
     """The job page's link to Databand (artifacts:reports:annotations), when Databand's address is known."""
     url = summary.databand_ui(settings.databand_ui_url, settings.databand_url)
-    in_a_job = bool(settings.ci.get("CI_PROJECT_DIR"))
+    in_a_job = bool(settings.context.project_dir)
     if settings.dry_run or "databand" not in settings.targets or url is None or not in_a_job:
         return
     document = summary.annotations(url, label)

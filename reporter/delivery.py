@@ -4,7 +4,7 @@ In the manner of openlineage-python's transports, every target has `send(events)
 the events to each chosen target and keeps, per target, the events it did not accept in a file that
 `resend --from-file` sends again. `Databand` posts gzip-compressed JSON arrays to Databand's bulk
 endpoint, retrying 429 (Retry-After honoured), 5xx and broken connections in a loop of its own, each
-attempt and all of them bounded in time (reporter/deadline.py). The other OpenLineage backends come from openlineage-python (an optional extra), in
+attempt and all of them bounded in time (reporter/timebound.py). The other OpenLineage backends come from openlineage-python (an optional extra), in
 reporter/transports.py.
 """
 
@@ -23,11 +23,12 @@ from typing import Protocol
 
 import requests
 
-from reporter import deadline
-from reporter.deadline import stopped as _process_stopping
+from reporter import timebound as deadline  # the lead's merge takes the delivery branch's import
+from reporter import wire
 from reporter.errors import ConfigError, DeliveryError, Interrupted
 from reporter.packed import raw_of
 from reporter.settings import Settings
+from reporter.timebound import stopped as _process_stopping
 
 # A request carries at most this many events or this much JSON (before gzip), whichever comes
 # first. Each part repeats the root run's event, because Databand drops a payload without it.
@@ -208,7 +209,7 @@ class Databand:
                                             timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), stream=True)
                     response.close()  # the answer's body says nothing we need
             except requests.exceptions.SSLError as error:
-                raise _Refused(f"its TLS certificate was not accepted ({deadline.tls_problem(error)}): set "
+                raise _Refused(f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
                                "DATABAND_CA_FILE to the PEM file of the CA that signed it") from None
             except requests.RequestException as error:
                 if self._stop.is_set():
@@ -226,7 +227,7 @@ class Databand:
                 if status not in RETRY_STATUSES:
                     raise _Refused(_refusal(status))
                 why = f"HTTP {status}"
-                retry_after = deadline.retry_after(response.headers.get("Retry-After"), MAX_RETRY_AFTER)
+                retry_after = _retry_after(response.headers.get("Retry-After"))
             wait = retry_after if retry_after is not None else self._backoff(attempt)
             left = stop_at - time.monotonic()
             if attempt >= MAX_ATTEMPTS or left <= 0 or wait > left:
@@ -263,6 +264,15 @@ def _refusal(status: int) -> str:
 def _location(where: str) -> str:
     # Only the address: a login page's query may carry a state or a token.
     return where.split("?", 1)[0].split("#", 1)[0][:200]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER)
+    except ValueError:
+        return MAX_RETRY_AFTER
 
 
 def _cause(error: Exception) -> str:

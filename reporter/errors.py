@@ -19,10 +19,6 @@ class GitLabError(ReporterError):
     exit_code = 3
 
 
-class GitLabTimeout(GitLabError):
-    """Reading GitLab took too long; worker threads may still be waiting on the network."""
-
-
 class DeliveryError(ReporterError):
     """Databand (or another target) did not accept every event; the unsent ones are kept."""
 
