@@ -2,9 +2,10 @@
 
 The static tests read the component as GitLab does: its `spec:` header, then its jobs with every
 `$[[ inputs.NAME ]]` replaced (an interpolation that is a whole value keeps the input's type), and
-validate the header, the rendered jobs, the project's pipeline, the sample pipelines and the
-README's examples against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci). They also check
-that every input is used, documented in the README's inputs table and checked like GitLab checks it.
+validate the header, the rendered jobs, the project's pipeline, the sample pipelines and the YAML
+examples of the README and docs/ against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci).
+They also check that every input is used, documented in the README's inputs table and checked like
+GitLab checks it.
 
 The tests whose names contain `gitlab_ci_local` run real pipelines with gitlab-ci-local's shell
 executor against the GitLab and Databand stand-ins on 127.0.0.1:
@@ -50,6 +51,8 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "templates" / "report.yml"
 PROJECT_PIPELINE = REPO / ".gitlab-ci.yml"
 README = REPO / "README.md"
+REFERENCE = REPO / "docs" / "reference.md"
+DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
 SAMPLE = Path(__file__).resolve().parent / "sample_project"
 
 GITLAB_CI_LOCAL_VERSION = "4.69.0"
@@ -337,8 +340,9 @@ def test_after_script_lines_report_with_the_jobs_own_status_and_cannot_fail_it()
     assert "report --databand-url" in joined and "--output" not in joined
     assert "|| echo" in joined, "a failed report must not stop the after_script"
     assert lines[-1].startswith("rm -rf")
-    # The README's example uses exactly this hidden job.
-    assert "!reference [.databand-report-after-script, after_script]" in README.read_text()
+    # The documented example (docs/reference.md, which the README links) uses exactly this hidden job.
+    assert "!reference [.databand-report-after-script, after_script]" in REFERENCE.read_text()
+    assert "docs/reference.md#from-a-jobs-after_script" in README.read_text()
 
 
 # -- the pip path when the package cannot be installed ------------------------------------------
@@ -450,24 +454,29 @@ def test_inputs_users_write_are_accepted(given):
 
 
 # --------------------------------------------------------------------------
-# The project's pipeline, the samples and the README's examples
+# The project's pipeline, the samples and the docs' examples
 # --------------------------------------------------------------------------
 
 
-def readme_yaml_examples() -> list:
-    section = readme_section("In a pipeline: the CI/CD component")
-    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    return [load_yaml(block.replace("<group>", "acme")) for block in blocks]
+def doc_yaml_examples() -> dict[str, object]:
+    """Every YAML example of the README and docs/, by where it is, `<group>` filled in."""
+    examples = {}
+    for path in DOCS:
+        for number, block in enumerate(re.findall(r"^```yaml\n(.*?)^```", path.read_text(), re.S | re.M)):
+            examples[f"{path.stem}-example-{number}"] = load_yaml(block.replace("<group>", "acme"))
+    return examples
 
 
-def test_project_pipeline_samples_and_readme_examples_validate_against_gitlab_ci_schema(tmp_path):
+def test_project_pipeline_samples_and_doc_examples_validate_against_gitlab_ci_schema(tmp_path):
     documents = {"project-pipeline": load_yaml(PROJECT_PIPELINE.read_text())}
     for path in sorted(SAMPLE.glob("*.yml")) + sorted(SAMPLE.glob(".gitlab-ci.yml")):
         documents[f"sample-{path.name}"] = load_yaml(path.read_text())
-    examples = readme_yaml_examples()
-    assert len(examples) >= 4
-    for number, example in enumerate(examples):
-        documents[f"readme-example-{number}"] = example
+    examples = doc_yaml_examples()
+    readme = [name for name in examples if name.startswith("README-")]
+    assert len(readme) >= 4 and len(examples) >= 7, sorted(examples)
+    assert any(isinstance(job, dict) and "after_script" in job for example in examples.values()
+               for job in example.values()), "the after_script example (docs/reference.md) is validated too"
+    documents.update(examples)
     check_jsonschema(tmp_path, documents)
 
 
@@ -808,4 +817,5 @@ def test_gitlab_ci_local_report_job_that_cannot_install_the_package_names_the_in
     log = (folder / ".gitlab-ci-local" / "output" / "databand-report.log").read_text()
     line = assert_one_line_naming_the_inputs(log, f"databand-gitlab-reporter=={__version__}")
     # The script's last line; only the after_script's clean-up comes after it.
-    assert log.split(line, 1)[1].strip().splitlines() == ['$ rm -rf "${TMPDIR:-/tmp}/databand-reporter-$CI_JOB_ID"'], log
+    cleanup = '$ rm -rf "${TMPDIR:-/tmp}/databand-reporter-$CI_JOB_ID"'
+    assert log.split(line, 1)[1].strip().splitlines() == [cleanup], log

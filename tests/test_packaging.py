@@ -131,7 +131,7 @@ def _docker_ignores(rules: list[str], path: str) -> bool:
         pattern = rule.lstrip("!").strip("/").split("/")
         for depth in range(1, len(parts) + 1):
             prefix = parts[:depth]
-            if len(prefix) == len(pattern) and all(fnmatchcase(p, q) for p, q in zip(prefix, pattern)):
+            if len(prefix) == len(pattern) and all(fnmatchcase(p, q) for p, q in zip(prefix, pattern, strict=True)):
                 ignored = not keep
                 break
     return ignored
