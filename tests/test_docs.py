@@ -267,3 +267,72 @@ def test_the_link_check_sees_the_moved_sections():
     assert {"docs/failure-modes.md#bounds", "docs/reference.md#from-a-jobs-after_script"} <= targets
     assert "from-a-jobs-after_script" in _anchors(REPO / "docs" / "reference.md")
     assert "on-gitlab-older-than-186" in _anchors(README)
+
+
+# -- the retry and --output wording is what the tool does ---------------------------------------
+
+
+def _row(page: str, starts: str) -> str:
+    (row,) = [line for line in page.splitlines() if line.startswith(f"| {starts}")]
+    return row
+
+
+def test_the_bounds_and_retry_wording_are_the_codes_numbers():
+    """docs/failure-modes.md's bounds, the README's retry line and the reference's delivery paragraph
+    say the numbers the reader and the delivery use; a change to either shows here."""
+    from reporter import delivery, reader
+    from reporter.settings import Settings
+
+    page = (REPO / "docs" / "failure-modes.md").read_text()
+    target = delivery.Databand("https://databand.example.com/api/v1/tracking/open-lineage/x/events/bulk", "t")
+    waits = [target._backoff(attempt) for attempt in range(1, delivery.MAX_ATTEMPTS)]
+    said_waits = ", ".join(f"{wait:g}" for wait in waits) + " s"
+    row = _row(page, "no new Databand attempt after")
+    assert f"at most {delivery.MAX_ATTEMPTS} attempts; waits {said_waits}" in row, (row, waits)
+    assert f"at most {delivery.MAX_RETRY_AFTER:g} s a wait" in row and row.endswith(f"| {delivery.RETRY_DEADLINE} |")
+    row = _row(page, "one Databand attempt")
+    assert (f"connect {delivery.CONNECT_TIMEOUT}, then {delivery.READ_TIMEOUT} per chunk, "
+            f"{delivery.ATTEMPT_SECONDS} in all") in row and row.endswith(f"| {delivery.ATTEMPT_SECONDS} |")
+    assert _row(page, "delivery in the worst case").endswith(
+        f"| {delivery.RETRY_DEADLINE + delivery.ATTEMPT_SECONDS} |")
+    row = _row(page, "one GitLab read")
+    assert f"up to {reader.MAX_RETRIES} retries" in row and f"up to {reader.MAX_RETRY_AFTER} s" in row
+    assert row.endswith(f"| {reader.READ_SECONDS} |")
+    assert _row(page, "one failed job's log").endswith(f"| {reader.LOG_SECONDS}; {reader.LOG_CUT_SECONDS} |")
+    assert _row(page, "all of GitLab's reading").endswith(f"| {Settings.gitlab_timeout:g} |")
+    assert _row(page, "Databand answers 429").count(f"at most {delivery.MAX_RETRY_AFTER:g} s") == 1
+
+    reference = " ".join((REPO / "docs" / "reference.md").read_text().split())
+    assert f"at most {delivery.MAX_ATTEMPTS} attempts; waits {said_waits[:-2]} s" in reference
+    assert f"no retry starts after {delivery.RETRY_DEADLINE} s" in reference
+    readme = " ".join(README.read_text().split())
+    assert f"no new attempt starts after {delivery.RETRY_DEADLINE} s" in readme
+
+
+def test_output_holds_every_event_also_when_databand_refuses_them_as_the_docs_say(gitlab, databand, workdir):
+    """The README: databand-events.json is every event of the report, written before sending, so
+    also when Databand refused them; docs/failure-modes.md: an --output that cannot be written is a
+    warning and the delivery goes on."""
+    import json
+
+    import pipelines
+    from clirun import env_for, resend
+
+    pipelines.mixed(gitlab.url).install(gitlab)
+    readme = " ".join(README.read_text().split())
+    assert "every event of the report (written before sending, so also when Databand refused them)" in readme
+    refused = resend(env_for(gitlab, databand, DATABAND_ACCESS_TOKEN="not-the-token"), "--output", "events.json")
+    assert refused.exit_code == 4, refused.output
+    written = json.loads((workdir / "events.json").read_text())
+    (kept,) = workdir.glob("databand-unsent-9001-*.json")
+    assert len(written) == len(json.loads(kept.read_text())) > 10 and not databand.events
+
+    row = _row((REPO / "docs" / "failure-modes.md").read_text(), "`--output` cannot be written")
+    assert "a warning; the delivery goes on" in row and row.endswith("| 0 | nothing |")
+    assert "a missing folder is made" in row
+    made = resend(env_for(gitlab, databand), "--output", str(workdir / "new-folder" / "events.json"))
+    assert made.exit_code == 0 and len(json.loads((workdir / "new-folder" / "events.json").read_text())) == len(written)
+    (workdir / "a-file").write_text("")
+    sent = resend(env_for(gitlab, databand), "--output", str(workdir / "a-file" / "events.json"))
+    assert sent.exit_code == 0, sent.output
+    assert "Warning: could not write --output" in sent.output and len(databand.events) == 2 * len(written)
