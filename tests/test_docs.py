@@ -336,3 +336,11 @@ def test_output_holds_every_event_also_when_databand_refuses_them_as_the_docs_sa
     sent = resend(env_for(gitlab, databand), "--output", str(workdir / "a-file" / "events.json"))
     assert sent.exit_code == 0, sent.output
     assert "Warning: could not write --output" in sent.output and len(databand.events) == 2 * len(written)
+
+
+def test_the_reference_names_every_input_of_the_sweep_component():
+    header = (REPO / "templates" / "sweep.yml").read_text().split("\n---\n", 1)[0]
+    inputs = set(yaml.safe_load(header)["spec"]["inputs"])
+    section = (REPO / "docs" / "reference.md").read_text().split("\n### Sweep\n", 1)[1].split("\n### ", 1)[0]
+    said = set(re.findall(r"`([a-z_]+)`", section.split("Its inputs", 1)[1].split("\n\n", 1)[0]))
+    assert said == inputs, (said ^ inputs)
