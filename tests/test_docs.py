@@ -344,3 +344,39 @@ def test_the_reference_names_every_input_of_the_sweep_component():
     section = (REPO / "docs" / "reference.md").read_text().split("\n### Sweep\n", 1)[1].split("\n### ", 1)[0]
     said = set(re.findall(r"`([a-z_]+)`", section.split("Its inputs", 1)[1].split("\n\n", 1)[0]))
     assert said == inputs, (said ^ inputs)
+
+
+def _shape(line: str) -> re.Pattern:
+    """A documented log line with its numbers left open."""
+    return re.compile(re.sub(r"\d+", r"\\d+", re.escape(line)))
+
+
+def test_the_retry_lines_the_docs_show_are_lines_the_delivery_prints(gitlab, databand, monkeypatch):
+    """Against the stand-ins: Databand answering 503 once, then a port nothing listens on. Each
+    documented `Databand: attempt ...` line is one of these, up to its numbers."""
+    import socket
+
+    import pipelines
+    from clirun import env_for, resend
+
+    from reporter import delivery
+
+    documented = {line.strip("`").strip() for path in DOCS
+                  for line in re.findall(r"`?(Databand: attempt \d+ failed \([^)]*\)[^`\n]*)", path.read_text())}
+    assert len(documented) >= 2, documented
+
+    pipelines.mixed(gitlab.url).install(gitlab)
+    databand.script(503)
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 0, result.output
+    printed = [line for line in result.output.splitlines() if line.startswith("Databand: attempt")]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(delivery, "progress", printed.append)
+    target = delivery.Databand(f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
+                               deadline=1.5, backoff_factor=0.1)
+    with pytest.raises(delivery.DeliveryError):
+        target.send([{"eventType": "COMPLETE", "run": {"runId": "r", "facets": {}}, "job": {"name": "p"}}])
+    for line in documented:
+        assert any(_shape(line).fullmatch(said) for said in printed), (line, printed)
