@@ -380,3 +380,31 @@ def test_the_retry_lines_the_docs_show_are_lines_the_delivery_prints(gitlab, dat
         target.send([{"eventType": "COMPLETE", "run": {"runId": "r", "facets": {}}, "job": {"name": "p"}}])
     for line in documented:
         assert any(_shape(line).fullmatch(said) for said in printed), (line, printed)
+
+
+def test_the_readme_job_log_is_the_summary_the_reporter_prints(gitlab, databand, workdir):
+    """The README's job log example, printed by `report` as the component runs it, in a pipeline of
+    the jobs it names (one passed, one allowed to fail, one failed), inside GitLab's log section."""
+    import pipelines
+    from click.testing import CliRunner
+    from standins import make_job, make_pipeline, make_project
+
+    block = README.read_text().split("\n## The job log\n", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 4242, status="running")
+    jobs = [make_job(project, pipeline, 7001, "compile", "build", "success"),
+            make_job(project, pipeline, 7002, "lint", "test", "failed", allow_failure=True),
+            make_job(project, pipeline, 7003, "unit", "test", "failed"),
+            make_job(project, pipeline, 7004, "databand-report", ".post", "running")]
+    sample = pipelines.Sample(project, pipeline, jobs, traces={7002: b"lint failed\n", 7003: b"1 test failed\n"})
+    sample.install(gitlab)
+    env = {**pipelines.ci_env(sample, gitlab.url, token=gitlab.token),
+           "DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token}
+    args = ["report", "--exclude-job", "databand-report*", "--output", "databand-events.json"]
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # What GitLab shows of the section: the header from the start marker, then the body.
+    shown = [line.rsplit("\x1b[0K", 1)[-1] for line in result.stderr.split("\n")]  # a marker ends in CR
+    shown = [line for line in shown if line.strip()]
+    host = databand.url.split("/")[2]
+    assert shown == [line.replace("databand.example.com", host) for line in block.splitlines()], result.stderr
