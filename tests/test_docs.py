@@ -25,10 +25,6 @@ README = REPO / "README.md"
 DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
 PROG = "databand-gitlab-reporter"
 
-# `demo` is built on another branch (the offline demo); the README already names it. The lead
-# removes this allowance when the branches are merged, so that `demo` is checked like the others.
-NOT_YET_MERGED = {"demo"}
-
 FENCE = re.compile(r"^```([A-Za-z0-9_-]*)[^\n]*\n(.*?)^```\s*$", re.M | re.S)
 INLINE = re.compile(rf"(?<!`)`({re.escape(PROG)} [^`]+)`(?!`)")
 PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z0-9 _.:/|-]*>")
@@ -161,8 +157,6 @@ def problems(script: str, whole: bool) -> list[str]:
             continue
         name, flags = words[0], [w.split("=", 1)[0] for w in words[1:] if w.startswith("--")]
         if name not in cli.commands:
-            if name in NOT_YET_MERGED and not flags:
-                continue
             found.append(f"no command {name!r} (commands: {', '.join(sorted(cli.commands))})")
             continue
         unknown = sorted(set(flags) - _options(cli.commands[name]))
@@ -190,7 +184,8 @@ def test_every_shell_command_in_the_docs_works_when_pasted(where, script, whole)
     ("databand-gitlab-reporter resend --project a/b --pipelines 1", "no option --pipelines"),
     ('eval "$(databand-gitlab-reporter parent-env --shell)"', "no option --shell"),
     ("databand-gitlab-reporter resnd --project a/b", "no command 'resnd'"),
-    ("databand-gitlab-reporter demo --fast", "no command 'demo'"),
+    ("databand-gitlab-reporter demo --fast", "demo has no option --fast"),
+    ("databand-gitlab-reporter dmeo", "no command 'dmeo'"),
     ("python -m reporter report --dry-rnu", "no option --dry-rnu"),
     ("echo 'unclosed", "bash -n"),
     ("pip install . && databand-gitlab-reporter sweep --hours 2 --status canceled --since 2026-01-01", "--since"),
@@ -280,8 +275,9 @@ def _row(page: str, starts: str) -> str:
 def test_the_bounds_and_retry_wording_are_the_codes_numbers():
     """docs/failure-modes.md's bounds, the README's retry line and the reference's delivery paragraph
     say the numbers the reader and the delivery use; a change to either shows here."""
-    from reporter import delivery, reader
-    from reporter.settings import Settings
+    from reporter import delivery
+    from reporter.retry import POLICY
+    from reporter.settings import ReadBounds, Settings
 
     page = (REPO / "docs" / "failure-modes.md").read_text()
     target = delivery.Databand("https://databand.example.com/api/v1/tracking/open-lineage/x/events/bulk", "t")
@@ -295,10 +291,13 @@ def test_the_bounds_and_retry_wording_are_the_codes_numbers():
             f"{delivery.ATTEMPT_SECONDS} in all") in row and row.endswith(f"| {delivery.ATTEMPT_SECONDS} |")
     assert _row(page, "delivery in the worst case").endswith(
         f"| {delivery.RETRY_DEADLINE + delivery.ATTEMPT_SECONDS} |")
+    bounds = ReadBounds()
     row = _row(page, "one GitLab read")
-    assert f"up to {reader.MAX_RETRIES} retries" in row and f"up to {reader.MAX_RETRY_AFTER} s" in row
-    assert row.endswith(f"| {reader.READ_SECONDS} |")
-    assert _row(page, "one failed job's log").endswith(f"| {reader.LOG_SECONDS}; {reader.LOG_CUT_SECONDS} |")
+    assert f"up to {POLICY.attempts - 1} retries" in row and row.endswith(f"| {bounds.read:g} |")
+    row = _row(page, "one wait before GitLab's next attempt")
+    backoff = ", ".join(f"{POLICY.backoff_wait(n):g}" for n in range(1, POLICY.attempts))
+    assert f"else {backoff} s" in row and row.endswith(f"| {POLICY.longest_wait:g} |"), row
+    assert _row(page, "one failed job's log").endswith(f"| {bounds.log:g}; {bounds.log_cut:g} |")
     assert _row(page, "all of GitLab's reading").endswith(f"| {Settings.gitlab_timeout:g} |")
     assert _row(page, "Databand answers 429").count(f"at most {delivery.MAX_RETRY_AFTER:g} s") == 1
 
