@@ -1007,7 +1007,8 @@ class GitLabStandIn(_StandInServer):
       Ci::JobsFinder, which tests ``params[:include_retried]`` for truth, and any string is true in
       Ruby, "false" too (lib/api/ci/pipelines.rb, app/finders/ci/jobs_finder.rb).
     * ``build_access=False`` stands for a token that may read the pipeline but not its builds:
-      the jobs list answers ``200 []``, as GitLab does, not an error.
+      the jobs list answers ``200 []``, as GitLab does (Ci::JobsFinder turns the denial into an
+      empty list), and ``/bridges`` 403 (its route authorizes ``read_build`` itself).
     * ``throttle()`` makes it answer as GitLab.com's rate limiter does; ``lag_test_summary()``
       holds jobs back from the test report summary, as GitLab's background worker does.
     * Past 10,000 rows a listing sends no X-Total, X-Total-Pages or rel="last".
@@ -1310,6 +1311,8 @@ class GitLabStandIn(_StandInServer):
             if endpoint == "jobs":
                 jobs = entry.jobs if self._build_access else []
                 return self._list(request, raw_path, jobs, path_params, with_retried_param=True)
+            if not self._build_access:  # the bridges route authorizes read_build itself
+                return _json_response(403, {"message": "403 Forbidden"})
             bridges = entry.bridges if "include_retried" in request.args else _latest(entry.bridges)
             return self._list(request, raw_path, bridges, path_params, with_retried_param=False)
 

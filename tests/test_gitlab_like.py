@@ -41,3 +41,38 @@ def test_pages_without_a_count_are_read_ahead_within_the_in_flight_bound():
         page_waves = waves(pages)
         assert page_waves <= 1 + -(-123 // concurrency) + 2
         assert page_waves < 123 / 2  # one after another would be 124
+
+
+def test_an_empty_job_list_is_a_token_without_build_access_not_an_empty_pipeline(databand, workdir):
+    import pipelines
+    from clirun import env_for, resend
+
+    with GitLabStandIn(build_access=False) as gitlab:  # GitLab answers such a token 200 []
+        pipelines.mixed(gitlab.url).install(gitlab)
+        # With a read_api token the bridges' 403 says it first; with a job token only jobs are read.
+        refused = resend(env_for(gitlab, databand))
+        env = {**env_for(gitlab, databand, CI_JOB_TOKEN=gitlab.job_token), "GITLAB_TOKEN": ""}
+        result = resend(env)
+    assert refused.exit_code == 3 and "GitLab forbade reading" in refused.stderr and "/bridges" in refused.stderr
+    assert result.exit_code == 3, result.output
+    [line] = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert "GitLab listed no jobs for pipeline 9001 of project 42" in line
+    assert "the CI_JOB_TOKEN may read the pipeline but not its jobs" in line and "GITLAB_TOKEN" in line
+    assert databand.payloads == []
+
+
+def test_a_job_token_on_a_route_closed_to_it_names_that_cause(databand, tmp_path):
+    from click.testing import CliRunner
+    from pipelines import mixed
+
+    from reporter.cli import cli
+
+    with GitLabStandIn() as gitlab:
+        mixed(gitlab.url).install(gitlab)
+        env = {"GITLAB_URL": gitlab.url, "CI_JOB_TOKEN": gitlab.job_token, "DATABAND_URL": databand.url,
+               "DATABAND_ACCESS_TOKEN": databand.token}
+        result = CliRunner().invoke(cli, ["sweep", "--project", "42", "--cursor", str(tmp_path / "c.json")], env=env)
+    assert result.exit_code == 3, result.output
+    assert "GitLab does not take a CI_JOB_TOKEN on GET /api/v4/projects/42/pipelines" in result.stderr
+    assert "answered 404 as to an anonymous caller" in result.stderr and "GITLAB_TOKEN" in result.stderr
+    assert "check the project and pipeline ids" not in result.stderr

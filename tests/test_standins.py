@@ -263,6 +263,7 @@ def test_a_reader_without_build_access_gets_an_empty_job_list():
         listed = api(server, "/projects/42/pipelines/6/jobs")
         assert (listed.status_code, listed.json()) == (200, [])
         assert api(server, "/projects/42/pipelines/6").status_code == 200
+        assert api(server, "/projects/42/pipelines/6/bridges").status_code == 403
 
 
 def test_bridges_lists_the_latest_attempt_unless_include_retried_is_sent_at_all():

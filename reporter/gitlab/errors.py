@@ -62,6 +62,11 @@ _TABLE: dict[str, tuple[str, str]] = {
     f"{REFUSED}:403": ("GitLab forbade reading {what} (403){asked}: {fix}.", "GitLab answered 403"),
     f"{REFUSED}:404": ("GitLab has no {what} (404){asked}, or the {token_kind} may not see it: check the project "
                        "and pipeline ids ({fix}).", "GitLab answered 404"),
+    # GitLab ignores a CI_JOB_TOKEN on every route but a pipeline's job list (and /job): the request
+    # is then anonymous, so a private project answers 404 "Project Not Found", a log 401.
+    f"{REFUSED}:job-token": ("GitLab does not take a CI_JOB_TOKEN on GET {path} (only a pipeline's job list is open "
+                             "to it), so it answered {status} as to an anonymous caller while reading {what}: set "
+                             "GITLAB_TOKEN to a token with read_api.", "a CI_JOB_TOKEN may not read it ({status})"),
     REFUSED: ("GitLab answered {status} ({type}) while reading {what}{asked}; try again later.",
               "GitLab answered {status}"),
     NOT_API: ("While reading {what}: GitLab's answer to GET {path} (HTTP {status}, {type}) {detail}. That is not "
@@ -92,13 +97,20 @@ def _fields(error: ReadError, context: Context | None) -> dict[str, object]:
     }
 
 
-def _entry(error: ReadError) -> tuple[str, str]:
+def _off_job_token_routes(error: ReadError, context: Context | None) -> bool:
+    return bool(context and context.token_kind == "CI_JOB_TOKEN" and error.kind == REFUSED
+                and error.status in (401, 404) and not error.path.endswith(("/jobs", "/job")))
+
+
+def _entry(error: ReadError, context: Context | None = None) -> tuple[str, str]:
+    if _off_job_token_routes(error, context):
+        return _TABLE[f"{REFUSED}:job-token"]
     return _TABLE.get(f"{error.kind}:{error.status}") or _TABLE[error.kind]
 
 
 def message(error: ReadError, context: Context) -> GitLabError:
     """The one line for a read the report cannot do without."""
-    return GitLabError(_entry(error)[0].format(**_fields(error, context)))
+    return GitLabError(_entry(error, context)[0].format(**_fields(error, context)))
 
 
 def why(error: ReadError) -> str:

@@ -74,6 +74,12 @@ class Pager(Generic[T]):
         self._uncounted = False
         self._items: list[T] | None = None
 
+    @property
+    def count(self) -> int:
+        """How many items GitLab listed, before the caller's conversion left any out."""
+        with self._lock:
+            return len(self._seen)
+
     def _fetch(self, number: int) -> tuple[Answer, list[dict]]:
         answer = http.get_json(self._client, self._path, {**self._params, "page": number, "per_page": http.PER_PAGE},
                                expect=list)

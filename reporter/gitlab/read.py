@@ -105,6 +105,8 @@ def read_pipeline(
             jobs = list(raw_jobs.result())
             if raw_bridges is not None:
                 jobs += raw_bridges.result()
+            if not raw_jobs.count and not (raw_bridges and raw_bridges.count):
+                raise GitLabError(_no_jobs(pipeline_id, project, what, context))
             pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
             later = []
             if summary is not None:
@@ -126,6 +128,19 @@ def read_pipeline(
                                  "list jobs; set GITLAB_TOKEN (read_api) to add them")
     parse.add_context(pipeline, context, redact, read_api=bool(access.token))
     return pipeline
+
+
+def _no_jobs(pipeline_id: int, project: str | int, what: Context, context: CIContext) -> str:
+    """GitLab creates no pipeline without a job, and answers a caller who may read the pipeline but
+    not its jobs with an empty list, not an error (Ci::JobsFinder): so an empty list is that."""
+    own = context.job_id is not None and context.pipeline_id == pipeline_id
+    seen = f", though this job ({context.job_id}) runs in it" if own else ""
+    fix = ("the CI_JOB_TOKEN of a job of this pipeline lists them; outside it set GITLAB_TOKEN to a token "
+           "with read_api" if what.token_kind == "CI_JOB_TOKEN" else
+           "give the token's user at least the Reporter role in the project")
+    return (f"GitLab listed no jobs for pipeline {pipeline_id} of project {project}{seen}: every pipeline has "
+            f"at least one, so the {what.token_kind} may read the pipeline but not its jobs (GitLab answers "
+            f"an empty list then, not an error); {fix}. Nothing was sent.")
 
 
 def _optional_json(client: Client, path: str, what: str, notes: list[str]) -> Mapping | None:
