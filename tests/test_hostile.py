@@ -317,6 +317,34 @@ def test_trickled_log_sends_the_job_without_it():
     assert "ERROR: the other log" in logs["check"]
 
 
+def test_a_log_longer_than_its_bound_never_passes_middle_lines_for_its_end():
+    with HostileGitLab() as gitlab:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 78, status="failed")
+        gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 1, "load", "etl", "failed")])
+        stop = gitlab.stopping()
+
+        def endless(request):
+            # GitLab sends a log whole, from its start: this one streams on past the log bound.
+            def body():
+                for number in range(10**6):
+                    if stop.wait(0.002):
+                        return
+                    yield b"step %d: loading\n" % number
+                yield b"ERROR: the real end\n"
+
+            return Response(body(), status=200, content_type="text/plain", direct_passthrough=True)
+
+        gitlab.on(r"/jobs/1/trace", endless)
+        report, elapsed = collect(gitlab, 78)
+    log = report.pipeline.jobs[0].log_tail
+    assert log.startswith("[databand-gitlab-reporter: the end of this log was not reached within 1 s")
+    assert "the lines below are from the middle, not the end" in log.splitlines()[0]
+    assert "step " in log and "the real end" not in log
+    assert any("the end of the log of job 'load'" in note and "from the middle" in note for note in report.notes)
+    assert elapsed < QUICK.log_cut + 3
+
+
 def test_trickled_databand_answer_is_cut_and_retried_then_kept(gitlab, mixed_plain, workdir):
     with TrickleServer() as slow:
         env = env_for(gitlab, DATABAND_URL=slow.url, DATABAND_ACCESS_TOKEN="databand-token-for-nobody")

@@ -246,17 +246,24 @@ def _scope_downstream(pipeline: Pipeline) -> None:
 def _read_log_into(client: Client, project_id: str | int, job: Job, lines: int, redact: Callable[[str], str],
                    notes: list[str]) -> None:
     try:
-        job.log_tail = _read_log_tail(client, project_id, job.id, lines, redact)
+        job.log_tail, reached_end = _read_log_tail(client, project_id, job.id, lines, redact)
     except ReadError as error:
         job.log_tail = None  # a missing log never stops the report
         notes.append(f"the log of job {job.name!r} ({errors.why(error)})")
+        return
+    if not reached_end:
+        notes.append(f"the end of the log of job {job.name!r} (GitLab sends a log whole, from its start, and "
+                     f"{client.bounds.log:g} s of it did not reach the end: the lines sent are from the middle)")
 
 
 def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: int,
-                   redact: Callable[[str], str]) -> str | None:
-    """Ask for the last bytes only (HTTP Range); where the server sends the whole log, stream it and
-    keep the end, leaving after `bounds.log` so that a huge log cannot hold the pipeline; a server
-    that stalls is cut off at `bounds.log_cut` (within the command's budget)."""
+                   redact: Callable[[str], str]) -> tuple[str, bool]:
+    """The last lines of a job's log, and whether they are its end. GitLab's log endpoint has no
+    Range support: it sends the whole log, so it is streamed and only a window of its end kept,
+    left after `bounds.log` so that a huge log cannot hold the pipeline (the lines kept are then
+    from the middle, and say so first); a server that stalls is cut off at `bounds.log_cut`
+    (within the command's budget). The Range header is still sent: a proxy in front of GitLab
+    that honours it saves the body."""
     path = f"/projects/{project_id}/jobs/{job_id}/trace"
     shown = client.api_path(path)
     bounds = client.bounds
@@ -266,10 +273,10 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
                 response = http.stream(client, path, headers={"Range": f"bytes=-{logs.DEFAULT_MAX_BYTES}"})
             except gitlab.GitlabHttpError as error:
                 if error.response_code == 416:  # an empty log has no last bytes
-                    return ""
+                    return "", True
                 raise
             try:
-                raw, complete = logs.tail_bytes(response.iter_content(chunk_size=64 * 1024),
+                raw, complete = logs.tail_bytes(response.iter_content(chunk_size=256 * 1024),
                                                 deadline=bound.deadline - bounds.log_cut + bounds.log)
             finally:
                 response.close()
@@ -277,8 +284,10 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
         raise http.failure(client, error, shown) from None
     text = logs.clean(raw, lines=lines, redact=redact)
     if not complete:
-        text += f"\n[databand-gitlab-reporter: stopped reading the log after {bounds.log:g} s; see logUrl]"
-    return text
+        text = (f"[databand-gitlab-reporter: the end of this log was not reached within {bounds.log:g} s (GitLab "
+                "sends a log whole, from its start); the lines below are from the middle, not the end: see "
+                f"logUrl]\n{text}")
+    return text, complete
 
 
 def list_pipelines(client: Client, project: str | int, *, updated_after: str, ref: str | None = None,
