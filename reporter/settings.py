@@ -77,6 +77,9 @@ class ReadBounds:
     read: float = 30  # one read: the pipeline, a page, a test report (plus the waits GitLab asks for)
     log: float = 20  # a failed job's log still streaming is left here, its tail so far kept
     log_cut: float = 22  # a log that stalls or trickles is abandoned here
+    # GitLab's test report summary is written by a background worker after each job: a job that
+    # finished just before the report may not be in it yet, and is asked for once more after this.
+    tests_lag: float = 3
 
 
 def _ci_id(environ: Mapping[str, str], name: str) -> int | None:

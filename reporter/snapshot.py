@@ -53,6 +53,7 @@ class Job:
     downstream_ref: tuple[str | int, int] | None = None  # a bridge's (project, pipeline id), as GitLab names it
     downstream: "Pipeline | None" = None  # read when the token and the depth bound allow
     tests: "TestResults | None" = None
+    junit: bool = False  # it uploaded a JUnit report (artifacts:reports:junit), so GitLab's test report has it
     # Context as GitLab's job object gives it; free text is masked and cut by the reader. None where
     # GitLab sent nothing (a bridge has no runner, a job that never ran has no durations).
     queued_seconds: float | None = None

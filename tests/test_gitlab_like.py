@@ -76,3 +76,59 @@ def test_a_job_token_on_a_route_closed_to_it_names_that_cause(databand, tmp_path
     assert "GitLab does not take a CI_JOB_TOKEN on GET /api/v4/projects/42/pipelines" in result.stderr
     assert "answered 404 as to an anonymous caller" in result.stderr and "GITLAB_TOKEN" in result.stderr
     assert "check the project and pipeline ids" not in result.stderr
+
+
+JUNIT = [{"file_type": "junit", "size": 912, "filename": "junit.xml.gz", "file_format": "gzip"}]
+
+
+def _tested_pipeline(gitlab):
+    from standins import make_job, make_pipeline, make_project
+
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 81, status="success")
+    unit = make_job(project, pipeline, 1, "unit", "test", "success")
+    lint = make_job(project, pipeline, 2, "lint", "test", "success")
+    for job in (unit, lint):
+        job["artifacts"] = list(JUNIT)
+    case = {"name": "t", "classname": "c", "status": "success", "execution_time": 0.1, "system_output": None}
+    suites = [{"name": "unit", "build_ids": [1], "test_cases": [case]},
+              {"name": "lint", "build_ids": [2], "test_cases": [case, case]}]
+    gitlab.add_pipeline(project, pipeline, [unit, lint], test_suites=suites)
+    return project, pipeline
+
+
+def _quick(gitlab):
+    from reporter.settings import ReadBounds
+
+    return settings_for(gitlab, gitlab_bounds=ReadBounds(tests_lag=0.2))
+
+
+def test_test_results_that_lag_a_just_finished_job_are_read_again_once():
+    with GitLabStandIn() as gitlab:
+        project, pipeline = _tested_pipeline(gitlab)
+        gitlab.lag_test_summary([2], reads=1)  # GitLab's worker has not processed lint's report yet
+        report = lib.collect(_quick(gitlab), project["id"], pipeline["id"])
+        assert gitlab.count(r"/test_report_summary$") == 2
+    tests = {job.name: job.tests for job in report.pipeline.jobs}
+    assert tests["unit"].counts["total"] == 1 and tests["lint"].counts["total"] == 2
+    assert not any("test results" in note for note in report.notes)
+
+
+def test_test_results_still_missing_are_said_with_the_resend_command():
+    with GitLabStandIn() as gitlab:
+        project, pipeline = _tested_pipeline(gitlab)
+        gitlab.lag_test_summary([2], reads=5)
+        report = lib.collect(_quick(gitlab), project["id"], pipeline["id"])
+        assert gitlab.count(r"/test_report_summary$") == 2  # once more, not again and again
+    tests = {job.name: job.tests for job in report.pipeline.jobs}
+    assert tests["unit"].counts["total"] == 1 and tests["lint"] is None
+    [note] = [note for note in report.notes if "test results of" in note]
+    assert "'lint'" in note and "had not processed their JUnit reports yet" in note
+    assert "resend --project 42 --pipeline 81" in note
+
+
+def test_no_second_read_when_every_junit_job_is_in_the_summary():
+    with GitLabStandIn() as gitlab:
+        project, pipeline = _tested_pipeline(gitlab)
+        lib.collect(_quick(gitlab), project["id"], pipeline["id"])
+        assert gitlab.count(r"/test_report_summary$") == 1

@@ -77,6 +77,8 @@ def job(raw: Mapping, kind: str) -> Job:
         environment=_context_text(environment.get("name")),
         environment_action=_context_text(environment.get("action")),
         commit_title=_context_text(_mapping(raw.get("commit")).get("title")),
+        junit=any(_mapping(a).get("file_type") == "junit" for a in raw.get("artifacts") or ()
+                  if isinstance(raw.get("artifacts"), list)),
     )
 
 

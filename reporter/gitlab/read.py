@@ -110,7 +110,8 @@ def read_pipeline(
             pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
             later = []
             if summary is not None:
-                later.append(pool.submit(_read_tests, client, base, summary.result(), pipeline, redact, notes))
+                later.append(pool.submit(_read_tests, client, base, summary.result(), pipeline, redact, notes,
+                                         f"--project {project} --pipeline {pipeline_id}"))
             if access.token:
                 later.append(pool.submit(_read_downstream, client, pipeline, depth, log_lines, redact, tests,
                                          exclude))
@@ -157,15 +158,43 @@ def _optional_json(client: Client, path: str, what: str, notes: list[str]) -> Ma
 
 
 def _read_tests(client: Client, base: str, summary: Mapping | None, pipeline: Pipeline,
-                redact: Callable[[str], str], notes: list[str]) -> None:
-    """Attach GitLab's JUnit results to the jobs that produced them (the summary names their ids)."""
+                redact: Callable[[str], str], notes: list[str], resend_ids: str) -> None:
+    """Attach GitLab's JUnit results to the jobs that produced them (the summary names their ids).
+
+    A finished job with a JUnit report whose id no suite names was not processed yet by GitLab's
+    background worker (it finished moments before the report): the summary is asked for once more
+    after `bounds.tests_lag` seconds (within the budget), and what is still missing is said."""
     try:
+        if _unprocessed(pipeline, summary) and _wait_within(client, client.bounds.tests_lag):
+            summary = _optional_json(client, f"{base}/test_report_summary", "the test report summary", notes) \
+                or summary
         _attach_tests(client, base, summary, pipeline, redact, notes)
+        late = _unprocessed(pipeline, summary)
+        if late:
+            names = ", ".join(sorted({repr(job.name) for job in late}))
+            notes.append(f"test results of {names} (GitLab had not processed their JUnit reports yet: they finished "
+                         f"moments before the report; send it again later: resend {resend_ids})")
     except parse.ShapeError:
         # Fields of the wrong type inside the report: the jobs go without test results.
         for job in pipeline.jobs:
             job.tests = None
         notes.append("test results (GitLab's test report has fields of an unexpected type)")
+
+
+def _unprocessed(pipeline: Pipeline, summary: Mapping | None) -> list[Job]:
+    """Finished jobs with a JUnit report that no suite of the summary names."""
+    named = {i for s in _list((summary or {}).get("test_suites")) if isinstance(s, Mapping)
+             for i in _list(s.get("build_ids"))}
+    return [job for job in pipeline.jobs if job.junit and job.kind == "job" and job.id not in named
+            and job.status in ("success", "failed") and not job.retried]
+
+
+def _wait_within(client: Client, seconds: float) -> bool:
+    """Wait `seconds`, unless the command's budget or a signal ends sooner; True once waited."""
+    left = client.budget.left() if client.budget is not None else seconds
+    if seconds <= 0 or left < seconds + 5:  # no time left for the read after it
+        return False
+    return not timebound.stopped().wait(seconds)
 
 
 def _list(value: object) -> list:
