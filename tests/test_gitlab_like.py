@@ -132,3 +132,20 @@ def test_no_second_read_when_every_junit_job_is_in_the_summary():
         project, pipeline = _tested_pipeline(gitlab)
         lib.collect(_quick(gitlab), project["id"], pipeline["id"])
         assert gitlab.count(r"/test_report_summary$") == 1
+
+
+def test_every_attempt_of_a_retried_bridge_is_reported():
+    from standins import make_bridge, make_job, make_pipeline, make_project
+
+    with GitLabStandIn() as gitlab:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 82, status="success")
+        gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 1, "build", "build", "success")],
+                            [make_bridge(project, pipeline, 2, "deploy", "deploy", "failed"),
+                             make_bridge(project, pipeline, 3, "deploy", "deploy", "success")])
+        report = lib.collect(settings_for(gitlab, downstream_depth=0), project["id"], pipeline["id"])
+    bridges = sorted((j.id, j.attempt, j.retried, j.status) for j in report.pipeline.jobs if j.kind == "bridge")
+    assert bridges == [(2, 1, True, "failed"), (3, 2, False, "success")]
+    runs = [e for e in report.events if e["job"]["name"].endswith(".deploy.deploy")]
+    assert len({e["run"]["runId"] for e in runs}) == 2  # each attempt is a run of its own
+    assert sorted(e["eventType"] for e in runs) == ["COMPLETE", "FAIL"]

@@ -86,8 +86,11 @@ def read_pipeline(
                                   notes) if access.token and tests else None
             raw_jobs = Pager(client, pool, f"{base}/jobs", {"include_retried": "true"}, "job", jobs_of("job"),
                              on_page)
-            raw_bridges = Pager(client, pool, f"{base}/bridges", {}, "bridge", jobs_of("bridge")) \
-                if access.token else None
+            # /bridges declares no include_retried, but hands its raw query to the same finder as
+            # /jobs, which tests the parameter for truth (lib/api/ci/pipelines.rb, Ci::JobsFinder):
+            # so every attempt of a retried trigger job is listed too.
+            raw_bridges = Pager(client, pool, f"{base}/bridges", {"include_retried": "true"}, "bridge",
+                                jobs_of("bridge")) if access.token else None
             for listing in (raw_jobs, raw_bridges):
                 if listing is not None:
                     listing.start_rest()  # both lists' other pages go out together
