@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 
-from reporter import delivery, report
+from reporter import delivery, report, status
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
 from reporter.settings import Settings
@@ -197,8 +197,8 @@ def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: 
     return backfill
 
 
-# GitLab's final pipeline statuses: a sweep reports a pipeline once it has one.
-FINISHED = ("success", "failed", "canceled", "skipped")
+# What a sweep reports: pipelines that ended, and those waiting on a person or a clock (status.SETTLED).
+FINISHED = tuple(sorted(status.SETTLED))
 
 
 def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str | None,
@@ -213,7 +213,7 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     `statuses` narrows it: ("canceled",) sends only what no `.post` job can have reported."""
     unknown = set(statuses) - set(FINISHED)
     if unknown:
-        raise ConfigError(f"sweep --status takes final statuses ({', '.join(FINISHED)}); "
+        raise ConfigError(f"sweep --status takes settled statuses ({', '.join(FINISHED)}); "
                           f"got {', '.join(sorted(unknown))}.")
     if not project:
         raise ConfigError("sweep needs --project (in a scheduled pipeline: --project $CI_PROJECT_ID).")

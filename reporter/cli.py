@@ -19,7 +19,7 @@ import click
 from reporter import PROG, __version__, handoff, summary
 from reporter.errors import ConfigError, DeliveryError, Interrupted, ReporterError
 from reporter.settings import Settings, check_id, check_url
-from reporter.status import FINAL
+from reporter.status import SETTLED
 
 if TYPE_CHECKING:
     from reporter.backfill import Backfill, Result
@@ -372,28 +372,30 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
               help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")
-@click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(FINAL)),
-              help="Only pipelines that ended so; repeat for more. `--status canceled` sends only what no "
-                   "`.post` job can have reported, at a tenth of the requests. [default: all four]")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(SETTLED)),
+              help="Only pipelines in this state; repeat for more. `--status canceled --status manual` sends "
+                   "only what no `.post` job can have reported, at a tenth of the requests. [default: the four "
+                   "final ones, and manual and scheduled, which are sent as still running]")
 @click.option("--cursor", metavar="FILE",
               help="File recording what was sent and at which update; keep it in the job's cache. "
                    "[default: .databand-sweep-<project>.json]")
 def sweep(project, hours, statuses, concurrency, cursor, **flags):
-    """Report every finished pipeline of a project not reported yet, for a scheduled pipeline.
+    """Report every settled pipeline of a project not reported yet, for a scheduled pipeline.
 
-    GitLab runs no `.post` job in a canceled pipeline, and a report job may fail: a
-    sweep, scheduled daily (or hourly), sends each pipeline that finished in the last
-    --hours unless the cursor says it was sent at its current state. Needs a token
-    with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
+    GitLab runs no `.post` job in a canceled pipeline, nor in one blocked at a manual
+    job, and a report job may fail: a sweep, scheduled daily (or hourly), sends each
+    pipeline that ended, or waits on a manual or delayed job (sent as still running),
+    in the last --hours, unless the cursor says it was sent at its current state.
+    Needs a token with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
     """
-    _run_sweep(_settings(flags), project, hours, tuple(statuses) or tuple(sorted(FINAL)), concurrency, cursor)
+    _run_sweep(_settings(flags), project, hours, tuple(statuses) or tuple(sorted(SETTLED)), concurrency, cursor)
 
 
 @_friendly
 def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor_path):
     plan = lib.backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
     unchanged = sum(1 for i in plan.pipeline_ids if plan.cursor.versions.get(i) == plan.versions.get(i))
-    _say(f"Sweep of {project}: {len(plan.pipeline_ids)} finished pipelines updated since {plan.since}, "
+    _say(f"Sweep of {project}: {len(plan.pipeline_ids)} settled pipelines updated since {plan.since}, "
          f"{unchanged} of them sent before and unchanged.")
     _execute(settings, plan, concurrency)
 

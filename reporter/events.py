@@ -182,7 +182,7 @@ class EventBuilder:
     # -- to OpenLineage ---------------------------------------------------------------------
 
     def event(self, run: _Run) -> dict:
-        kind = event_type(run.status)
+        kind = event_type(run.status, run.kind)
         run_facets: dict = {}
         if run.created:
             run_facets["nominalTime"] = facets.nominal_time(_time(run.created))

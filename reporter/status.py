@@ -29,6 +29,11 @@ KNOWN = frozenset(
     "canceling canceled skipped manual scheduled".split()
 )
 FINAL = frozenset({"success", "failed", "canceled", "skipped"})
+# A pipeline blocked at a manual job, or waiting for a delayed one, has not ended, and nothing more
+# happens to it until somebody plays the job or the time comes; it may stay so for good. A sweep
+# reports such pipelines as they are, and again on the same runs once they move on.
+WAITING = frozenset({"manual", "scheduled"})
+SETTLED = FINAL | WAITING
 
 # GitLab job status -> OpenLineage event type. A manual job that was never played did not run and
 # will not unless somebody plays it: ABORT, like skipped, with its GitLab status in a tag.
@@ -49,8 +54,12 @@ EVENT_TYPE = {
 }
 
 
-def event_type(status: str) -> str:
-    """OTHER for a status this version does not know: valid OpenLineage, and never a wrong state."""
+def event_type(status: str, level: str = "JOB") -> str:
+    """OTHER for a status this version does not know: valid OpenLineage, and never a wrong state.
+    A job that was never played is ABORT; a pipeline or a stage blocked at it is still open
+    (RUNNING): playing the job carries it on, on the same run."""
+    if status == "manual" and level in ("PIPELINE", "STAGE"):
+        return "RUNNING"
     return EVENT_TYPE.get(status, "OTHER")
 
 

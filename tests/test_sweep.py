@@ -185,3 +185,42 @@ def test_sweep_component_status_loop_gives_the_flags_the_command_takes(tmp_path)
     loop = jobs["databand-sweep"]["script"][1]
     done = subprocess.run(["bash", "-c", f'{loop}; echo "$databand_statuses"'], capture_output=True, text=True)
     assert done.stdout.split() == ["--status", "canceled", "--status", "failed"]
+
+
+def test_a_pipeline_blocked_at_a_manual_job_is_swept_as_running_then_updated_when_it_moves_on(
+        gitlab, databand, tmp_path):
+    project = make_project(gitlab.url)
+    pipeline = make_pipeline(project, 6100, status="manual")
+    pipeline["updated_at"] = iso(NOW - timedelta(hours=2))
+    build = make_job(project, pipeline, 61_001, "build", "build", "success")
+    deploy = make_job(project, pipeline, 61_002, "deploy", "deploy", "manual")  # blocking: not allowed to fail
+    gitlab.add_pipeline(project, pipeline, [build, deploy])
+
+    first = sweep(gitlab, databand, tmp_path)
+    assert first.exit_code == 0, first.output
+    [(status, event_type)] = root_status(databand).values()
+    assert (status, event_type) == ("manual", "RUNNING")  # blocked, not over: the run stays open
+    stage = next(e for e in databand.payloads[0] if e["job"]["name"].endswith(".deploy"))
+    assert stage["eventType"] == "RUNNING"
+    job = next(e for e in databand.payloads[0] if e["job"]["name"].endswith(".deploy.deploy"))
+    assert job["eventType"] == "ABORT"  # the job itself was never played
+    olschema.assert_valid(databand.payloads[0])
+
+    again = sweep(gitlab, databand, tmp_path)  # unchanged: not sent twice
+    assert again.exit_code == 0 and len(databand.payloads) == 1
+
+    # Somebody plays the job and the pipeline passes: the next sweep sends it again, on the same runs.
+    deploy.update(status="success", started_at=iso(NOW - timedelta(minutes=30)), finished_at=iso(NOW))
+    pipeline.update(status="success", updated_at=iso(NOW - timedelta(minutes=1)), finished_at=iso(NOW))
+    moved = sweep(gitlab, databand, tmp_path)
+    assert moved.exit_code == 0, moved.output
+    assert len(databand.payloads) == 2
+    assert databand.payloads[1][0]["run"]["runId"] == databand.payloads[0][0]["run"]["runId"]
+    assert databand.payloads[1][0]["eventType"] == "COMPLETE"
+
+
+def test_sweep_default_statuses_are_the_settled_ones():
+    from reporter.backfill import FINISHED
+    from reporter.status import FINAL, SETTLED
+
+    assert set(FINISHED) == SETTLED == FINAL | {"manual", "scheduled"}
