@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 from reporter import ids
 from reporter.errors import ConfigError
 from reporter.redact import Redactor
+from reporter.targets import BOUNDS, Bounds
+from reporter.targets import NAMES as TARGETS
 
-TARGETS = ("databand", "openlineage", "file", "console")
 DATABAND_URL_EXAMPLE = "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk"
 # A path prefix is allowed: Databand may sit behind a proxy under a path of its own.
 _BULK_PATH = re.compile(r"/api/v1/tracking/open-lineage/[^/]+/events/bulk/?$")
@@ -120,6 +121,7 @@ class Settings:
     targets: tuple[str, ...] = ("databand",)
     target_file: str | None = None
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
+    delivery_bounds: Bounds = BOUNDS  # how long each target may take (no flag: tests and library callers)
     ci: Mapping[str, str] = field(default_factory=dict)  # the job's CI_* variables and GITLAB_CI
     openlineage: Mapping[str, str] = field(default_factory=dict)  # OPENLINEAGE_*, for --target openlineage
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> the flag or variable it came from
