@@ -137,9 +137,8 @@ class Databand:
                     raise _Refused(f"could not reach Databand: {_host(self.url)} does not resolve (DNS); "
                                    f"check {self._setting}") from None
                 why = _why(error)
-            except OSError as error:  # requests' own check of the CA file, before any connection
-                raise _Refused(f"the CA file could not be used ({error.strerror or type(error).__name__}): "
-                               "check DATABAND_CA_FILE") from None
+            except OSError:  # requests' own check of the CA file, before any connection
+                raise _Refused(f"the CA file {self.verify} could not be read: check DATABAND_CA_FILE") from None
             else:
                 status = response.status_code
                 if 200 <= status < 300:
