@@ -18,6 +18,7 @@ from typing import BinaryIO
 from reporter import eventfiles, reader, report, targets
 from reporter.errors import ConfigError, ReporterError
 from reporter.settings import Settings
+from reporter.targets import Say
 
 
 def parse_since(value: str) -> str:
@@ -190,12 +191,14 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
                     pipeline_ids=[int(p["id"]) for p in found])
 
 
-def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None]) -> Backfill:
-    """Read and send each pipeline of the plan not sent before, `concurrency` at a time."""
+def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None],
+            say: Say | None = None) -> Backfill:
+    """Read and send each pipeline of the plan not sent before, `concurrency` at a time; `progress`
+    hears of each pipeline, `say` of each delivery retry."""
     project_ref: str | int = int(backfill.project) if backfill.project.isdigit() else backfill.project
 
     def send(pipeline_id: int) -> None:
-        sent = report.deliver(settings, report.collect(settings, project_ref, pipeline_id), pipeline_id)
+        sent = report.deliver(settings, report.collect(settings, project_ref, pipeline_id), pipeline_id, say=say)
         failed = sent.delivery.error()
         if failed is not None:  # kept in a file; the cursor does not record it, so a rerun sends it again
             raise failed

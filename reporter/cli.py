@@ -159,6 +159,7 @@ def main() -> None:
     except Interrupted as stop:
         process.stopped(stop.stop, _say)
     except SystemExit as done:
+        process.settle_stdout()
         if _TIMED_OUT:
             # Reader threads may still wait on a socket; they must not keep the job alive.
             process.exit_now(done.code if isinstance(done.code, int) else 1)
@@ -359,7 +360,7 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
                                            dry_run=settings.dry_run)
             _say(f"[{count['n']}/{len(plan.pipeline_ids)}] pipeline {result.pipeline_id}: {state}")
 
-    lib.backfill.execute(settings, plan, concurrency, progress)
+    lib.backfill.execute(settings, plan, concurrency, progress, say=_say)
     if bar is not None:
         bar.render_finish()
     _say(plan.line())

@@ -9,6 +9,7 @@ at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -127,7 +128,21 @@ def stopped(stop: Stop, say: Callable[[str], None]) -> None:
     exit_now(OK if stop.acknowledged and not (stop.kept or stop.lost) else signal_exit(stop.signum))
 
 
+def settle_stdout() -> None:
+    """A reader of stdout that went away (a closed pipe) has been told in the exit code already;
+    Python's own flush at exit must not turn it into 120 with a traceback."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except ValueError:  # closed outright: nothing is left to flush
+        pass
+
+
 def exit_now(code: int) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone: the code still says it all
+            stream.flush()
     os._exit(code)

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
@@ -28,7 +29,7 @@ from openlineage.client.transport.http import HttpConfig, HttpTransport
 from urllib3.util.retry import Retry
 
 from reporter import deadline, wire
-from reporter.errors import DeliveryError
+from reporter.errors import ConfigError, DeliveryError
 from reporter.events import lifecycle
 from reporter.retry import RetryPolicy
 from reporter.settings import check_url
@@ -95,7 +96,11 @@ class OpenLineageHttp:
         if isinstance(verify, str):
             params["sslContext"] = {"caCertPath": verify}
         self._config = HttpConfig.from_dict(params)
-        self.where = url.rstrip("/") + "/" + self._config.endpoint.lstrip("/")
+        # Where openlineage-python posts: the endpoint resolved against the URL, as a browser would.
+        self.where = urljoin(url, self._config.endpoint)
+        if _origin(self.where) != _origin(url):  # an absolute endpoint would take the API key elsewhere
+            raise ConfigError(f"OPENLINEAGE_ENDPOINT must be a path on OPENLINEAGE_URL's host ({_origin(url)}); "
+                              "put the whole address in OPENLINEAGE_URL instead.")
 
     def _transport(self, stop_at: float) -> HttpTransport:
         adapter = deadline.BoundedAdapter(max_retries=PolicyRetry.of(self.bounds.retry, stop_at))
@@ -134,6 +139,11 @@ class OpenLineageHttp:
         return outcome
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
 def _refusal(status: int, location: str | None) -> str:
     if 300 <= status < 400:
         where = (location or "nowhere said").split("?", 1)[0][:200]
@@ -157,18 +167,33 @@ class LifecycleFile:
         try:
             for event in converted:
                 self.transport.emit(_event(event))
-        except (OSError, RuntimeError) as error:
+        except RuntimeError as error:  # openlineage-python's file transport says every failure so
             raise DeliveryError(f"Cannot write {self.path}: {error}.", unsent=list(events)) from None
         return Outcome(name=self.name, where=self.path, sent=len(converted), runs=len(events))
+
+
+class _Strict(logging.StreamHandler):
+    """A handler that lets a failed write out (logging's own prints it and goes on): a closed stdout
+    is no delivery."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        raise  # logging calls it inside its except: this is the write's own error
 
 
 class Console:
     name = "console"
 
     def send(self, events: Sequence[dict]) -> Outcome:
+        try:
+            return self._print(events)
+        except (OSError, ValueError) as error:  # a closed or broken stdout (ValueError: closed file)
+            raise DeliveryError(f"Could not print the events to stdout ({type(error).__name__}); nothing "
+                                "that reads it got them.", unsent=list(events)) from None
+
+    def _print(self, events: Sequence[dict]) -> Outcome:
         # openlineage's console transport logs at INFO; show exactly those lines on stdout.
         logger = logging.getLogger("openlineage.client.transport.console")
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _Strict(sys.stdout)
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
@@ -178,6 +203,7 @@ class Console:
             converted = lifecycle(events)
             for event in converted:
                 transport.emit(_event(event))
+            handler.flush()  # a pipe closed by its reader fails here, not at exit
         finally:
             logger.removeHandler(handler)
         return Outcome(name=self.name, where="stdout", sent=len(converted), runs=len(events))

@@ -221,3 +221,32 @@ def test_databand_with_another_target_names_both(gitlab, databand, mixed, receiv
     assert f"  Sent 16 events in 1 request to Databand at {databand.url.split('/')[2]}" in lines
     assert any(line.startswith("  Sent 32 events (the start and the end of 16 runs) in 32 requests to http://")
                for line in lines)
+
+
+def test_console_to_a_closed_pipe_is_no_delivery(gitlab, mixed, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    executable = os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter")
+    process = subprocess.Popen([executable, "resend", "--project", "42", "--pipeline", "9001", "--target", "console"],
+                               env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "PATH": "/usr/bin:/bin"},
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # the reader is gone before the first line
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 4, err
+    assert "Could not print the events to stdout (BrokenPipeError)" in err and "Traceback" not in err
+    [kept] = tmp_path.glob("console-unsent-9001-*.json")
+    assert len(json.loads(kept.read_text())) == 16
+
+
+@pytest.mark.parametrize("endpoint", ["https://elsewhere.example.com/api/v1/lineage", "//elsewhere.example.com/x"])
+def test_an_endpoint_on_another_host_is_refused_before_gitlab_is_read(gitlab, mixed, endpoint):
+    values = env(gitlab)
+    values.update(OPENLINEAGE_URL="http://marquez.example.com:5000", OPENLINEAGE_ENDPOINT=endpoint,
+                  OPENLINEAGE_API_KEY="ol-api-key-0002")
+    result = resend(values, "--target", "openlineage")
+    assert result.exit_code == 2
+    assert "OPENLINEAGE_ENDPOINT must be a path on OPENLINEAGE_URL's host" in result.stderr
+    assert "ol-api-key-0002" not in result.output
+    assert gitlab.requests == []
