@@ -66,10 +66,9 @@ class Databand:
 
         def settle(indices: list[int], future: Future) -> None:
             outcome.requests += 1
-            try:
-                future.result()
-            except _Refused as reason:
-                refused.append((indices, str(reason)))
+            refusal = future.result()
+            if refusal is not None:
+                refused.append((indices, refusal))
                 return
             outcome.sent += len(indices)
             accepted.update(indices)
@@ -93,7 +92,8 @@ class Databand:
             deadline.stop_everything()
             pool.shutdown(wait=False, cancel_futures=True)
             for indices, future in in_flight:  # answered 2xx before the signal: acknowledged
-                if future.done() and not future.cancelled() and future.exception() is None:
+                if future.done() and not future.cancelled() and future.exception() is None \
+                        and future.result() is None:
                     accepted.update(indices)
             root = root_index(events)
             unsent = [events[i] for i in range(len(events)) if i == root or i not in accepted]
@@ -107,14 +107,15 @@ class Databand:
             raise DeliveryError(f"Databand did not accept the events: {refused[0][1]}.", unsent=unsent)
         return outcome
 
-    def _post(self, session: requests.Session, gzipped: bytes, stop_at: float) -> None:
-        """One part, in attempts, until a 2xx, a refusal, or no time or attempt left to try again."""
+    def _post(self, session: requests.Session, gzipped: bytes, stop_at: float) -> str | None:
+        """One part, in attempts, until a 2xx (None), a refusal, or no time or attempt left to try
+        again (why it was not accepted)."""
         policy = self.bounds.retry
         started = time.monotonic()
         attempt = 0
         while True:
             if time.monotonic() >= stop_at:  # a part queued behind slow ones: no attempt past the budget
-                raise _Refused(f"not sent: the {policy.budget:g} s of the delivery were spent before its turn")
+                return f"not sent: the {policy.budget:g} s of the delivery were spent before its turn"
             attempt += 1
             headers = None
             try:
@@ -124,32 +125,32 @@ class Databand:
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
                     response.close()  # the answer's body says nothing we need
             except requests.exceptions.SSLError as error:
-                raise _Refused(f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
-                               "DATABAND_CA_FILE to the PEM file of the CA that signed it") from None
+                return (f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
+                        "DATABAND_CA_FILE to the PEM file of the CA that signed it")
             except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL) as error:
                 # Trying again sends the same header: a token with a line break, a URL requests refuses.
-                raise _Refused(f"the request could not be made ({type(error).__name__}): check "
-                               f"DATABAND_ACCESS_TOKEN and {self._setting}") from None
+                return (f"the request could not be made ({type(error).__name__}): check "
+                        f"DATABAND_ACCESS_TOKEN and {self._setting}")
             except requests.RequestException as error:
                 if self._stop.is_set():
-                    raise _Refused("stopped by a signal") from None
+                    return "stopped by a signal"
                 if wire.unresolved_host(error):  # seconds of retries would not change it
-                    raise _Refused(f"could not reach Databand: {_host(self.url)} does not resolve (DNS); "
-                                   f"check {self._setting}") from None
+                    return (f"could not reach Databand: {_host(self.url)} does not resolve (DNS); "
+                            f"check {self._setting}")
                 why = _why(error)
             except OSError:  # requests' own check of the CA file, before any connection
-                raise _Refused(f"the CA file {self.verify} could not be read: check DATABAND_CA_FILE") from None
+                return f"the CA file {self.verify} could not be read: check DATABAND_CA_FILE"
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    return
+                    return None
                 if 300 <= status < 400:
                     where = response.headers.get("Location") or "nowhere said"
-                    raise _Refused(f"{status} a redirect to {_location(where)}, which is not delivery: "
-                                   f"{self._setting} is likely wrong or behind a login (SSO) proxy; use the URL "
-                                   "Databand's integration page gives")
+                    return (f"{status} a redirect to {_location(where)}, which is not delivery: "
+                            f"{self._setting} is likely wrong or behind a login (SSO) proxy; use the URL "
+                            "Databand's integration page gives")
                 if not policy.retries_status(status):
-                    raise _Refused(_refusal(status, self._setting))
+                    return _refusal(status, self._setting)
                 why = f"HTTP {status}"
                 headers = response.headers
             left = stop_at - time.monotonic()
@@ -158,17 +159,13 @@ class Databand:
                 spent = time.monotonic() - started
                 tried = f"{attempt} attempt{'s' if attempt > 1 else ''} in {spent:.1f} s"
                 if why.startswith("HTTP "):
-                    raise _Refused(f"{why[5:]} still after retrying ({tried}); Databand may be down, resend later")
-                raise _Refused(f"could not reach Databand ({why}) after {tried}")
+                    return f"{why[5:]} still after retrying ({tried}); Databand may be down, resend later"
+                return f"could not reach Databand ({why}) after {tried}"
             if self._say is not None:
                 self._say(f"Databand: attempt {attempt} failed ({why}); trying again in {wait:.0f} s "
                           f"({left:.0f} s left to retry)")
             if self._stop.wait(wait):
-                raise _Refused("stopped by a signal")
-
-
-class _Refused(Exception):
-    """A part Databand did not accept, after the retries."""
+                return "stopped by a signal"
 
 
 def _refusal(status: int, setting: str) -> str:

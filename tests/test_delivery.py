@@ -133,3 +133,45 @@ def test_no_module_of_the_reporter_imports_itself_back():
 
     for module in graph:
         visit(module, (module,))
+
+
+def test_a_second_signal_exits_at_once_with_its_code():
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, signal, time\n"
+            "from reporter import process\n"
+            "process.install()\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    time.sleep(5)\n"
+            "except process.Interrupted as stop:\n"
+            "    print('kept what', stop.stop.name, 'left', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)  # while the first one is still being handled\n"
+            "    time.sleep(10)\n"
+            "print('not reached')\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 130, done.stderr
+    assert done.stdout == "kept what SIGTERM left\n"
+    assert time.monotonic() - started < 5
+
+
+def test_what_a_stop_says():
+    from reporter.process import Stop, stop_lines
+
+    kept = Stop(15, kept=(("databand", "databand-unsent-1-20261124T101500Z.json"),
+                          ("file", "file-unsent-1-20261124T101500Z.json")), lost=("console: no room",))
+    assert stop_lines(kept) == [
+        "databand-gitlab-reporter: stopped by SIGTERM before every event was acknowledged.",
+        "The events not acknowledged are kept in databand-unsent-1-20261124T101500Z.json; send them later with: "
+        "databand-gitlab-reporter resend --from-file databand-unsent-1-20261124T101500Z.json",
+        "The events not acknowledged are kept in file-unsent-1-20261124T101500Z.json; send them later with: "
+        "databand-gitlab-reporter resend --from-file file-unsent-1-20261124T101500Z.json --target file",
+        "databand-gitlab-reporter: console: no room"]
+    assert stop_lines(Stop(2, acknowledged=True)) == [
+        "databand-gitlab-reporter: stopped by SIGINT after every event was acknowledged."]
+    assert stop_lines(Stop(2, resend="databand-gitlab-reporter resend --project 42 --pipeline 7")) == [
+        "databand-gitlab-reporter: stopped by SIGINT before the report was sent. Send it later with: "
+        "databand-gitlab-reporter resend --project 42 --pipeline 7"]
