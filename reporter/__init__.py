@@ -1,7 +1,7 @@
 """databand-gitlab-reporter: report a GitLab pipeline to IBM Databand as OpenLineage run events.
 
 The package reads as the data flows:
-settings -> reader (GitLab's API; from_gitlab turns its JSON into the snapshot) -> snapshot ->
+settings -> gitlab (GitLab's API; gitlab.parse turns its JSON into the snapshot) -> snapshot ->
 status (GitLab's rules) -> events (plain data, facets) -> delivery (to every target of targets.py,
 the protocol and its registry: databand.py, transports.py for other OpenLineage backends; what a
 target did not accept goes to a file of eventfiles.py), with report.py (the library's entry points)

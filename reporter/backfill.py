@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
-from reporter import eventfiles, reader, report, targets
+from reporter import eventfiles, report, targets
 from reporter.errors import ConfigError, ReporterError
+from reporter.gitlab import http, read
 from reporter.settings import Settings
 from reporter.targets import Say
 
@@ -146,6 +147,7 @@ class Backfill:
     versions: dict[int, str] | None = None  # a sweep's updated_at per pipeline
     kind: str = "Backfill"
     dry_run: bool = False  # set by execute: then nothing is sent, nor recorded
+    client: http.Client | None = field(default=None, repr=False)  # the plan's GitLab client, reused by execute
 
     @property
     def failed(self) -> list[Result]:
@@ -179,16 +181,22 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
     """The pipelines of a project updated since a date, and the cursor of those already sent."""
     if not project:
         raise ConfigError("A backfill needs --project.")
-    access = report.gitlab_access(settings)
+    client = report.gitlab_client(settings)
     targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     project_ref: str | int = int(project) if project.isdigit() else project
     updated_after = parse_since(since)
-    found = reader.list_pipelines(access, project_ref, updated_after=updated_after, ref=ref, statuses=statuses)
+    found = read.list_pipelines(_listing(settings, client), project_ref, updated_after=updated_after, ref=ref,
+                                statuses=statuses)
     query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
     cursor = Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query)
     return Backfill(project=str(project), since=updated_after, cursor=cursor,
-                    pipeline_ids=[int(p["id"]) for p in found])
+                    pipeline_ids=[int(p["id"]) for p in found], client=client)
+
+
+def _listing(settings: Settings, client: http.Client) -> http.Client:
+    """A listing of pipelines reads within a --gitlab-timeout of its own, as each pipeline does."""
+    return client.within(settings.gitlab_timeout, settings.sources.get("gitlab_timeout", "--gitlab-timeout"))
 
 
 def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None],
@@ -196,9 +204,11 @@ def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: 
     """Read and send each pipeline of the plan not sent before, `concurrency` at a time; `progress`
     hears of each pipeline, `say` of each delivery retry."""
     project_ref: str | int = int(backfill.project) if backfill.project.isdigit() else backfill.project
+    client = backfill.client or report.gitlab_client(settings)  # one session for all; a budget for each pipeline
 
     def send(pipeline_id: int) -> None:
-        sent = report.deliver(settings, report.collect(settings, project_ref, pipeline_id), pipeline_id, say=say)
+        sent = report.deliver(settings, report.collect(settings, project_ref, pipeline_id, client=client),
+                              pipeline_id, say=say)
         failed = sent.delivery.error()
         if failed is not None:  # kept in a file; the cursor does not record it, so a rerun sends it again
             raise failed
@@ -227,22 +237,24 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     `statuses` narrows it: ("canceled",) sends only what no `.post` job can have reported."""
     unknown = set(statuses) - set(FINISHED)
     if unknown:
-        raise ConfigError(f"sweep --status takes final statuses ({', '.join(FINISHED)}); got {', '.join(sorted(unknown))}.")
+        raise ConfigError(f"sweep --status takes final statuses ({', '.join(FINISHED)}); "
+                          f"got {', '.join(sorted(unknown))}.")
     if not project:
         raise ConfigError("sweep needs --project (in a scheduled pipeline: --project $CI_PROJECT_ID).")
-    access = report.gitlab_access(settings)
+    client = report.gitlab_client(settings)
     targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
     project_ref: str | int = int(project) if project.isdigit() else project
     # One listing of every status (fewer pages than one per final status), filtered here.
-    found = [p for p in reader.list_pipelines(access, project_ref, updated_after=since)
+    found = [p for p in read.list_pipelines(_listing(settings, client), project_ref, updated_after=since)
              if p.get("status") in statuses]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
-    cursor = Cursor.open(cursor_path or f".databand-sweep-{safe}.json", {"project": str(project), "sweep": sorted(statuses)})
+    cursor = Cursor.open(cursor_path or f".databand-sweep-{safe}.json",
+                         {"project": str(project), "sweep": sorted(statuses)})
     versions = {int(p["id"]): str(p.get("updated_at") or "") for p in found}
     # The cursor keeps only what the window still lists: it stays small however long it is used.
     cursor.versions = {i: v for i, v in cursor.versions.items() if i in versions}
     cursor.done &= set(versions)
     return Backfill(project=str(project), since=since, cursor=cursor, pipeline_ids=sorted(versions),
-                    versions=versions, kind="Sweep")
+                    versions=versions, kind="Sweep", client=client)

@@ -1,7 +1,7 @@
 """Databand's custom-integration bulk endpoint: one current event per run, in gzip parts.
 
 Each part (delivery.parts) is posted in attempts of a loop of ours, a few parts at once. An attempt
-is cut off after `Bounds.attempt` seconds of wall clock (reporter/deadline.py), however slowly the
+is cut off after `Bounds.attempt` seconds of wall clock (reporter/timebound.py), however slowly the
 answer trickles in; 429, 5xx and broken connections are tried again as the retry policy says
 (reporter/retry.py: attempts, backoff, Retry-After up to its longest wait, no attempt started and
 no wait ending past its budget). A name that does not resolve, a TLS certificate not accepted, a
@@ -18,13 +18,27 @@ from urllib.parse import urlsplit
 
 import requests
 
-from reporter import deadline, wire
+from reporter import timebound, wire
 from reporter.delivery import parts, root_index
 from reporter.errors import DeliveryError
 from reporter.process import Interrupted
+from reporter.settings import Settings
 from reporter.targets import BOUNDS, Bounds, Outcome, Say
 
 PARALLEL_POSTS = 8  # parts of a large pipeline in flight at once
+
+
+def verify_of(settings: Settings) -> bool | str:
+    """TLS verification for the targets: CI_SERVER_TLS_CA_FILE is GitLab's CA only, so they get
+    their own (DATABAND_CA_FILE), or the system's."""
+    return False if settings.insecure else (settings.databand_ca_file or True)
+
+
+def build(name: str, settings: Settings, say: Say | None) -> Databand:
+    """The target as the settings describe it (targets.KINDS)."""
+    url, token = settings.databand()
+    return Databand(url, token, verify=verify_of(settings), bounds=settings.delivery_bounds, say=say,
+                    setting=settings.source("databand_url"))
 
 
 class Databand:
@@ -38,11 +52,11 @@ class Databand:
         self.bounds = bounds
         self._say = say
         self._setting = setting  # what the user set the URL with, for messages
-        self._stop = deadline.stopped()  # set when the process stops: no more waits or attempts
+        self._stop = timebound.stopped()  # set when the process stops: no more waits or attempts
 
     def _session(self) -> requests.Session:
         session = requests.Session()
-        adapter = deadline.BoundedAdapter(max_retries=0, pool_maxsize=PARALLEL_POSTS)
+        adapter = timebound.BoundedAdapter(max_retries=0, pool_maxsize=PARALLEL_POSTS)
         for scheme in ("https://", "http://"):
             session.mount(scheme, adapter)
         session.headers.update({
@@ -89,7 +103,7 @@ class Databand:
             while in_flight:
                 settle(*in_flight.pop(0))
         except Interrupted as stop:
-            deadline.stop_everything()
+            timebound.stop_everything()
             pool.shutdown(wait=False, cancel_futures=True)
             for indices, future in in_flight:  # answered 2xx before the signal: acknowledged
                 if future.done() and not future.cancelled() and future.exception() is None \
@@ -119,7 +133,7 @@ class Databand:
             attempt += 1
             headers = None
             try:
-                with deadline.bounded(self.bounds.attempt):
+                with timebound.bounded(self.bounds.attempt):
                     # A redirect is never delivery: an SSO proxy answers the POST with a login page.
                     response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
@@ -179,7 +193,7 @@ def _refusal(status: int, setting: str) -> str:
 
 
 def _why(error: requests.RequestException) -> str:
-    if isinstance(error, deadline.OutOfTime):  # the wall clock cut a trickled answer
+    if isinstance(error, timebound.OutOfTime):  # the wall clock cut a trickled answer
         return str(error)
     return wire.cause(error)
 

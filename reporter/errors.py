@@ -19,10 +19,6 @@ class GitLabError(ReporterError):
     exit_code = 3
 
 
-class GitLabTimeout(GitLabError):
-    """Reading GitLab took too long; worker threads may still be waiting on the network."""
-
-
 class DeliveryError(ReporterError):
     """A target did not accept every event. Raised by a target with exactly the events it did not
     accept (the root run's with them); the delivery keeps those in a file and goes on."""

@@ -9,48 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from reporter import PRODUCER, facets, ids
+from reporter.failure_reasons import in_words as failure_in_words
 from reporter.ids import Naming
 from reporter.packed import PackedEvents
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, bounded, parse_time
 from reporter.status import FINAL, event_type, latest, pipeline_status, stage_order, stage_status
-
-# GitLab's failure_reason codes in words (GitLab's own wording where it has one).
-FAILURE_REASONS = {
-    "script_failure": "The script failed",
-    "unknown_failure": "The job failed for an unknown reason",
-    "api_failure": "The job failed because of a GitLab API failure",
-    "stuck_or_timeout_failure": "The job was stuck or timed out",
-    "job_execution_timeout": "The job ran longer than its timeout",
-    "runner_system_failure": "The runner failed (system failure)",
-    "missing_dependency_failure": "A job this job depends on failed or its artifacts expired",
-    "runner_unsupported": "The runner is too old for this job",
-    "stale_schedule": "The delayed job could not run: its schedule went stale",
-    "archived_failure": "The job is archived and cannot run",
-    "unmet_prerequisites": "The job's prerequisites were not met",
-    "scheduler_failure": "The job could not be scheduled",
-    "data_integrity_failure": "The job failed a data integrity check",
-    "forward_deployment_failure": "A newer deployment already ran",
-    "user_blocked": "The user who started the job is blocked",
-    "ci_quota_exceeded": "The CI/CD minutes quota is used up",
-    "no_matching_runner": "No runner matched the job's tags",
-    "trace_size_exceeded": "The job log exceeded its size limit",
-    "builds_disabled": "CI/CD is disabled for the project",
-    "environment_creation_failure": "The environment could not be created",
-    "deployment_rejected": "The deployment was rejected",
-    "protected_environment_failure": "The user may not deploy to the protected environment",
-    "insufficient_bridge_permissions": "Not allowed to start the downstream pipeline",
-    "downstream_bridge_project_not_found": "The downstream project was not found",
-    "invalid_bridge_trigger": "The trigger job's configuration is invalid",
-    "downstream_pipeline_creation_failed": "The downstream pipeline could not be created",
-    "secrets_provider_not_found": "The secrets provider was not found",
-}
-
-
-def failure_in_words(reason: str | None) -> str:
-    if not reason:
-        return "The job failed"
-    return FAILURE_REASONS.get(reason, reason.replace("_", " ").capitalize())
 
 
 def _number(value: float | None) -> str | None:

@@ -94,10 +94,10 @@ def install() -> None:
 def _stop_calls() -> None:
     # No HTTP call can be under way before the wall-clock module is loaded; loading it now would
     # only slow the stop.
-    if "reporter.deadline" in sys.modules:
-        from reporter import deadline
+    if "reporter.timebound" in sys.modules:
+        from reporter import timebound
 
-        deadline.stop_everything()
+        timebound.stop_everything()
 
 
 def stop_lines(stop: Stop) -> list[str]:

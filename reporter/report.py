@@ -5,16 +5,16 @@ cli.py is a thin layer over these functions; tests call them directly too.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from reporter import delivery, eventfiles, events, reader, status, targets
+from reporter import delivery, eventfiles, events, status, targets
 from reporter.delivery import Delivery
-from reporter.errors import DeliveryError, GitLabTimeout, ReporterError
+from reporter.errors import DeliveryError, ReporterError
+from reporter.gitlab import http, read
 from reporter.process import Interrupted
-from reporter.settings import Settings, check_id
+from reporter.settings import Settings
 from reporter.snapshot import Pipeline
 from reporter.targets import Outcome, Say
 
@@ -27,56 +27,33 @@ class Report:
     delivery: Delivery = field(default_factory=Delivery)  # what deliver() did: nothing before it ran
 
 
-def within(seconds: float, work: Callable[[], Report], what: str) -> Report:
-    """Run work, but give up after `seconds`: a hung GitLab must not hold the pipeline.
-
-    The work runs in a daemon thread so that one stuck request cannot keep the process alive;
-    on time-out the caller is told, and the CLI exits at once.
-    """
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = work()
-        except BaseException as error:  # handed to the caller's thread
-            box["error"] = error
-
-    thread = threading.Thread(target=target, name="gitlab-reader", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise GitLabTimeout(f"GitLab did not finish answering within {seconds:.0f} s while reading {what}; "
-                            "nothing was sent. Try again later.")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def gitlab_access(settings: Settings) -> reader.Access:
+def gitlab_access(settings: Settings) -> http.Access:
     """How to reach GitLab, from checked settings."""
-    return reader.Access(url=settings.gitlab(), token=settings.gitlab_token, job_token=settings.job_token,
-                         ca_file=settings.ca_file, verify=not settings.insecure,
-                         in_flight=settings.gitlab_concurrency)
+    return http.Access(url=settings.gitlab(), token=settings.gitlab_token, job_token=settings.job_token,
+                       ca_file=settings.ca_file, verify=not settings.insecure, in_flight=settings.gitlab_concurrency,
+                       url_source=settings.source("gitlab_url"))
+
+
+def gitlab_client(settings: Settings) -> http.Client:
+    """The one GitLab client of a command (its session, retry policy and bounds), made by the command
+    and passed down to every read; each pipeline then reads within a budget of its own (`within`)."""
+    return http.connect(gitlab_access(settings), policy=settings.gitlab_policy, bounds=settings.gitlab_bounds,
+                        progress=settings.progress)
 
 
 def collect(settings: Settings, project: str | int, pipeline_id: int, *, own_job_id: int | None = None,
-            own_status: str | None = None, now: datetime | None = None) -> Report:
-    """Read one pipeline and build its events (no delivery), within --gitlab-timeout."""
-    return within(settings.gitlab_timeout,
-                  lambda: _collect(settings, project, pipeline_id, own_job_id, own_status, now),
-                  f"pipeline {pipeline_id}")
-
-
-def _collect(settings: Settings, project: str | int, pipeline_id: int, own_job_id: int | None,
-             own_status: str | None, now: datetime | None) -> Report:
-    access = gitlab_access(settings)
+            own_status: str | None = None, now: datetime | None = None, client: http.Client | None = None) -> Report:
+    """Read one pipeline and build its events (no delivery); every GitLab read of it draws from
+    one budget of --gitlab-timeout seconds (timebound), so a hung GitLab cannot hold the job."""
+    client = (client or gitlab_client(settings)).within(settings.gitlab_timeout, _budget_name(settings))
     now = now or datetime.now(timezone.utc)
-    pipeline = reader.read_pipeline(access, project, pipeline_id, ci=settings.ci, log_lines=settings.log_lines,
-                                    redact=settings.redactor(), depth=settings.downstream_depth,
-                                    tests=settings.test_results, exclude=settings.exclude_jobs)
+    pipeline = read.read_pipeline(client, project, pipeline_id, context=settings.context,
+                                  log_lines=settings.log_lines, redact=settings.redactor(),
+                                  depth=settings.downstream_depth, tests=settings.test_results,
+                                  exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
-    built = events.build_events(pipeline, settings.naming(access.url, pipeline.project_path, pipeline.name), now,
-                                mask=settings.redactor().known)
+    built = events.build_events(pipeline, settings.naming(client.access.url, pipeline.project_path, pipeline.name),
+                                now, mask=settings.redactor().known)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:
@@ -84,17 +61,18 @@ def _collect(settings: Settings, project: str | int, pipeline_id: int, own_job_i
     return Report(pipeline=pipeline, events=built, notes=notes)
 
 
+def _budget_name(settings: Settings) -> str:
+    return settings.sources.get("gitlab_timeout", "--gitlab-timeout")
+
+
 def collect_this_pipeline(settings: Settings) -> tuple[Report, int]:
-    """The pipeline the job runs in, from the job's CI_* variables. Every setting is checked before
+    """The pipeline the job runs in, from the job's CI context. Every setting is checked before
     the first request, so a missing one is said in a second, not after GitLab has been read."""
-    ci = settings.ci
-    project = check_id(ci.get("CI_PROJECT_ID"), "CI_PROJECT_ID")
-    pipeline_id = check_id(ci.get("CI_PIPELINE_ID"), "CI_PIPELINE_ID")
+    project, pipeline_id = settings.context.this_pipeline()
     settings.gitlab()
     targets.make_targets(settings)  # Databand's and the other targets' settings, checked up front
-    own_job = ci.get("CI_JOB_ID", "")
-    report = collect(settings, project, pipeline_id, own_job_id=int(own_job) if own_job.isdigit() else None,
-                     own_status=ci.get("CI_JOB_STATUS"))
+    report = collect(settings, project, pipeline_id, own_job_id=settings.context.job_id,
+                     own_status=settings.context.job_status)
     return report, pipeline_id
 
 
@@ -130,9 +108,11 @@ def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[in
     it from being read. Returns the exit code the worst pipeline asks for (0 when all were sent)."""
     project_ref: str | int = int(project) if project.isdigit() else project
     worst = 0
+    client = gitlab_client(settings)
     for pipeline_id in pipeline_ids:
         try:
-            report = deliver(settings, collect(settings, project_ref, pipeline_id), pipeline_id, say=say)
+            report = deliver(settings, collect(settings, project_ref, pipeline_id, client=client), pipeline_id,
+                             say=say)
         except ReporterError as error:
             worst = max(worst, error.exit_code)
             each(pipeline_id, None, error)

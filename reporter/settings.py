@@ -1,8 +1,16 @@
 """Settings, read once from flags and the environment, checked before any request is made.
 
-One precedence for every setting: a flag given on the command line, else its variable (the first
-set, in the order listed below), else a `CI_*` variable GitLab sets in a job, else the default.
-Each setting remembers where its value came from, so an error names what the user actually set.
+One precedence for every setting: a flag given on the command line (an empty value, as the
+component passes `--databand-url "$DATABAND_URL"` for an unset variable, counts as not given),
+else its variable (the first set, in the order listed below), else a `CI_*` variable GitLab sets
+in a job, else the default. Each setting remembers where its value came from, so an error names
+what the user actually set.
+
+The job's CI context (`Settings.context`, a CIContext) is resolved here once, typed; nothing
+below settings reads the environment. It describes the job the reporter runs in and that job's
+pipeline only: a pipeline named by a flag (`resend --project X --pipeline N`) is read as GitLab
+gives it, and the context fills in its fields only when it is that same pipeline (`describes`).
+So a flag beats a CI_* variable everywhere, run IDs included.
 """
 
 from __future__ import annotations
@@ -10,11 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 from reporter import ids
 from reporter.errors import ConfigError
 from reporter.redact import Redactor
+from reporter.retry import POLICY, RetryPolicy
 from reporter.targets import BOUNDS, Bounds
 from reporter.targets import NAMES as TARGETS
 
@@ -59,6 +69,90 @@ def _targets(value: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"some of {', '.join(TARGETS)}")
     return names
+
+
+@dataclass(frozen=True)
+class ReadBounds:
+    """The wall-clock bounds of GitLab's reads, in seconds (reporter.timebound says them all)."""
+
+    read: float = 30  # one read: the pipeline, a page, a test report (plus the waits GitLab asks for)
+    log: float = 20  # a failed job's log still streaming is left here, its tail so far kept
+    log_cut: float = 22  # a log that stalls or trickles is abandoned here
+
+
+def _ci_id(environ: Mapping[str, str], name: str) -> int | None:
+    text = (environ.get(name) or "").strip()
+    return None if not text else check_id(text, name)
+
+
+@dataclass(frozen=True)
+class CIContext:
+    """The job the reporter runs in, from GitLab's predefined CI_* variables (all None outside a job)."""
+
+    in_job: bool = False  # GITLAB_CI == "true"
+    server_url: str | None = None
+    project_id: int | None = None
+    project_path: str | None = None
+    project_url: str | None = None
+    project_dir: str | None = None
+    pipeline_id: int | None = None
+    pipeline_iid: int | None = None
+    pipeline_url: str | None = None
+    pipeline_source: str | None = None
+    pipeline_created_at: str | None = None
+    pipeline_name: str | None = None
+    schedule_description: str | None = None
+    job_id: int | None = None
+    job_status: str | None = None
+    ref_name: str | None = None
+    commit_tag: str | None = None
+    commit_sha: str | None = None
+    commit_title: str | None = None
+    user_login: str | None = None  # who started the pipeline; GITLAB_USER_EMAIL is deliberately not kept
+    merge_request_iid: int | None = None
+    merge_request_project_url: str | None = None
+    environment_name: str | None = None
+    environment_action: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CIContext:
+        def text(name: str) -> str | None:
+            return (environ.get(name) or "").strip() or None
+
+        return cls(
+            in_job=environ.get("GITLAB_CI") == "true", server_url=text("CI_SERVER_URL"),
+            project_id=_ci_id(environ, "CI_PROJECT_ID"), project_path=text("CI_PROJECT_PATH"),
+            project_url=text("CI_PROJECT_URL"), project_dir=text("CI_PROJECT_DIR"),
+            pipeline_id=_ci_id(environ, "CI_PIPELINE_ID"), pipeline_iid=_ci_id(environ, "CI_PIPELINE_IID"),
+            pipeline_url=text("CI_PIPELINE_URL"), pipeline_source=text("CI_PIPELINE_SOURCE"),
+            pipeline_created_at=text("CI_PIPELINE_CREATED_AT"), pipeline_name=text("CI_PIPELINE_NAME"),
+            schedule_description=text("CI_PIPELINE_SCHEDULE_DESCRIPTION"),
+            job_id=_ci_id(environ, "CI_JOB_ID"), job_status=text("CI_JOB_STATUS"),
+            ref_name=text("CI_COMMIT_REF_NAME"), commit_tag=text("CI_COMMIT_TAG"), commit_sha=text("CI_COMMIT_SHA"),
+            commit_title=text("CI_COMMIT_TITLE"), user_login=text("GITLAB_USER_LOGIN"),
+            merge_request_iid=_ci_id(environ, "CI_MERGE_REQUEST_IID"),
+            merge_request_project_url=text("CI_MERGE_REQUEST_PROJECT_URL"),
+            environment_name=text("CI_ENVIRONMENT_NAME"), environment_action=text("CI_ENVIRONMENT_ACTION"),
+        )
+
+    def describes(self, project: str | int | None, pipeline_id: int) -> bool:
+        """Whether this is the context of a job of that pipeline (a resend from another pipeline's
+        or project's job has that pipeline's commit, ref and user in it)."""
+        if self.pipeline_id is None or self.pipeline_id != pipeline_id:
+            return False
+        return project is None or project in (self.project_id, self.project_path) or str(project) == str(
+            self.project_id)
+
+    def this_pipeline(self) -> tuple[int, int]:
+        """The project and pipeline a `report` reads: the job's own."""
+        missing = [name for name, value in (("CI_PROJECT_ID", self.project_id), ("CI_PIPELINE_ID", self.pipeline_id))
+                   if value is None]
+        if missing:
+            raise ConfigError(f"{' and '.join(missing)} not set: the report command reads the pipeline of the "
+                              "GitLab job it runs in. Outside a job, name the pipeline: "
+                              "databand-gitlab-reporter resend --project ... --pipeline ...")
+        assert self.project_id is not None and self.pipeline_id is not None
+        return self.project_id, self.pipeline_id
 
 
 @dataclass(frozen=True)
@@ -121,8 +215,13 @@ class Settings:
     targets: tuple[str, ...] = ("databand",)
     target_file: str | None = None
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
-    delivery_bounds: Bounds = BOUNDS  # how long each target may take (no flag: tests and library callers)
-    ci: Mapping[str, str] = field(default_factory=dict)  # the job's CI_* variables and GITLAB_CI
+    context: CIContext = field(default_factory=CIContext)  # the job the reporter runs in
+    # Not read from the environment: how long GitLab's reads and each target's delivery may take
+    # and how they are retried (a library caller, or a test, passes its own).
+    gitlab_bounds: ReadBounds = field(default_factory=ReadBounds)
+    gitlab_policy: RetryPolicy = POLICY
+    delivery_bounds: Bounds = BOUNDS  # the delivery's retry policy is in it (reporter/targets.py)
+    progress: Callable[[str], None] | None = None  # where a line per wait goes (the CLI: the job log)
     openlineage: Mapping[str, str] = field(default_factory=dict)  # OPENLINEAGE_*, for --target openlineage
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> the flag or variable it came from
 
@@ -130,14 +229,16 @@ class Settings:
         return f"Settings(gitlab_url={self.gitlab_url!r}, databand_url={self.databand_url!r}, ...)"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], flags: Mapping[str, object] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str], flags: Mapping[str, object] | None = None) -> Settings:
         """Read every setting once: flag > variable (in SOURCES' order, so GITLAB_URL before
         CI_SERVER_URL) > default. `flags` holds only the flags the user gave (None means not given)."""
         flags = flags or {}
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # each checked by its Source's parse
         sources: dict[str, str] = {}
         for name, source in SOURCES.items():
             given = flags.get(name)
+            if isinstance(given, str) and not given.strip():
+                given = None  # `--databand-url "$DATABAND_URL"` with the variable unset: not given
             if given is not None and given != ():
                 values[name], sources[name] = given, source.flag or name
                 continue
@@ -155,9 +256,7 @@ class Settings:
         for name in ("namespace", "pipeline_name"):  # names dbt-ol must be able to split apart
             if values.get(name):
                 ids.check_name(values[name], sources[name])
-        # GITLAB_USER_LOGIN names who started the pipeline; GITLAB_USER_EMAIL is deliberately not kept.
-        values["ci"] = {k: v for k, v in environ.items()
-                        if k.startswith("CI_") or k in ("GITLAB_CI", "GITLAB_USER_LOGIN")}
+        values["context"] = CIContext.from_env(environ)
         values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
         return cls(**values, sources=sources)
 
@@ -180,6 +279,11 @@ class Settings:
     def gitlab(self) -> str:
         """GitLab's URL, once a token is known to be there."""
         url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
+        if url.endswith("/api/v4"):
+            # python-gitlab adds /api/v4 itself: with it in the URL every path would be wrong, and
+            # GitLab's 404s would blame the ids.
+            raise ConfigError(f"{self.source('gitlab_url')} must be GitLab's own address, without /api/v4 (the "
+                              f"reporter adds it): {url[:-len('/api/v4')]}.")
         if not self.gitlab_token and not self.job_token:
             raise ConfigError("No GitLab token; set GITLAB_TOKEN (a token with read_api) or run inside a job "
                               "where CI_JOB_TOKEN is set.")
@@ -208,7 +312,7 @@ class Settings:
             project_name=self.project_name or project_path,
         )
 
-    def replace(self, **changes) -> "Settings":
+    def replace(self, **changes) -> Settings:
         current = {f.name: getattr(self, f.name) for f in fields(self)}
         return type(self)(**{**current, **changes})
 
@@ -231,7 +335,7 @@ def _show(value: str) -> str:
 
 def check_id(value: str | int | None, name: str) -> int:
     if value is None or str(value).strip() == "":
-        raise ConfigError(f"{name} is not set; run inside a GitLab job or pass it explicitly.")
+        raise ConfigError(f"{name} is not set.")
     text = str(value).strip()
     if not text.isdigit():
         raise ConfigError(f"{name} must be a number; got {text!r}.")

@@ -8,15 +8,13 @@ it. Each builder imports its target's module only when it is called.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from reporter.errors import ConfigError
 from reporter.retry import POLICY, RetryPolicy
-
-if TYPE_CHECKING:
-    from reporter.settings import Settings
 
 Say = Callable[[str], None]  # told a line for the job log (a retry, a part acknowledged)
 
@@ -65,52 +63,33 @@ class Target(Protocol):
 class Kind:
     name: str  # as --target names it
     title: str  # as the summary names it
-    build: Callable[[Settings, Say | None], Target]
+    module: str  # its module's build(name, settings, say) makes it; imported only when it is chosen
+    extra: bool = False  # the module needs openlineage-python (the optional extra)
 
 
-def _verify(settings: Settings) -> bool | str:
-    # CI_SERVER_TLS_CA_FILE is GitLab's CA only: the targets get their own, or the system's.
-    return False if settings.insecure else (settings.databand_ca_file or True)
-
-
-def _databand(settings: Settings, say: Say | None) -> Target:
-    from reporter.databand import Databand
-
-    url, token = settings.databand()
-    return Databand(url, token, verify=_verify(settings), bounds=settings.delivery_bounds, say=say,
-                    setting=settings.source("databand_url"))
-
-
-def _transports(name: str):
-    try:
-        from reporter import transports  # needs the optional openlineage-python
-    except ImportError:
-        raise ConfigError(f"--target {name} needs openlineage-python: pip install "
-                          "'databand-gitlab-reporter[openlineage]'.") from None
-    return transports
-
-
-def _openlineage(settings: Settings, say: Say | None) -> Target:
-    return _transports("openlineage").OpenLineageHttp(settings.openlineage, verify=_verify(settings),
-                                                      bounds=settings.delivery_bounds)
-
-
-def _file(settings: Settings, say: Say | None) -> Target:
-    return _transports("file").LifecycleFile(settings.target_file or "openlineage-events.ndjson")
-
-
-def _console(settings: Settings, say: Say | None) -> Target:
-    return _transports("console").Console()
-
-
+# The one list of targets. By module name, so that this module stays light and imports none of
+# them: each imports this one.
 KINDS: tuple[Kind, ...] = (
-    Kind("databand", "Databand", _databand),
-    Kind("openlineage", "OpenLineage", _openlineage),
-    Kind("file", "OpenLineage file", _file),
-    Kind("console", "OpenLineage console", _console),
+    Kind("databand", "Databand", "reporter.databand"),
+    Kind("openlineage", "OpenLineage", "reporter.transports", extra=True),
+    Kind("file", "OpenLineage file", "reporter.transports", extra=True),
+    Kind("console", "OpenLineage console", "reporter.transports", extra=True),
 )
 NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 _BY_NAME = {kind.name: kind for kind in KINDS}
+
+
+class Choice(Protocol):
+    """What make_targets reads of the settings (reporter.settings.Settings); the builders read more."""
+
+    @property
+    def dry_run(self) -> bool: ...
+
+    @property
+    def targets(self) -> tuple[str, ...]: ...
+
+    @property
+    def progress(self) -> Say | None: ...
 
 
 def title(names: Sequence[str]) -> str:
@@ -118,15 +97,23 @@ def title(names: Sequence[str]) -> str:
     return " + ".join(_BY_NAME[name].title if name in _BY_NAME else name for name in dict.fromkeys(names))
 
 
-def make_targets(settings: Settings, say: Say | None = None) -> list[Target]:
+def make_targets(settings: Choice, say: Say | None = None) -> list[Target]:
     """The targets the settings choose, built (and so checked) before anything is sent. `say` hears
     a line per retry (the CLI prints it, so that a wrong host shows in seconds)."""
     if settings.dry_run:
         return []
+    say = settings.progress if say is None else say
     chosen: list[Target] = []
     for name in dict.fromkeys(settings.targets):
         kind = _BY_NAME.get(name)
         if kind is None:
             raise ConfigError(f"Unknown target {name!r}: use {', '.join(NAMES)}.")
-        chosen.append(kind.build(settings, say))
+        try:
+            module = importlib.import_module(kind.module)
+        except ImportError:
+            if not kind.extra:
+                raise
+            raise ConfigError(f"--target {name} needs openlineage-python: pip install "
+                              "'databand-gitlab-reporter[openlineage]'.") from None
+        chosen.append(module.build(name, settings, say))
     return chosen

@@ -28,12 +28,24 @@ from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from urllib3.util.retry import Retry
 
-from reporter import deadline, wire
+from reporter import timebound, wire
+from reporter.databand import verify_of
 from reporter.errors import ConfigError, DeliveryError
 from reporter.events import lifecycle
 from reporter.retry import RetryPolicy
-from reporter.settings import check_url
-from reporter.targets import BOUNDS, Bounds, Outcome
+from reporter.settings import Settings, check_url
+from reporter.targets import BOUNDS, NAMES, Bounds, Outcome, Say, Target
+
+
+def build(name: str, settings: Settings, say: Say | None) -> Target:
+    """The target as the settings describe it (targets.KINDS)."""
+    if name == "openlineage":
+        return OpenLineageHttp(settings.openlineage, verify=verify_of(settings), bounds=settings.delivery_bounds)
+    if name == "file":
+        return LifecycleFile(settings.target_file or "openlineage-events.ndjson")
+    if name == "console":
+        return Console()
+    raise ConfigError(f"Unknown target {name!r}: use {', '.join(NAMES)}.")
 
 
 def _event(event: dict) -> Any:
@@ -103,7 +115,7 @@ class OpenLineageHttp:
                               "put the whole address in OPENLINEAGE_URL instead.")
 
     def _transport(self, stop_at: float) -> HttpTransport:
-        adapter = deadline.BoundedAdapter(max_retries=PolicyRetry.of(self.bounds.retry, stop_at))
+        adapter = timebound.BoundedAdapter(max_retries=PolicyRetry.of(self.bounds.retry, stop_at))
         session = _NoRedirects()
         for scheme in ("https://", "http://"):  # whatever host the endpoint names
             session.mount(scheme, adapter)
@@ -120,7 +132,7 @@ class OpenLineageHttp:
                 if left <= 0:
                     raise DeliveryError(f"The OpenLineage backend did not take every event within "
                                         f"{self.bounds.retry.budget:g} s.", unsent=list(events))
-                with deadline.bounded(left):
+                with timebound.bounded(left):
                     response = transport.emit(_event(event))  # one event a request: the spec's API has no batch
                 outcome.requests += 1
                 status = response.status_code
@@ -131,7 +143,7 @@ class OpenLineageHttp:
             status = error.response.status_code if error.response is not None else 0
             raise DeliveryError(_refusal(status, None), unsent=list(events)) from None
         except requests.RequestException as error:
-            why = str(error) if isinstance(error, deadline.OutOfTime) else wire.cause(error)
+            why = str(error) if isinstance(error, timebound.OutOfTime) else wire.cause(error)
             raise DeliveryError(f"Could not reach the OpenLineage backend ({why}); check "
                                 "OPENLINEAGE_URL.", unsent=list(events)) from None
         finally:

@@ -33,7 +33,7 @@ class Sample:
 
 def mixed(server_url: str, *, pipeline_id: int = 9001) -> Sample:
     """Passes with warnings: a retried job, parallel jobs, an allowed failure, a manual job,
-    a bridge, a unicode name, null timestamps, and the reporter itself running in .post."""
+    a bridge, a unicode name, null start and end times, and the reporter itself running in .post."""
     project = make_project(server_url)
     pipeline = make_pipeline(project, pipeline_id, status="running", created_at=T0, started_at=T0,
                              finished_at=None)
@@ -56,10 +56,10 @@ def mixed(server_url: str, *, pipeline_id: int = 9001) -> Sample:
         job(111, "flaky", "test", "success", started_at=T2, finished_at=T3),
         job(107, "déploiement 🚀 \"prod\"/eu", "deploy", "success"),
         job(108, "publish", "deploy", "manual", allow_failure=True, started_at=None, finished_at=None),
-        job(110, "databand-report", ".post", "running", created_at=None, finished_at=None),
+        job(110, "databand-report", ".post", "running", created_at=T2, started_at=T3, finished_at=None),
     ]
     bridges = [make_bridge(project, pipeline, 109, "downstream", "deploy", "success",
-                           downstream_pipeline={"id": 9100, "status": "success"},
+                           downstream_pipeline=make_pipeline(project, 9100, status="success", source="pipeline"),
                            created_at=T0, started_at=T1, finished_at=T2)]
     traces = {105: b"\x1b[31;1mlint: 3 problems\x1b[0;m\nERROR: Job failed: exit code 1\n",
               106: f"using token {SECRET_IN_LOG}\nERROR: runner lost\n".encode()}

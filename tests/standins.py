@@ -454,7 +454,6 @@ def make_pipeline(
         "queued_duration": queued_duration,
         "coverage": coverage,
         "detailed_status": _detailed_status(status, web_path),
-        "archived": False,
     }
 
 
@@ -520,7 +519,6 @@ def _common_fields(project: dict, pipeline: dict, id: int, name: str, stage: str
     return {
         "commit": commit,
         "archived": False,
-        "source": pipeline.get("source", "push"),
         "allow_failure": allow_failure,
         "created_at": created_at,
         "started_at": started_at,
@@ -947,6 +945,26 @@ _MAX_PER_PAGE = 100
 _API_PREFIX = "/api/v4/"
 
 
+@dataclass
+class _Throttle:
+    paths: re.Pattern
+    window: float
+    limit: int
+    retry_after: bool
+    window_start: float = -1.0
+    used: int = 0
+
+
+def _latest(items: list[dict]) -> list[dict]:
+    """The newest attempt of each name (a higher id is a later attempt)."""
+    latest: dict[str, dict] = {}
+    for item in items:
+        kept = latest.get(item["name"])
+        if kept is None or item["id"] > kept["id"]:
+            latest[item["name"]] = item
+    return list(latest.values())
+
+
 class _BadRequest(Exception):
     pass
 
@@ -973,21 +991,26 @@ class GitLabStandIn(_StandInServer):
     ``traces`` given to add_pipeline map a job id to its log: ``bytes``, or a
     ``StreamedTrace`` (see ``synthetic_trace``) for logs too big to hold.
 
-    Decisions where GitLab varies or cannot be reproduced exactly:
+    Its defaults are GitLab's own behaviour (../shared/gitlab-api-facts.md); friendlier modes are
+    opt-in and named as such:
 
-    * A job token on an endpoint that does not accept job tokens is refused
-      with ``job_token_refusal_status`` (403 "403 Forbidden" by default).
-      Real GitLab ignores the job token there and treats the request as
-      anonymous: 404 "404 Project Not Found" for a private project on the
-      project/pipeline/bridges endpoints, 401 on the trace endpoint.
-    * A missing token is answered 401; real GitLab answers 404 "Project Not
-      Found" for a private project on the endpoints that allow anonymous reads.
-    * ``trace_ranges=False`` makes the trace endpoint ignore Range and always
-      answer 200 with the whole log, which is what GitLab's API does: in
-      lib/api/ci/jobs.rb the trace endpoint reads the whole log
-      (``build.trace.raw``) and returns it as the body, with no Range
-      handling, and Workhorse proxies API answers as they are. The default
-      honours Range, to measure what a tail read would save.
+    * A job token on a route not open to job tokens is ignored, as GitLab does, so the request is
+      anonymous: "404 Project Not Found" for the (private) project's endpoints, 401 on the log
+      endpoint. ``job_token_refusal_status`` (opt-in) answers that status instead.
+    * A missing token is answered 401; real GitLab answers 404 "Project Not Found" for a private
+      project on the endpoints that allow anonymous reads.
+    * The log endpoint ignores Range and always answers 200 with the whole log, ``text/plain``, as
+      GitLab's API does (lib/api/ci/jobs.rb reads ``build.trace.raw`` whole). ``trace_ranges=True``
+      (friendlier, opt-in) honours Range, to measure what a tail read would save.
+    * ``/bridges`` lists the latest attempt of each trigger job only, unless ``include_retried``
+      is in the query at all: the route declares no such parameter but hands Grape's raw params to
+      Ci::JobsFinder, which tests ``params[:include_retried]`` for truth, and any string is true in
+      Ruby, "false" too (lib/api/ci/pipelines.rb, app/finders/ci/jobs_finder.rb).
+    * ``build_access=False`` stands for a token that may read the pipeline but not its builds:
+      the jobs list answers ``200 []``, as GitLab does, not an error.
+    * ``throttle()`` makes it answer as GitLab.com's rate limiter does; ``lag_test_summary()``
+      holds jobs back from the test report summary, as GitLab's background worker does.
+    * Past 10,000 rows a listing sends no X-Total, X-Total-Pages or rel="last".
     * "Retried" means "superseded by a job of the same name with a higher id".
     """
 
@@ -996,16 +1019,22 @@ class GitLabStandIn(_StandInServer):
         token: str = "glpat-standin-token-000000000",
         job_token: str = "glcbt-standin-job-token-0000",
         *,
-        job_token_refusal_status: int = 403,
-        trace_ranges: bool = True,
+        job_token_refusal_status: int | None = None,
+        trace_ranges: bool = False,
+        build_access: bool = True,
         latency: float = 0.0,
         keep_alive: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(latency, keep_alive)
+        self._build_access = build_access
+        self._clock = clock  # the epoch seconds the rate limiter counts with
+        self._throttle: _Throttle | None = None
+        self._lagging: dict[int, int] = {}  # job id -> summary reads it stays out of
         self._token = token
         self._job_token = job_token
         self._job_token_refusal_status = job_token_refusal_status
-        self._trace_ranges = trace_ranges
+        self.trace_ranges = trace_ranges  # opt-in, friendlier than GitLab: honour Range
         self._projects: dict[int, dict] = {}
         self._pipelines: dict[int, dict[int, _PipelineEntry]] = {}
         self._traces: dict[int, dict[int, bytes | StreamedTrace]] = {}
@@ -1074,6 +1103,53 @@ class GitLabStandIn(_StandInServer):
         JSON document ends mid-way. Meant for the JSON endpoints."""
         with self._lock:
             self._faults.append(_Fault(re.compile(path_regex), times, "truncate"))
+
+    def throttle(self, *, window: float = 60.0, limit: int = 0, retry_after: bool = True,
+                 paths: str = ".") -> None:
+        """Answer as GitLab.com's rate limiter: once ``limit`` requests matching ``paths`` came in
+        the current window (of ``window`` seconds of the stand-in's clock, aligned to the epoch),
+        every further one is refused 429 until the window ends, with a plain-text body, the
+        ``RateLimit-*`` headers and ``Retry-After`` (the seconds to the window's end, rounded up)
+        unless ``retry_after=False``, which leaves ``RateLimit-Reset`` (an epoch second) alone."""
+        with self._lock:
+            self._throttle = _Throttle(re.compile(paths), window, limit, retry_after)
+
+    def lag_test_summary(self, job_ids: Iterable[int], reads: int = 1) -> None:
+        """The test report summary leaves these jobs out for its next ``reads`` reads, as it does
+        while GitLab's background worker has not processed a just-finished job's report yet."""
+        with self._lock:
+            self._lagging.update({job_id: reads for job_id in job_ids})
+
+    def _throttled(self, raw_path: str) -> Response | None:
+        with self._lock:
+            rule = self._throttle
+            if rule is None or not rule.paths.search(raw_path):
+                return None
+            now = self._clock()
+            start = now - now % rule.window
+            if start != rule.window_start:
+                rule.window_start, rule.used = start, 0
+            rule.used += 1
+            if rule.used <= rule.limit:
+                return None
+            reset = start + rule.window
+        headers = {
+            "RateLimit-Name": "throttle_authenticated_api",
+            "RateLimit-Limit": str(rule.limit),
+            "RateLimit-Observed": str(rule.used),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(int(math.ceil(reset))),
+        }
+        if rule.retry_after:
+            headers["Retry-After"] = str(int(math.ceil(reset - now)))
+        return Response(b"Retry later\n", status=429, headers=headers, content_type="text/plain")
+
+    def _summary_so_far(self, suites: list[dict]) -> list[dict]:
+        """The suites GitLab's worker has processed so far (called with the lock held)."""
+        held = {job_id for job_id, reads in self._lagging.items() if reads > 0}
+        for job_id in held:
+            self._lagging[job_id] -= 1
+        return [suite for suite in suites if not set(suite.get("build_ids", [])) & held]
 
     def clear_records(self) -> None:
         """Forget the requests recorded so far and zero ``connections``
@@ -1169,6 +1245,9 @@ class GitLabStandIn(_StandInServer):
         return "none", False
 
     def _route(self, request: Request, raw_path: str, auth_kind: str, auth_valid: bool) -> Response:
+        throttled = self._throttled(raw_path)  # Rack::Attack answers before the API is reached
+        if throttled is not None:
+            return throttled
         if not raw_path.startswith(_API_PREFIX):
             return _json_response(404, {"error": "404 Not Found"})
         # Split before decoding: a project path arrives as acme%2Fdata-platform.
@@ -1197,7 +1276,9 @@ class GitLabStandIn(_StandInServer):
             return _json_response(401, {"message": "401 Unauthorized"})
         if auth_kind == "job" and not job_token_allowed:
             status = self._job_token_refusal_status
-            message = "404 Project Not Found" if status == 404 else _status_line(status)
+            if status is None:  # GitLab: the token is ignored, so the request is anonymous
+                status = 401 if endpoint == "trace" else 404
+            message = {404: "404 Project Not Found", 401: "401 Unauthorized"}.get(status, _status_line(status))
             return _json_response(status, {"message": message})
 
         for name, value in ids.items():
@@ -1221,11 +1302,16 @@ class GitLabStandIn(_StandInServer):
             if endpoint == "pipeline":
                 return _json_response(200, entry.pipeline)
             if endpoint in ("test_report", "test_report_summary"):
-                return _json_response(200, _test_report(entry.test_suites or [], endpoint == "test_report_summary"))
+                suites = entry.test_suites or []
+                if endpoint == "test_report_summary" and self._lagging:
+                    suites = self._summary_so_far(suites)
+                return _json_response(200, _test_report(suites, endpoint == "test_report_summary"))
             path_params = {"id": project_ref, "pipeline_id": int(ids["pipeline_id"])}
             if endpoint == "jobs":
-                return self._list(request, raw_path, entry.jobs, path_params, with_retried_param=True)
-            return self._list(request, raw_path, entry.bridges, path_params, with_retried_param=False)
+                jobs = entry.jobs if self._build_access else []
+                return self._list(request, raw_path, jobs, path_params, with_retried_param=True)
+            bridges = entry.bridges if "include_retried" in request.args else _latest(entry.bridges)
+            return self._list(request, raw_path, bridges, path_params, with_retried_param=False)
 
     def _list_pipelines(self, request: Request, raw_path: str, project_ref: str, pipelines: dict) -> Response:
         """GET /projects/:id/pipelines with the filters a backfill uses; GitLab's list shape."""
@@ -1235,6 +1321,11 @@ class GitLabStandIn(_StandInServer):
             items = [p for p in items if p.get("ref") == args["ref"]]
         if args.get("status"):
             items = [p for p in items if p.get("status") == args["status"]]
+        # GitLab's PipelinesFinder leaves child pipelines out unless they are asked for by source.
+        if args.get("source"):
+            items = [p for p in items if p.get("source") == args["source"]]
+        else:
+            items = [p for p in items if p.get("source") != "parent_pipeline"]
         for name, keep in (("updated_after", lambda t, bound: t > bound), ("updated_before", lambda t, bound: t < bound)):
             if args.get(name):
                 bound = _parse_iso(args[name])
@@ -1243,7 +1334,8 @@ class GitLabStandIn(_StandInServer):
         if order not in ("id", "status", "ref", "updated_at", "user_id"):
             raise _BadRequest("order_by does not have a valid value")
         items = sorted(items, key=lambda p: (p.get(order) or "", p["id"]), reverse=args.get("sort", "desc") == "desc")
-        keys = ("id", "iid", "project_id", "sha", "ref", "status", "source", "created_at", "updated_at", "web_url")
+        keys = ("id", "iid", "project_id", "sha", "ref", "status", "source", "created_at", "updated_at", "web_url",
+                "name")
         listed = [{k: p.get(k) for k in keys} for p in items]
         params = {"id": project_ref, **{k: v for k, v in args.items() if k not in _TOKEN_PARAMS}}
         return self._paginate(args, raw_path, listed, params)
@@ -1284,12 +1376,7 @@ class GitLabStandIn(_StandInServer):
                 raise _BadRequest("include_retried is invalid")
             params["include_retried"] = include_retried
             if not include_retried:
-                latest: dict[str, dict] = {}
-                for item in items:
-                    kept = latest.get(item["name"])
-                    if kept is None or item["id"] > kept["id"]:
-                        latest[item["name"]] = item
-                items = list(latest.values())
+                items = _latest(items)
 
         scope = args.getlist("scope[]") or args.getlist("scope")
         if scope:
@@ -1369,7 +1456,7 @@ class GitLabStandIn(_StandInServer):
         headers = {"Content-Disposition": f'infile; filename="{job_id}.log"'}
 
         start, end, status = 0, size - 1, 200
-        if self._trace_ranges:
+        if self.trace_ranges:
             headers["Accept-Ranges"] = "bytes"
             wanted = _parse_range(request.headers.get("Range", ""), size)
             if wanted == "unsatisfiable":

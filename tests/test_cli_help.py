@@ -83,7 +83,7 @@ def strings_of(path: Path) -> list[str]:
             and id(node) not in docstrings]
 
 
-HINTS = [(path.name, text) for path in sorted(REPORTER.glob("*.py")) for text in strings_of(path)]
+HINTS = [(path.name, text) for path in sorted(REPORTER.rglob("*.py")) for text in strings_of(path)]
 ALL_FLAGS = {flag for command in cli.commands.values() for flag in options(command)} | {"--help", "--version"}
 # Flags of other programs the messages quote on purpose.
 OTHERS = {"--index-url"}

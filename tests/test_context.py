@@ -12,10 +12,12 @@ from click.testing import CliRunner
 import olschema
 import pipelines
 from reporter import events as reporter_events
-from reporter import ids, reader
+from reporter import ids
+from reporter.gitlab import http, read
 from reporter.cli import cli
 from reporter.ids import Naming
 from reporter.redact import Redactor
+from reporter.settings import CIContext
 from reporter.snapshot import MAX_TEXT, Job, Pipeline
 from standins import _user, make_bridge, make_job, make_pipeline, make_project
 
@@ -152,10 +154,10 @@ def _context_pipeline(gitlab, *, pipeline_id: int = 7001, ref: str = "refs/merge
 
 
 def _read(gitlab, pipeline_id: int, *, token: bool = True, ci: dict | None = None, redact=None):
-    access = reader.Access(url=gitlab.url, token=gitlab.token if token else None,
-                           job_token=None if token else gitlab.job_token)
-    snapshot = reader.read_pipeline(access, 42, pipeline_id, ci=ci, tests=False,
-                                    redact=redact or Redactor([gitlab.token, gitlab.job_token]))
+    access = http.Access(url=gitlab.url, token=gitlab.token if token else None,
+                         job_token=None if token else gitlab.job_token)
+    snapshot = read.read_pipeline(http.connect(access), 42, pipeline_id, context=CIContext.from_env(ci or {}),
+                                  tests=False, redact=redact or Redactor([gitlab.token, gitlab.job_token]))
     return snapshot, list(reporter_events.build_events(snapshot, NAMING, NOW))
 
 
@@ -181,7 +183,7 @@ def test_read_api_token_gives_pipeline_and_job_context_from_gitlabs_objects(gitl
         "gitlab.tags": "docker runner,ubuntu18", "gitlab.queued_seconds": "0.5",
         "gitlab.duration_seconds": "61.25", "gitlab.coverage": "91.2"}
     assert deploy["gitlab.failure_reason"] == "runner_system_failure"
-    assert job_event(events, 2)["run"]["facets"]["errorMessage"]["message"] == "The runner failed (system failure)"
+    assert job_event(events, 2)["run"]["facets"]["errorMessage"]["message"] == "There has been a runner system failure, please try again"
     assert deploy["gitlab.runner.description"] == "eu-runner-7"
     assert "gitlab.tags" not in deploy  # an empty tag list
     assert (deploy["gitlab.environment"], deploy["gitlab.environment.action"]) == ("review/mr-12", "start")

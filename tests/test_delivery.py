@@ -1,10 +1,8 @@
 """Delivery as a library: whatever a target raises, every event it did not acknowledge is kept, and
-deliver() says so in the record it returns; kept files never overwrite each other; the modules of
-delivery import each other without a cycle."""
+deliver() says so in the record it returns; kept files never overwrite each other; signals."""
 
 from __future__ import annotations
 
-import ast
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,37 +100,6 @@ def test_the_label_and_command_of_every_target_kept_file():
         assert eventfiles.label_of(path) == "acme_etl"
         again = "" if target == "databand" else f" --target {target}"
         assert eventfiles.resend_command(path) == f"databand-gitlab-reporter resend --from-file {path}{again}"
-
-
-REPORTER = Path(__file__).resolve().parent.parent / "reporter"
-
-
-def _imports(path: Path) -> set[str]:
-    """The reporter modules a module imports when it is loaded (not inside functions, not for types)."""
-    found = set()
-    for node in ast.parse(path.read_text()).body:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("reporter"):
-            if node.module == "reporter":
-                found |= {f"reporter.{a.name}" for a in node.names if (REPORTER / f"{a.name}.py").exists()}
-            else:
-                found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name.startswith("reporter.")}
-    return found
-
-
-def test_no_module_of_the_reporter_imports_itself_back():
-    graph = {f"reporter.{p.stem}": _imports(p) for p in REPORTER.glob("*.py") if p.stem != "__init__"}
-
-    def visit(module: str, path: tuple[str, ...]) -> None:
-        for imported in graph.get(module, ()):
-            assert imported not in path, " -> ".join([*path, imported])
-            visit(imported, (*path, imported))
-
-    for module in graph:
-        visit(module, (module,))
 
 
 def test_a_second_signal_exits_at_once_with_its_code():

@@ -99,9 +99,9 @@ def test_downstream_runs_do_not_collide_with_its_own_report(gitlab):
 
 
 def test_junit_results_become_the_test_facet(gitlab, monkeypatch):
-    from reporter import from_gitlab
+    from reporter.gitlab import parse
 
-    monkeypatch.setattr(from_gitlab, "MAX_TEST_CASES", 4)
+    monkeypatch.setattr(parse, "MAX_TEST_CASES", 4)
     project = make_project(gitlab.url)
     pipeline = make_pipeline(project, 600, status="failed")
     jobs = [make_job(project, pipeline, 1, "unit 1/2", "test", "success"),

@@ -20,12 +20,17 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.wrappers import Response
 
-from clirun import QUICK, env_for, quick
+from clirun import QUICK as DELIVERY
+from clirun import env_for
 from clirun import resend as run
 import pipelines
 from hostile import HostileGitLab, Recorder, TrickleServer, self_signed, serve_tls, trickled, wait_until
-from reporter import delivery, reader
+from reporter import delivery
+from reporter import report as lib
 from reporter.databand import Databand
+from reporter.errors import GitLabError
+from reporter.retry import POLICY
+from reporter.settings import ReadBounds, Settings
 from reporter.cli import cli
 from standins import DatabandStandIn, GitLabStandIn, generate_pipeline, make_bridge, make_job, make_pipeline, \
     make_project
@@ -34,12 +39,23 @@ EVENTS_OF_MIXED = 16  # the root, 4 stages, 10 job attempts and the bridge
 PIPELINE_PATH = "/api/v4/projects/42/pipelines/9001"
 
 
-@pytest.fixture(autouse=True)
-def quick(monkeypatch):
-    # The real bounds are tens of seconds; the behaviour is the same with a few (delivery's: clirun.QUICK).
-    monkeypatch.setattr(reader, "READ_SECONDS", 2)
-    monkeypatch.setattr(reader, "LOG_SECONDS", 1)
-    monkeypatch.setattr(reader, "LOG_CUT_SECONDS", 1.5)
+QUICK = ReadBounds(read=2, log=1, log_cut=1.5)  # the real bounds are tens of seconds
+
+
+def collect(gitlab, pipeline=9001, **settings):
+    """The library's read of a pipeline with short bounds and no real backoff: (report, seconds)."""
+    given = {"gitlab_bounds": QUICK, "gitlab_policy": POLICY.faster(0.01), **settings}
+    started = time.monotonic()
+    report = lib.collect(Settings(gitlab_url=gitlab.url, gitlab_token=gitlab.token, **given), 42, pipeline)
+    return report, time.monotonic() - started
+
+
+def refused(gitlab, pipeline=9001, **settings):
+    """The GitLabError a read ends with, and the seconds it took."""
+    started = time.monotonic()
+    with pytest.raises(GitLabError) as error:
+        collect(gitlab, pipeline, **settings)
+    return str(error.value), time.monotonic() - started
 
 
 @pytest.fixture
@@ -261,17 +277,23 @@ def test_listing_that_ends_early_is_said(hostile, databand, workdir):
 # -- trickling -----------------------------------------------------------------------------
 
 
-def test_trickled_jobs_page_is_a_gitlab_error_within_its_bound(hostile, databand, mixed, workdir):
+def test_trickled_jobs_page_is_a_gitlab_error_within_its_bound(hostile, mixed):
     body = json.dumps([]).encode()
     hostile.on(r"/jobs\?", lambda r: trickled(b"", b" " * 200 + body, hostile.stopping()))
-    result = run(env_for(hostile, databand))
-    assert result.exit_code == 3
-    assert_one_clear_line(result, f"GET {PIPELINE_PATH}/jobs", "within 2 s")
-    assert result.elapsed < reader.READ_SECONDS + 3
-    assert databand.payloads == []
+    message, elapsed = refused(hostile)
+    assert f"GET {PIPELINE_PATH}/jobs" in message and "within 2 s" in message
+    assert elapsed < QUICK.read + 3
 
 
-def test_trickled_log_sends_the_job_without_it(databand, workdir):
+def test_trickled_jobs_page_is_cut_at_the_budget(hostile, mixed):
+    body = json.dumps([]).encode()
+    hostile.on(r"/jobs\?", lambda r: trickled(b"", b" " * 200 + body, hostile.stopping()))
+    message, elapsed = refused(hostile, gitlab_bounds=ReadBounds(read=30), gitlab_timeout=1.5)
+    assert "within 1.5 s (--gitlab-timeout)" in message
+    assert elapsed < 1.5 + 3
+
+
+def test_trickled_log_sends_the_job_without_it():
     with HostileGitLab() as gitlab:
         project = make_project(gitlab.url)
         pipeline = make_pipeline(project, 77, status="failed")
@@ -280,13 +302,12 @@ def test_trickled_log_sends_the_job_without_it(databand, workdir):
         gitlab.add_pipeline(project, pipeline, jobs, traces={2: b"ERROR: the other log\n"})
         gitlab.on(r"/jobs/1/trace", lambda r: trickled(b"step 1\n", b"x" * 500, gitlab.stopping(),
                                                        content_type="text/plain"))
-        result = run(env_for(gitlab, databand), pipeline="77")
-    assert result.exit_code == 0, result.output
-    assert "the log of job 'load' (GitLab sent it too slowly, cut after 1.5 s)" in result.stderr
-    assert result.elapsed < reader.LOG_CUT_SECONDS + 3
-    logs = {e["job"]["name"].rsplit(".", 1)[1]: e["run"]["facets"].get("log") for e in databand.events}
+        report, elapsed = collect(gitlab, 77)
+    assert "Left out: the log of job 'load' (GitLab sent it too slowly, cut after 1.5 s)." in report.notes
+    assert elapsed < QUICK.log_cut + 3
+    logs = {job.name: job.log_tail for job in report.pipeline.jobs}
     assert logs["load"] is None
-    assert "ERROR: the other log" in logs["check"]["logBody"]
+    assert "ERROR: the other log" in logs["check"]
 
 
 def test_trickled_databand_answer_is_cut_and_retried_then_kept(gitlab, mixed_plain, workdir):
@@ -297,8 +318,8 @@ def test_trickled_databand_answer_is_cut_and_retried_then_kept(gitlab, mixed_pla
     line = assert_one_clear_line(result, "could not reach Databand", "no complete answer within 1 s")
     spent = float(re.search(r"attempts? in ([\d.]+) s", line)[1])
     assert slow.requests >= 2  # cut, and tried again
-    # no attempt starts after RETRY_DEADLINE, and each is cut at ATTEMPT_SECONDS
-    assert result.elapsed < QUICK.retry.budget + QUICK.attempt + 2
+    # no attempt starts after the budget, and each is cut at its own bound
+    assert result.elapsed < DELIVERY.retry.budget + DELIVERY.attempt + 2
     assert abs(spent - result.elapsed) < 1.5  # the time really spent, not the configured maximum
     [kept] = kept_files(workdir)
     assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
@@ -310,7 +331,7 @@ def test_databand_slower_than_an_attempt_is_cut_and_retried(gitlab, mixed_plain,
         result = run(env_for(gitlab, databand))
         assert result.exit_code == 0, result.output
         assert databand.requests_seen == 2 and len(databand.payloads) >= 1
-    assert result.elapsed < QUICK.attempt + 2
+    assert result.elapsed < DELIVERY.attempt + 2
     assert kept_files(workdir) == []
 
 
@@ -321,7 +342,7 @@ def test_retry_message_says_the_time_really_spent(gitlab, databand, mixed_plain,
     line = assert_one_clear_line(result, "503 still after retrying")
     attempts, spent = re.search(r"\((\d+) attempts in ([\d.]+) s\)", line).groups()
     assert int(attempts) == databand.requests_seen
-    assert float(spent) <= QUICK.retry.budget + 0.5 and abs(float(spent) - result.elapsed) < 1.5
+    assert float(spent) <= DELIVERY.retry.budget + 0.5 and abs(float(spent) - result.elapsed) < 1.5
 
 
 # -- wrong shapes --------------------------------------------------------------------------
@@ -370,12 +391,10 @@ def test_string_where_a_number_is_due_in_the_pipeline(hostile, databand, mixed, 
     assert_one_clear_line(result, f"GET {PIPELINE_PATH} (HTTP 200, application/json)", "a string as project_id")
 
 
-def test_proxy_error_page_names_the_path(hostile, databand, mixed, workdir, monkeypatch):
-    monkeypatch.setattr(reader, "READ_SECONDS", 10)  # python-gitlab's retries of a 502 take 3 s
+def test_proxy_error_page_names_the_path(hostile, mixed):
     hostile.on(r"/jobs\?", lambda r: Response(HTML, status=502, content_type="text/html"))
-    result = run(env_for(hostile, databand))
-    assert result.exit_code == 3
-    assert_one_clear_line(result, "502 (text/html)", f"GET {PIPELINE_PATH}/jobs")
+    message, _ = refused(hostile)
+    assert "502 (text/html)" in message and f"GET {PIPELINE_PATH}/jobs" in message
 
 
 @pytest.mark.parametrize("what, pattern, answer, note", [
@@ -506,8 +525,8 @@ def test_one_target_failing_to_keep_never_stops_another(gitlab, mixed_plain, tmp
 
         settings = Settings.from_env(env_for(gitlab, refusing))
         built = lib.collect(settings, 42, 9001)
-        targets = [Databand(refusing.url, refusing.token, bounds=QUICK),
-                   Databand(accepting.url, accepting.token, bounds=QUICK)]
+        targets = [Databand(refusing.url, refusing.token, bounds=DELIVERY),
+                   Databand(accepting.url, accepting.token, bounds=DELIVERY)]
         done = delivery.deliver(targets, built.events, 9001, keep_dir=str(blocked / "sub"))
         assert len(accepting.events) == EVENTS_OF_MIXED  # the second target still delivered
     [failure] = done.failures

@@ -14,7 +14,8 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reporter import from_gitlab, logs
+from reporter import logs
+from reporter.gitlab import parse as from_gitlab
 from reporter.redact import MASK, Redactor, base64_cores
 
 PIECE = 8

@@ -64,9 +64,10 @@ def api(server, path, headers=PRIVATE, **kwargs):
 
 def test_builders_follow_the_documented_shapes(gl_server, small):
     project, pipeline, jobs, bridges, _ = small
-    # Top-level keys of the examples in GitLab's API documentation.
+    # Top-level keys GitLab's entities send (gitlab-api-facts.md; the documentation's examples add
+    # `source` to jobs and `archived` to pipelines, which GitLab's source does not).
     job_keys = {
-        "commit", "coverage", "archived", "source", "allow_failure", "created_at", "started_at",
+        "commit", "coverage", "archived", "allow_failure", "created_at", "started_at",
         "finished_at", "erased_at", "duration", "queued_duration", "artifacts_file", "artifacts",
         "artifacts_expire_at", "tag_list", "id", "name", "pipeline", "ref", "runner", "runner_manager",
         "stage", "status", "failure_reason", "tag", "web_url", "project", "user",
@@ -77,13 +78,13 @@ def test_builders_follow_the_documented_shapes(gl_server, small):
     pipeline_keys = {
         "id", "iid", "project_id", "name", "sha", "ref", "status", "source", "created_at", "updated_at",
         "web_url", "before_sha", "tag", "yaml_errors", "user", "started_at", "finished_at", "committed_at",
-        "duration", "queued_duration", "coverage", "detailed_status", "archived",
+        "duration", "queued_duration", "coverage", "detailed_status",
     }
     # artifacts_file only exists when a job has an archive; ours have none.
-    assert job_keys - {"artifacts_file"} <= set(jobs[1])
+    assert job_keys - {"artifacts_file"} == set(jobs[1])
     assert "failure_reason" not in jobs[0]  # GitLab only exposes it on failed jobs
-    assert bridge_keys <= set(bridges[0])
-    assert pipeline_keys <= set(pipeline)
+    assert bridge_keys == set(bridges[0])
+    assert pipeline_keys == set(pipeline)
     assert jobs[0]["web_url"] == f"{gl_server.url}/acme/data-platform/-/jobs/7"
     assert pipeline["web_url"] == f"{gl_server.url}/acme/data-platform/-/pipelines/6"
     assert jobs[0]["pipeline"]["web_url"] == pipeline["web_url"]
@@ -229,9 +230,12 @@ def test_job_token_lists_jobs_but_nothing_else(gl_server, small):
     job = {"JOB-TOKEN": JOB_TOKEN}
     listed = api(gl_server, "/projects/42/pipelines/6/jobs", headers=job)
     assert listed.status_code == 200 and len(listed.json()) == 3
-    for path in ("/projects/42", "/projects/42/pipelines/6", "/projects/42/pipelines/6/bridges", "/projects/42/jobs/7/trace"):
+    # GitLab ignores a job token where it is not allowed: the request is anonymous.
+    for path in ("/projects/42", "/projects/42/pipelines/6", "/projects/42/pipelines/6/bridges"):
         refused = api(gl_server, path, headers=job)
-        assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"}), path
+        assert (refused.status_code, refused.json()) == (404, {"message": "404 Project Not Found"}), path
+    refused = api(gl_server, "/projects/42/jobs/7/trace", headers=job)
+    assert (refused.status_code, refused.json()) == (401, {"message": "401 Unauthorized"})
     assert {r.auth for r in gl_server.requests} == {"job"}
 
     gl = gitlab.Gitlab(gl_server.url, job_token=JOB_TOKEN)
@@ -239,16 +243,78 @@ def test_job_token_lists_jobs_but_nothing_else(gl_server, small):
     assert len(pipeline.jobs.list(get_all=True)) == 3
     with pytest.raises(gitlab.GitlabGetError) as refused:
         gl.projects.get(42).pipelines.get(6)
-    assert refused.value.response_code == 403
+    assert refused.value.response_code == 404
     assert JOB_TOKEN not in repr(gl_server.requests)
 
 
-def test_job_token_refusal_status_can_mimic_anonymous_gitlab():
-    with GitLabStandIn(job_token_refusal_status=404) as server:
+def test_job_token_refusal_status_is_an_opt_in_friendlier_answer():
+    with GitLabStandIn(job_token_refusal_status=403) as server:
         project = make_project(server.url)
         server.add_pipeline(project, make_pipeline(project, 6), [])
         refused = api(server, "/projects/42/pipelines/6", headers={"JOB-TOKEN": JOB_TOKEN})
-        assert (refused.status_code, refused.json()) == (404, {"message": "404 Project Not Found"})
+        assert (refused.status_code, refused.json()) == (403, {"message": "403 Forbidden"})
+
+
+def test_a_reader_without_build_access_gets_an_empty_job_list():
+    with GitLabStandIn(build_access=False) as server:
+        project = make_project(server.url)
+        pipeline = make_pipeline(project, 6)
+        server.add_pipeline(project, pipeline, [make_job(project, pipeline, 7, "a", "build", "success")])
+        listed = api(server, "/projects/42/pipelines/6/jobs")
+        assert (listed.status_code, listed.json()) == (200, [])
+        assert api(server, "/projects/42/pipelines/6").status_code == 200
+
+
+def test_bridges_lists_the_latest_attempt_unless_include_retried_is_sent_at_all():
+    with GitLabStandIn() as server:
+        project = make_project(server.url)
+        pipeline = make_pipeline(project, 6)
+        first = make_bridge(project, pipeline, 8, "deploy", "deploy", "failed")
+        again = make_bridge(project, pipeline, 9, "deploy", "deploy", "success")
+        server.add_pipeline(project, pipeline, [], [first, again])
+        assert [b["id"] for b in api(server, "/projects/42/pipelines/6/bridges").json()] == [9]
+        for value in ("true", "false"):  # undeclared there, so any value is Ruby-true in the finder
+            listed = api(server, "/projects/42/pipelines/6/bridges", params={"include_retried": value})
+            assert [b["id"] for b in listed.json()] == [9, 8], value
+
+
+def test_throttle_holds_429_for_the_window_with_gitlab_s_headers():
+    now = [1_800_000_010.0]
+    with GitLabStandIn(clock=lambda: now[0]) as server:
+        project = make_project(server.url)
+        server.add_pipeline(project, make_pipeline(project, 6), [])
+        server.throttle(window=60, limit=2)
+        assert [api(server, "/projects/42/pipelines/6").status_code for _ in range(2)] == [200, 200]
+        refused = api(server, "/projects/42/pipelines/6")
+        assert refused.status_code == 429 and refused.text == "Retry later\n"
+        assert refused.headers["Content-Type"].startswith("text/plain")
+        assert refused.headers["Retry-After"] == "50"
+        assert refused.headers["RateLimit-Reset"] == "1800000060"
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        now[0] += 49
+        assert api(server, "/projects/42/pipelines/6").status_code == 429
+        now[0] += 1  # the next window
+        assert api(server, "/projects/42/pipelines/6").status_code == 200
+
+        server.throttle(window=60, limit=0, retry_after=False)
+        refused = api(server, "/projects/42/pipelines/6")
+        assert refused.status_code == 429 and "Retry-After" not in refused.headers
+        assert refused.headers["RateLimit-Reset"] == "1800000120"
+
+
+def test_test_summary_lags_a_just_finished_job():
+    with GitLabStandIn() as server:
+        project = make_project(server.url)
+        pipeline = make_pipeline(project, 6)
+        case = {"name": "t", "classname": "c", "status": "success", "execution_time": 0.1, "system_output": None}
+        suites = [{"name": "unit", "build_ids": [7], "test_cases": [case]},
+                  {"name": "lint", "build_ids": [8], "test_cases": [case]}]
+        server.add_pipeline(project, pipeline, [], test_suites=suites)
+        server.lag_test_summary([8], reads=1)
+        first = api(server, "/projects/42/pipelines/6/test_report_summary").json()
+        assert [s["name"] for s in first["test_suites"]] == ["unit"]
+        second = api(server, "/projects/42/pipelines/6/test_report_summary").json()
+        assert [s["name"] for s in second["test_suites"]] == ["unit", "lint"]
 
 
 def test_bad_or_missing_token_is_401(gl_server, small):
@@ -275,6 +341,7 @@ def test_unknown_things_are_404(gl_server, small):
 
 
 def test_trace_full_and_ranges(gl_server, small):
+    gl_server.trace_ranges = True
     log = small[4][11]
     full = api(gl_server, "/projects/42/jobs/11/trace")
     assert (full.status_code, full.content) == (200, log)
@@ -297,6 +364,7 @@ def test_trace_full_and_ranges(gl_server, small):
 
 
 def test_large_streamed_trace_and_tail_read(gl_server):
+    gl_server.trace_ranges = True
     size = 8 * 1024 * 1024
     trace = synthetic_trace(size, tail=b"ERROR: Job failed: exit code 1\n")
     project = make_project(gl_server.url)
@@ -315,8 +383,8 @@ def test_large_streamed_trace_and_tail_read(gl_server):
     assert [r.bytes_sent for r in gl_server.requests] == [size, 4096]
 
 
-def test_trace_ranges_can_be_ignored_like_gitlab():
-    with GitLabStandIn(trace_ranges=False) as server:
+def test_trace_ignores_range_by_default_like_gitlab():
+    with GitLabStandIn() as server:
         project = make_project(server.url)
         pipeline = make_pipeline(project, 6)
         server.add_pipeline(project, pipeline, [make_job(project, pipeline, 7, "a", "build", "success")], traces={7: b"0123456789"})
@@ -565,7 +633,7 @@ def test_keep_alive_serves_a_session_on_one_connection():
 
 
 def test_keep_alive_with_python_gitlab_pages_and_an_abandoned_stream():
-    with GitLabStandIn(keep_alive=True) as server:
+    with GitLabStandIn(keep_alive=True, trace_ranges=True) as server:
         project, pipeline, jobs = generate_pipeline(server.url, 1000, failed_every=500)
         big, small = [job["id"] for job in jobs if job["status"] == "failed"]
         traces = {big: synthetic_trace(8 * 1024 * 1024, tail=b"END\n"), small: b"small log\n"}

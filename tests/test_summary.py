@@ -167,7 +167,7 @@ def test_dry_run_prints_a_tree_not_json(gitlab):
     assert lines[0] == "pipeline 9001 (acme/data-platform, main): running"
     assert "  stage test: passed with warnings" in lines
     assert "    lint: failed, allowed to fail - The script failed" in lines
-    assert "    flaky: failed (attempt 1, retried) - The runner failed (system failure)" in lines
+    assert "    flaky: failed (attempt 1, retried) - There has been a runner system failure, please try again" in lines
     assert "    flaky: passed (attempt 2)" in lines
     assert '    déploiement 🚀 "prod"/eu: passed' in lines
     assert "    downstream: passed (trigger job)" in lines

@@ -1,8 +1,9 @@
 """GitLab's JSON objects (pipeline, job, bridge, test report) into the snapshot, and the pipeline's
-context from the job's CI_* variables where GitLab's objects lack it. Pure: no I/O.
+context from the reporting job's CI context where GitLab's objects lack it. Pure: no I/O.
 
-Any field of a type GitLab does not document (or null, or missing) falls back to a default or
-leaves its tag out: nothing here raises on GitLab's data.
+A context field of a type GitLab does not document (or null, or missing) falls back to a default
+or leaves its tag out. A field the snapshot cannot do without (an id, a count) of the wrong type
+raises ShapeError, which the reader turns into a line naming the answer.
 """
 
 from __future__ import annotations
@@ -13,11 +14,28 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from reporter import ids
-from reporter.errors import GitLabError
+from reporter.settings import CIContext
 from reporter.snapshot import Job, Pipeline, TestCase, TestResults, bounded, parse_time
 
 MAX_TEST_CASES = 200  # per job; the counts are always complete
 MAX_TEST_MESSAGE = 2000
+
+
+class ShapeError(Exception):
+    """A field GitLab's answer must have, missing or of another type; the text names the field."""
+
+
+def _number(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ShapeError(f"{name} is not a number")
+    try:
+        return int(value)
+    except ValueError:
+        raise ShapeError(f"{name} is not a number") from None
+
+
+def _time(value: object):  # noqa: ANN202 - parse_time's own type
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def _downstream_ref(raw: Mapping) -> tuple[str | int, int] | None:
@@ -28,7 +46,7 @@ def _downstream_ref(raw: Mapping) -> tuple[str | int, int] | None:
     if project is None:
         project_url = _project_url(str(downstream.get("web_url") or ""))
         project = urlsplit(project_url).path.strip("/")
-    return (project, int(downstream["id"])) if project else None
+    return (project, _number(downstream["id"], "downstream_pipeline.id")) if project else None
 
 
 def job(raw: Mapping, kind: str) -> Job:
@@ -38,17 +56,17 @@ def job(raw: Mapping, kind: str) -> Job:
     environment = raw.get("environment")
     environment = {"name": environment} if isinstance(environment, str) else _mapping(environment)
     return Job(
-        id=int(raw["id"]),
+        id=_number(raw.get("id"), "id"),
         name=str(raw.get("name") or f"job {raw['id']}"),
         stage=str(raw.get("stage") or "unknown"),
         status=str(raw.get("status") or "unknown"),
         allow_failure=bool(raw.get("allow_failure")),
         kind=kind,
-        created_at=parse_time(raw.get("created_at")),
-        started_at=parse_time(raw.get("started_at")),
-        finished_at=parse_time(raw.get("finished_at")),
-        failure_reason=raw.get("failure_reason"),
-        web_url=raw.get("web_url"),
+        created_at=_time(raw.get("created_at")),
+        started_at=_time(raw.get("started_at")),
+        finished_at=_time(raw.get("finished_at")),
+        failure_reason=_context_text(raw.get("failure_reason")),
+        web_url=_context_text(raw.get("web_url")),
         downstream_ref=_downstream_ref(raw) if kind == "bridge" else None,
         queued_seconds=_context_number(raw.get("queued_duration")),
         duration_seconds=_context_number(raw.get("duration")),
@@ -104,23 +122,23 @@ def pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
     project_url = _project_url(web_url)
     project_id = raw.get("project_id") or (project if isinstance(project, int) else None)
     if project_id is None:
-        raise GitLabError(f"GitLab's pipeline {raw.get('id')} has no project_id; pass --project as a number.")
+        raise ShapeError("the pipeline has no project_id (pass --project as a number)")
     return Pipeline(
         server=ids.server_key(url),
-        project_id=int(project_id),
+        project_id=_number(project_id, "project_id"),
         project_path=urlsplit(project_url).path.strip("/"),
         project_url=project_url,
-        id=int(raw.get("id") or 0),
-        iid=raw.get("iid"),
+        id=_number(raw.get("id"), "id"),
+        iid=_context_id(raw.get("iid")),
         ref=str(raw.get("ref") or ""),
         sha=str(raw.get("sha") or ""),
         tag=bool(raw.get("tag")),
-        source=raw.get("source"),
+        source=_context_text(raw.get("source")),
         status=str(raw.get("status") or "unknown"),
         web_url=web_url,
-        created_at=parse_time(raw.get("created_at")),
-        started_at=parse_time(raw.get("started_at")),
-        finished_at=parse_time(raw.get("finished_at")),
+        created_at=_time(raw.get("created_at")),
+        started_at=_time(raw.get("started_at")),
+        finished_at=_time(raw.get("finished_at")),
         before_sha=_context_text(raw.get("before_sha")),
         user=_context_text(_mapping(raw.get("user")).get("username")),
         name=_context_text(raw.get("name")),
@@ -130,29 +148,37 @@ def pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
     )
 
 
-def _ci_describes(ci: Mapping[str, str], pipeline_id: int) -> bool:
-    """Whether the CI_* variables are those of a job of this pipeline (a resend from another
-    pipeline's job has that pipeline's commit, ref and user in them)."""
-    return bool(ci) and ci.get("CI_PIPELINE_ID", str(pipeline_id)) == str(pipeline_id)
+_WEB_JOB = re.compile(r"^(?P<project>.+?)/-/jobs/\d+/?$")
 
 
-def pipeline_from_ci(url: str, project: str | int, pipeline_id: int, ci: Mapping[str, str]) -> Pipeline:
-    project_url = ci.get("CI_PROJECT_URL") or f"{url.rstrip('/')}/{ci.get('CI_PROJECT_PATH', project)}"
-    own = ci if _ci_describes(ci, pipeline_id) else {}  # otherwise the jobs give the ref and commit
+def pipeline_from_jobs(url: str, project: str | int, pipeline_id: int, context: CIContext,
+                       first_job: Mapping) -> Pipeline:
+    """The pipeline as a job token sees it: GitLab's pipeline object is closed to it, so its fields
+    come from the reporting job's CI context when that job is of this pipeline, else from the jobs
+    (each names its pipeline's project, ref and commit)."""
+    own = context if context.describes(project, pipeline_id) else None
+    of_job = _mapping(first_job.get("pipeline"))
+    match = _WEB_JOB.match(str(first_job.get("web_url") or ""))
+    project_id = project if isinstance(project, int) else (own.project_id if own else None) \
+        or _context_id(of_job.get("project_id"))
+    if project_id is None:
+        raise ShapeError("no job names its pipeline's project_id (pass --project as a number)")
+    project_url = (own.project_url if own else None) or (match["project"] if match else
+                                                         f"{url.rstrip('/')}/{project}")
     return Pipeline(
         server=ids.server_key(url),
-        project_id=int(ci.get("CI_PROJECT_ID") or project),
-        project_path=ci.get("CI_PROJECT_PATH") or urlsplit(project_url).path.strip("/"),
+        project_id=project_id,
+        project_path=(own.project_path if own else None) or urlsplit(project_url).path.strip("/"),
         project_url=project_url,
         id=pipeline_id,
-        iid=int(own["CI_PIPELINE_IID"]) if own.get("CI_PIPELINE_IID", "").isdigit() else None,
-        ref=own.get("CI_COMMIT_TAG") or own.get("CI_COMMIT_REF_NAME", ""),
-        sha=own.get("CI_COMMIT_SHA", ""),
-        tag=bool(own.get("CI_COMMIT_TAG")),
-        source=own.get("CI_PIPELINE_SOURCE"),
-        status="running",  # the job reading it is part of it
-        web_url=own.get("CI_PIPELINE_URL") or f"{project_url}/-/pipelines/{pipeline_id}",
-        created_at=parse_time(own.get("CI_PIPELINE_CREATED_AT")),
+        iid=own.pipeline_iid if own else _context_id(of_job.get("iid")),
+        ref=(own.commit_tag or own.ref_name or "") if own else str(first_job.get("ref") or of_job.get("ref") or ""),
+        sha=(own.commit_sha or "") if own else str(of_job.get("sha") or ""),
+        tag=bool(own.commit_tag) if own else bool(first_job.get("tag")),
+        source=own.pipeline_source if own else _context_text(of_job.get("source")),
+        status="running" if own else str(of_job.get("status") or "running"),  # the reporting job is part of it
+        web_url=(own.pipeline_url if own else None) or f"{project_url}/-/pipelines/{pipeline_id}",
+        created_at=_time(own.pipeline_created_at) if own else _time(of_job.get("created_at")),
     )
 
 
@@ -162,26 +188,26 @@ _MERGE_REQUEST_REF = re.compile(r"^refs/merge-requests/(?P<iid>[1-9][0-9]{0,9})/
 _NO_COMMIT = "0" * 40  # GitLab's before_sha for a new branch, a tag, or a pipeline that no push made
 
 
-def add_context(pipeline: Pipeline, ci: Mapping[str, str], redact: Callable[[str], str], read_api: bool) -> None:
+def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], str], read_api: bool) -> None:
     """Fill what GitLab's pipeline object lacks from the jobs and, when the reporting job belongs to
-    this pipeline, its CI_* variables; then mask every free text and cut it (in that order, so that
+    this pipeline, its CI context; then mask every free text and cut it (in that order, so that
     a cut never leaves part of a secret masking would no longer recognise)."""
-    ci_here = _ci_describes(ci, pipeline.id)
+    ci_here = context.describes(pipeline.project_id, pipeline.id)
     if ci_here:
-        pipeline.user = pipeline.user or ci.get("GITLAB_USER_LOGIN") or None
-        pipeline.name = pipeline.name or ci.get("CI_PIPELINE_NAME") or None
-        pipeline.schedule = pipeline.schedule or ci.get("CI_PIPELINE_SCHEDULE_DESCRIPTION") or None
-        pipeline.commit_title = pipeline.commit_title or ci.get("CI_COMMIT_TITLE") or None
-        iid, project_url = ci.get("CI_MERGE_REQUEST_IID", ""), ci.get("CI_MERGE_REQUEST_PROJECT_URL")
-        if iid.isdigit() and pipeline.merge_request_iid is None:
-            pipeline.merge_request_iid = int(iid)
+        pipeline.user = pipeline.user or context.user_login
+        pipeline.name = pipeline.name or context.pipeline_name
+        pipeline.schedule = pipeline.schedule or context.schedule_description
+        pipeline.commit_title = pipeline.commit_title or context.commit_title
+        iid, project_url = context.merge_request_iid, context.merge_request_project_url
+        if iid is not None and pipeline.merge_request_iid is None:
+            pipeline.merge_request_iid = iid
             pipeline.merge_request_url = f"{project_url.rstrip('/')}/-/merge_requests/{iid}" if project_url else None
         # The jobs API names no job's environment; the job reporting (a deploy job's after_script)
         # knows its own.
-        own = next((j for j in pipeline.jobs if str(j.id) == ci.get("CI_JOB_ID")), None)
-        if own is not None and ci.get("CI_ENVIRONMENT_NAME") and not own.environment:
-            own.environment = ci["CI_ENVIRONMENT_NAME"]
-            own.environment_action = ci.get("CI_ENVIRONMENT_ACTION") or None
+        own = next((j for j in pipeline.jobs if j.id == context.job_id), None)
+        if own is not None and context.environment_name and not own.environment:
+            own.environment = context.environment_name
+            own.environment_action = context.environment_action
     # Every job of a pipeline carries the pipeline's commit (GitLab's pipeline object has no title).
     pipeline.commit_title = pipeline.commit_title or next((j.commit_title for j in pipeline.jobs if j.commit_title),
                                                           None)
@@ -193,7 +219,7 @@ def add_context(pipeline: Pipeline, ci: Mapping[str, str], redact: Callable[[str
     if pipeline.before_sha == _NO_COMMIT:
         pipeline.before_sha = None
 
-    masked: dict[str, str] = {}  # a few distinct texts repeat over thousands of jobs
+    masked: dict[str, str | None] = {}  # a few distinct texts repeat over thousands of jobs
 
     def clean(text: str | None) -> str | None:
         if not text:
@@ -210,7 +236,7 @@ def add_context(pipeline: Pipeline, ci: Mapping[str, str], redact: Callable[[str
         job.environment = clean(job.environment)
         job.environment_action = clean(job.environment_action)
         if job.tag_list:
-            job.tag_list = tuple(clean(tag) for tag in job.tag_list)
+            job.tag_list = tuple(filter(None, map(clean, job.tag_list)))
 
     if not read_api:
         unseen = ["duration", "queued duration", "coverage", "previous commit (before_sha)"]
@@ -223,14 +249,28 @@ def add_context(pipeline: Pipeline, ci: Mapping[str, str], redact: Callable[[str
 
 
 def test_results(suite: Mapping, raw_cases: list, shared_by: int, redact: Callable[[str], str]) -> TestResults:
-    counts = {key: int(suite.get(f"{key}_count") or 0) for key in ("total", "success", "failed", "skipped", "error")}
+    """One suite of GitLab's test report summary, with its cases from the full report."""
+    if not isinstance(suite, Mapping) or not isinstance(raw_cases, list) or \
+            not all(isinstance(c, Mapping) for c in raw_cases):
+        raise ShapeError("a test suite or case is not an object")
+    counts = {key: _number(suite.get(f"{key}_count") or 0, f"{key}_count")
+              for key in ("total", "success", "failed", "skipped", "error")}
     # Failures first: when a suite is larger than the cap, they are the cases worth keeping.
     ordered = sorted(raw_cases, key=lambda c: c.get("status") not in ("failed", "error"))
     cases = [TestCase(
         name=str(c.get("name") or "unnamed"), status=str(c.get("status") or "unknown"),
-        classname=c.get("classname"),
-        message=redact(str(c.get("system_output")))[:MAX_TEST_MESSAGE] if c.get("system_output") and
+        classname=_context_text(c.get("classname")),
+        message=redact(_readable(c.get("system_output")))[:MAX_TEST_MESSAGE] if c.get("system_output") and
         c.get("status") in ("failed", "error") else None,
-        seconds=c.get("execution_time"),
+        seconds=_context_number(c.get("execution_time")),
     ) for c in ordered[:MAX_TEST_CASES]]
     return TestResults(suite=str(suite.get("name") or ""), counts=counts, cases=cases, shared_by=max(shared_by, 1))
+
+
+def _readable(output: object) -> str:
+    """A case's system_output: GitLab sends text, or an object for an attribute-only <failure/>."""
+    if isinstance(output, Mapping):
+        return "; ".join(f"{k}: {v}" for k, v in output.items() if v not in (None, ""))
+    if isinstance(output, list):
+        return "\n".join(map(_readable, output))
+    return str(output)

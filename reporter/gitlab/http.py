@@ -1,0 +1,303 @@
+"""The way to GitLab: one python-gitlab client over one requests session per command, the origin
+guard, the bound on requests in flight, the waits between attempts, and `get_json`, where every
+failure of a read becomes a ReadError.
+
+python-gitlab keeps its retries (POLICY.attempts in all) but every wait it makes after an answer is
+ours: a response hook works out the wait as reporter.retry's policy says and sleeps it (a signal
+ends it), then hands python-gitlab "Retry-After: 0". python-gitlab cannot cap a wait itself: it
+sleeps whatever Retry-After says, and until RateLimit-Reset when that is all it gets (GitLab.com
+sends both, self-managed GitLab often only the second), so an hour's reset would hold the job for
+an hour. A wait that would end past the time left (the read's bound within the command's budget)
+is not started: the hook raises Throttled, which python-gitlab does not retry, and the user reads
+why. The only waits of python-gitlab's own are its backoff after a broken connection (0.1 s,
+doubling: 3.1 s over five retries), which no answer precedes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
+
+import gitlab
+import requests
+
+from reporter import __version__, timebound, wire
+from reporter.gitlab import errors
+from reporter.gitlab.errors import ReadError
+from reporter.retry import POLICY, RetryPolicy
+from reporter.settings import ReadBounds
+
+SOCKET_TIMEOUT = 30  # connect, and wait for each chunk of an answer
+PER_PAGE = 100
+MAX_JSON_BYTES = 64 * 2**20  # one answer; a page of 100 jobs is about 0.3 MB
+# Requests in flight at once, for the whole command (backfill and downstream pipelines included):
+# enough that a 10,000-job pipeline's pages and logs go out in a few waves, few enough for a small
+# self-managed GitLab. --gitlab-concurrency changes it.
+IN_FLIGHT = 32
+
+
+@dataclass(frozen=True)
+class Access:
+    url: str
+    token: str | None = None  # a token with read_api
+    job_token: str | None = None  # CI_JOB_TOKEN
+    ca_file: str | None = None
+    verify: bool = True
+    in_flight: int = IN_FLIGHT
+    url_source: str = "GITLAB_URL"  # where the URL came from, for messages
+
+    @property
+    def token_kind(self) -> str:
+        return "token" if self.token else "CI_JOB_TOKEN"
+
+
+class ForeignURL(requests.RequestException):
+    """A redirect or a pagination link that leaves GitLab's scheme, host and port: never followed,
+    since python-gitlab's PRIVATE-TOKEN and JOB-TOKEN headers would go along."""
+
+
+class UntrustedCertificate(requests.RequestException):
+    """GitLab's TLS certificate was refused. Not a ConnectionError: retrying cannot fix it."""
+
+
+class Unresolved(requests.RequestException):
+    """GitLab's host name does not resolve. Not a ConnectionError: retrying in seconds cannot fix it."""
+
+
+class Throttled(requests.RequestException):
+    """GitLab asked for a wait that would end past the time left. Not a ConnectionError, Timeout or
+    ChunkedEncodingError, so python-gitlab does not retry it."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
+class _GitLabAdapter(timebound.BoundedAdapter):
+    """Every request to GitLab passes here: it must stay on GitLab's origin, and at most `in_flight`
+    are under way at once, across every thread and pipeline of the command: the pool holds that
+    many connections and blocks for one (pool_block), and a connection goes back only once its
+    answer is read whole, so the bound covers the bodies too, not only the wait for headers."""
+
+    def __init__(self, origin: tuple[str, str, int | None], in_flight: int, url_source: str):
+        # One kept connection per request in flight: without it urllib3 keeps 10 and reconnects for the rest.
+        super().__init__(pool_connections=4, pool_maxsize=in_flight, pool_block=True)
+        self._origin = origin
+        self._url_source = url_source
+
+    def send(self, request, *args, **kwargs) -> requests.Response:
+        if _origin(request.url) != self._origin:
+            scheme, host, port = _origin(request.url)
+            plain = " (plain http, where GitLab's URL is https)" if scheme == "http" and \
+                self._origin[0] == "https" else ""
+            raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}{plain}, away from the GitLab "
+                             "URL it was given; it was not followed, so the token stayed home. Set "
+                             f"{self._url_source} to the address GitLab really answers on")
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.exceptions.SSLError as error:
+            raise UntrustedCertificate(wire.tls_problem(error)) from None
+        except requests.exceptions.ConnectionError as error:
+            if wire.unresolved_host(error):
+                raise Unresolved("the host name does not resolve (DNS)") from None
+            raise
+
+
+class _Attempts(threading.local):
+    """This thread's read in progress: its path (for the lines said) and the retries made so far."""
+
+    path = ""
+    retries = 0
+    content_type = ""
+
+
+@dataclass
+class Client:
+    """One GitLab for one command: python-gitlab's client and its session (shared by every thread,
+    downstream pipeline and pipeline of a backfill), the retry policy and the bounds, and the
+    budget every read draws from. `within` gives a view with a budget of its own (one pipeline of
+    a backfill, one listing of a sweep) over the same session."""
+
+    access: Access
+    gl: gitlab.Gitlab
+    policy: RetryPolicy = POLICY
+    bounds: ReadBounds = field(default_factory=ReadBounds)
+    budget: timebound.Budget | None = None
+    progress: Callable[[str], None] | None = None  # one line per wait, for the job log
+    _attempts: _Attempts = field(default_factory=_Attempts)
+
+    def within(self, seconds: float, name: str = "--gitlab-timeout") -> Client:
+        return replace(self, budget=timebound.Budget(seconds, name))
+
+    def api_path(self, path: str) -> str:
+        """A path as messages show it: GitLab's API prefix and the path, no query."""
+        return urlsplit(self.gl.api_url).path.rstrip("/") + path
+
+    def encoded(self, project: str | int) -> str | int:
+        """The project as GitLab's paths take it (a path percent-encoded)."""
+        encoded = self.gl.projects.get(project, lazy=True).encoded_id
+        return project if encoded is None else encoded
+
+
+def connect(access: Access, *, policy: RetryPolicy = POLICY, bounds: ReadBounds | None = None,
+            progress: Callable[[str], None] | None = None) -> Client:
+    """One client per command, made by its caller and passed down."""
+    verify: bool | str = (access.ca_file or True) if access.verify else False
+    kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
+    session = requests.Session()
+    adapter = _GitLabAdapter(_origin(access.url), access.in_flight, access.url_source)
+    for scheme in ("http://", "https://"):
+        session.mount(scheme, adapter)
+    gl = gitlab.Gitlab(
+        access.url, ssl_verify=verify, timeout=SOCKET_TIMEOUT, per_page=PER_PAGE, retry_transient_errors=True,
+        user_agent=f"databand-gitlab-reporter/{__version__}", session=session, **kwargs,
+    )
+    client = Client(access=access, gl=gl, policy=policy, bounds=bounds or ReadBounds(), progress=progress)
+    session.hooks["response"].append(lambda response, *args, **kwargs: _our_wait(client, response))
+    return client
+
+
+def _our_wait(client: Client, response: requests.Response) -> requests.Response:
+    """Every wait before python-gitlab's next attempt, as the policy says and within the time left."""
+    attempts = client._attempts
+    attempts.content_type = response.headers.get("Content-Type") or ""
+    if not client.policy.retries_status(response.status_code):
+        return response
+    attempts.retries += 1
+    retry = attempts.retries
+    if retry >= client.policy.attempts:
+        response.headers["Retry-After"] = "0"  # python-gitlab's last answer: it gives up now
+        return response
+    asked = client.policy.server_wait(response.headers)  # at most the policy's longest wait
+    wait = client.policy.backoff_wait(retry) if asked is None else asked
+    bound = timebound.current()
+    left = bound.budget_left() if bound is not None else client.policy.budget
+    if wait >= left:
+        limit = "the retry budget" if bound is None else bound.budget.name if bound.budget else "the read's bound"
+        status = response.status_code
+        what = f"GitLab is rate-limiting ({status})" if status == 429 else f"GitLab answered {status}"
+        response.close()
+        if asked is None:
+            raise Throttled(f"{what}; no time is left in {limit} to try again")
+        really = replace(client.policy, longest_wait=float("inf")).server_wait(response.headers) or asked
+        raise Throttled(f"{what} and asked to wait {really:.0f} s, past the {max(left, 0):.0f} s left of {limit}")
+    response.content  # noqa: B018 - read the small error body whole, so its connection goes back to the pool
+    if client.progress is not None and wait > 0:
+        client.progress(f"GitLab answered {response.status_code} to GET {attempts.path}; trying again in "
+                        f"{wait:.{0 if wait >= 1 else 2}f} s (retry {retry} of {client.policy.attempts - 1})")
+    if bound is not None:
+        bound.extend(wait)  # the wait is GitLab's, not time the read spends answering
+    if timebound.stopped().wait(wait):
+        raise timebound.OutOfTime(0)
+    response.headers["Retry-After"] = "0"
+    return response
+
+
+@dataclass
+class Answer:
+    """One JSON answer of GitLab's API, and what to name it by in messages (its path, no query)."""
+
+    data: object
+    path: str
+    status: int = 200
+    content_type: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def stream(client: Client, path: str, *, params: Mapping[str, object] | None = None,
+           headers: Mapping[str, str] | None = None) -> requests.Response:
+    """One streamed GET through python-gitlab (auth, retries); call inside timebound.bounded."""
+    attempts = client._attempts
+    attempts.path, attempts.retries, attempts.content_type = client.api_path(path), 0, ""
+    response = client.gl.http_request("get", path, query_data=dict(params or {}), streamed=True,
+                                      max_retries=client.policy.attempts - 1,
+                                      extra_headers=dict(headers or {}))
+    assert isinstance(response, requests.Response)
+    return response
+
+
+def failure(client: Client, error: Exception, shown: str) -> ReadError:
+    """A read's exception as a ReadError. Only what a read raises comes here (see `READ_FAILURES`)."""
+    content_type = client._attempts.content_type
+    if isinstance(error, timebound.OutOfTime):
+        return ReadError(shown, errors.SLOW, seconds=error.seconds, limit=error.limit or "")
+    if isinstance(error, (gitlab.GitlabHttpError, gitlab.GitlabAuthenticationError)):
+        status = error.response_code or 0
+        if "json" not in content_type.lower() and not client.policy.retries_status(status) and status not in (401, 403):
+            # GitLab's API refuses in JSON; an HTML 404 is a web server or proxy at that address.
+            body = error.response_body if isinstance(error.response_body, bytes) else b""
+            return ReadError(shown, errors.NOT_API, status, content_type, f"is not JSON but {_what_it_is(body)}")
+        return ReadError(shown, errors.REFUSED, status=status, content_type=content_type)
+    if isinstance(error, Throttled):
+        return ReadError(shown, errors.THROTTLED, detail=str(error))
+    if isinstance(error, UntrustedCertificate):
+        return ReadError(shown, errors.TLS, detail=str(error))
+    if isinstance(error, ForeignURL):
+        return ReadError(shown, errors.FOREIGN, detail=str(error))
+    if isinstance(error, Unresolved):
+        return ReadError(shown, errors.UNRESOLVED)
+    if isinstance(error, gitlab.GitlabError):  # python-gitlab's own refusals (a redirect on a POST ...)
+        return ReadError(shown, errors.REFUSED, status=error.response_code or 0, content_type=content_type)
+    return ReadError(shown, errors.UNREACHABLE, detail=wire.cause(error))
+
+
+# What a GitLab read can raise: python-gitlab's refusals, requests' failures (ours among them).
+READ_FAILURES = (gitlab.GitlabError, requests.RequestException)
+
+
+def get_json(client: Client, path: str, params: Mapping[str, object] | None = None, *,
+             expect: type = dict) -> Answer:
+    """One GET of GitLab's API, bounded by the read's bound within the budget, its body checked to
+    be JSON of the type expected. Raises ReadError."""
+    shown = client.api_path(path)
+    try:
+        with timebound.bounded(client.bounds.read, client.budget):
+            response = stream(client, path, params=params)
+            try:
+                body = bytearray()
+                for chunk in response.iter_content(chunk_size=64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_JSON_BYTES:
+                        raise ReadError(shown, errors.NOT_API, response.status_code,
+                                        response.headers.get("Content-Type", ""),
+                                        f"is larger than {MAX_JSON_BYTES // 2**20} MiB")
+            finally:
+                response.close()
+    except READ_FAILURES as error:
+        raise failure(client, error, shown) from None
+    answer = Answer(None, shown, response.status_code, response.headers.get("Content-Type", ""), response.headers)
+    if "json" not in answer.content_type.lower():
+        raise wrong(answer, f"is not JSON but {_what_it_is(body)}")
+    try:
+        answer.data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise wrong(answer, "is not valid JSON (cut short?)") from None
+    if not isinstance(answer.data, expect):
+        raise wrong(answer, f"is {json_type(answer.data)} where {json_type(expect())} was due")
+    return answer
+
+
+def wrong(answer: Answer, problem: str) -> ReadError:
+    """An answer that is not what GitLab's API sends."""
+    return ReadError(answer.path, errors.NOT_API, answer.status, answer.content_type, problem)
+
+
+def _what_it_is(body: bytes | bytearray) -> str:
+    head = bytes(body[:512]).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "an HTML page"
+    return "empty" if not head else "something else"
+
+
+def json_type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def header_number(headers: Mapping[str, str], name: str) -> int | None:
+    text = str(headers.get(name) or "").strip()
+    return int(text) if text.isdigit() else None

@@ -1,0 +1,289 @@
+"""Reading one pipeline (and a project's pipelines) from GitLab into a snapshot.
+
+A `read_api` token reads everything: the pipeline, all jobs with every retried attempt, the
+bridges, the test report and the failed jobs' logs. A CI_JOB_TOKEN may only list the pipeline's
+jobs; then the pipeline's own fields come from the job's CI context and the rest is noted as
+left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import gitlab
+
+from reporter import logs, timebound
+from reporter.errors import GitLabError
+from reporter.gitlab import errors, http, parse
+from reporter.gitlab.errors import Context, ReadError
+from reporter.gitlab.http import Answer, Client
+from reporter.gitlab.pager import Pager
+from reporter.settings import CIContext
+from reporter.snapshot import Job, Pipeline, mark_attempts, without
+
+WORKERS = http.IN_FLIGHT  # threads of one pipeline's reading; the connection pool, not the threads, bounds requests
+DOWNSTREAM_WORKERS = 4  # downstream pipelines read at once
+DOWNSTREAM_DEPTH = 2  # a bridge's pipeline, and the bridges' pipelines of that one
+
+
+def _check_pipeline(answer: Answer) -> dict:
+    raw = answer.data
+    assert isinstance(raw, dict)
+    for key in ("id", "project_id"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise http.wrong(answer, f"has {http.json_type(value)} as {key} where a number was due")
+    if raw.get("id") is None:
+        raise http.wrong(answer, "has no pipeline id")
+    return raw
+
+
+def read_pipeline(
+    client: Client,
+    project: str | int,
+    pipeline_id: int,
+    *,
+    context: CIContext | None = None,
+    log_lines: int = logs.DEFAULT_LINES,
+    redact: Callable[[str], str] = lambda s: s,
+    depth: int = DOWNSTREAM_DEPTH,
+    tests: bool = True,
+    workers: int = WORKERS,
+    exclude: tuple[str, ...] = (),
+) -> Pipeline:
+    """Read a pipeline into a snapshot; `context` is the reporting job's, needed with a job token.
+
+    Everything goes out as soon as it can, on one bounded pool: the pipeline with the first page
+    of jobs and of bridges (and the test report's summary); then every other page; each failed
+    job's log as soon as the page listing it arrives; the test cases and downstream pipelines once
+    the jobs are known. So the wait is about three round trips whatever the pipeline's size, as
+    long as the pool is wide enough (past 10,000 jobs GitLab stops sending the page count, and the
+    pages past the first are then followed one after another).
+    """
+    access = client.access
+    context = context or CIContext()
+    what = Context(f"pipeline {pipeline_id} of project {project}", access.token_kind, access.url_source)
+    encoded = client.encoded(project)
+    base = f"/projects/{encoded}/pipelines/{pipeline_id}"
+    notes: list[str] = []  # what optional reads could not add; list.append is atomic across threads
+
+    def jobs_of(kind: str) -> Callable[[list[dict]], list[Job]]:
+        return lambda page: without([parse.job(raw, kind) for raw in page], exclude)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            logs_read: list[Future[None]] = []
+
+            def read_logs_of(jobs: list[Job]) -> None:
+                for job in jobs:
+                    if job.status == "failed" and job.kind == "job":
+                        logs_read.append(pool.submit(_read_log_into, client, encoded, job, log_lines, redact, notes))
+
+            on_page = read_logs_of if access.token and log_lines > 0 else None
+            raw_pipeline = pool.submit(http.get_json, client, base) if access.token else None
+            summary = pool.submit(_optional_json, client, f"{base}/test_report_summary", "the test report summary",
+                                  notes) if access.token and tests else None
+            raw_jobs = Pager(client, pool, f"{base}/jobs", {"include_retried": "true"}, "job", jobs_of("job"),
+                             on_page)
+            raw_bridges = Pager(client, pool, f"{base}/bridges", {}, "bridge", jobs_of("bridge")) \
+                if access.token else None
+            for listing in (raw_jobs, raw_bridges):
+                if listing is not None:
+                    listing.start_rest()  # both lists' other pages go out together
+            if raw_pipeline is not None:
+                answer = raw_pipeline.result()
+                try:
+                    pipeline = parse.pipeline_from_api(access.url, _check_pipeline(answer), project)
+                except parse.ShapeError as error:
+                    raise http.wrong(answer, f"has a field of an unexpected type ({error})") from None
+            else:
+                try:
+                    pipeline = parse.pipeline_from_jobs(access.url, project, pipeline_id, context, raw_jobs.first_raw)
+                except parse.ShapeError as error:
+                    raise GitLabError(f"While reading {what.what}: {error}.") from None
+            jobs = list(raw_jobs.result())
+            if raw_bridges is not None:
+                jobs += raw_bridges.result()
+            pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
+            later = []
+            if summary is not None:
+                later.append(pool.submit(_read_tests, client, base, summary.result(), pipeline, redact, notes))
+            if access.token:
+                later.append(pool.submit(_read_downstream, client, pipeline, depth, log_lines, redact, tests,
+                                         exclude))
+            for future in [*logs_read, *later]:
+                future.result()
+    except ReadError as error:  # refusals, connection failures, time-outs, wrong answers
+        raise errors.message(error, what) from None
+
+    for listing in (raw_jobs, raw_bridges):
+        if listing is not None:
+            pipeline.left_out.extend(listing.notes)
+    pipeline.left_out.extend(notes)
+    if not access.token:
+        pipeline.left_out.append("bridges (trigger jobs) and failed jobs' logs: CI_JOB_TOKEN may only "
+                                 "list jobs; set GITLAB_TOKEN (read_api) to add them")
+    parse.add_context(pipeline, context, redact, read_api=bool(access.token))
+    return pipeline
+
+
+def _optional_json(client: Client, path: str, what: str, notes: list[str]) -> Mapping | None:
+    """A read whose failure only leaves something out, said in the summary. A 404 is GitLab without
+    that feature (test reports need a newer GitLab), not worth a note."""
+    try:
+        data = http.get_json(client, path).data
+    except ReadError as error:
+        if not (error.kind == errors.REFUSED and error.status == 404):
+            notes.append(f"{what} ({errors.why(error)})")
+        return None
+    assert isinstance(data, dict)
+    return data
+
+
+def _read_tests(client: Client, base: str, summary: Mapping | None, pipeline: Pipeline,
+                redact: Callable[[str], str], notes: list[str]) -> None:
+    """Attach GitLab's JUnit results to the jobs that produced them (the summary names their ids)."""
+    try:
+        _attach_tests(client, base, summary, pipeline, redact, notes)
+    except parse.ShapeError:
+        # Fields of the wrong type inside the report: the jobs go without test results.
+        for job in pipeline.jobs:
+            job.tests = None
+        notes.append("test results (GitLab's test report has fields of an unexpected type)")
+
+
+def _list(value: object) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise parse.ShapeError("a list is not a list")
+    return value
+
+
+def _attach_tests(client: Client, base: str, summary: Mapping | None, pipeline: Pipeline,
+                  redact: Callable[[str], str], notes: list[str]) -> None:
+    suites = _list((summary or {}).get("test_suites"))
+    if not all(isinstance(s, Mapping) for s in suites):
+        raise parse.ShapeError("a test suite is not an object")
+    suites = [s for s in suites if s.get("total_count")]
+    if not suites:
+        return
+    try:
+        answer = http.get_json(client, f"{base}/test_report").data
+        report = answer if isinstance(answer, dict) else {}
+    except ReadError as error:
+        notes.append(f"test cases (the test report could not be read: {errors.why(error)}; the counts are there)")
+        report = {}
+    full = _list(report.get("test_suites"))
+    if not all(isinstance(s, Mapping) for s in full):
+        raise parse.ShapeError("a test suite is not an object")
+    cases_by_suite = {str(s.get("name")): _list(s.get("test_cases")) for s in full}
+    by_id = {job.id: job for job in pipeline.jobs}
+    for suite in suites:
+        build_ids = [i for i in _list(suite.get("build_ids")) if isinstance(i, int) and i in by_id]
+        results = parse.test_results(suite, cases_by_suite.get(str(suite.get("name")), []), len(build_ids), redact)
+        for build_id in build_ids:
+            by_id[build_id].tests = results
+
+
+def _read_downstream(client: Client, pipeline: Pipeline, depth: int, log_lines: int,
+                     redact: Callable[[str], str], tests: bool, exclude: tuple[str, ...]) -> None:
+    """Child and multi-project pipelines of the bridges, read the same way (on the same client and
+    budget), down to `depth` levels."""
+    bridges = [job for job in pipeline.jobs if job.downstream_ref]
+    if not bridges:
+        return
+    if depth <= 0:
+        pipeline.left_out.append(f"{len(bridges)} downstream pipeline(s) deeper than --downstream-depth")
+        return
+
+    def read(bridge: Job) -> None:
+        assert bridge.downstream_ref is not None
+        project, pipeline_id = bridge.downstream_ref
+        try:
+            child = read_pipeline(client, project, pipeline_id, log_lines=log_lines, redact=redact,
+                                  depth=depth - 1, tests=tests, workers=DOWNSTREAM_WORKERS, exclude=exclude)
+        except GitLabError as error:
+            pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: "
+                                     f"{str(error).rstrip('.')}")
+            return
+        bridge.downstream = child
+
+    # A few downstream pipelines at a time, each on a small pool of its own: bounded all together.
+    with ThreadPoolExecutor(max_workers=min(DOWNSTREAM_WORKERS, len(bridges))) as pool:
+        list(pool.map(read, bridges))
+    _scope_downstream(pipeline)
+
+
+def _scope_downstream(pipeline: Pipeline) -> None:
+    """Scope downstream runs under their bridges, all the way down.
+
+    A downstream pipeline that reports itself is a root of its own; seen from upstream it hangs
+    under a bridge. Different parents, so different run IDs: its IDs are derived from the bridge's.
+    """
+    for bridge in pipeline.jobs:
+        if bridge.downstream is not None:
+            bridge.downstream.server = f"{pipeline.server}/projects/{pipeline.project_id}/jobs/{bridge.id}/downstream"
+            _scope_downstream(bridge.downstream)
+
+
+def _read_log_into(client: Client, project_id: str | int, job: Job, lines: int, redact: Callable[[str], str],
+                   notes: list[str]) -> None:
+    try:
+        job.log_tail = _read_log_tail(client, project_id, job.id, lines, redact)
+    except ReadError as error:
+        job.log_tail = None  # a missing log never stops the report
+        notes.append(f"the log of job {job.name!r} ({errors.why(error)})")
+
+
+def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: int,
+                   redact: Callable[[str], str]) -> str | None:
+    """Ask for the last bytes only (HTTP Range); where the server sends the whole log, stream it and
+    keep the end, leaving after `bounds.log` so that a huge log cannot hold the pipeline; a server
+    that stalls is cut off at `bounds.log_cut` (within the command's budget)."""
+    path = f"/projects/{project_id}/jobs/{job_id}/trace"
+    shown = client.api_path(path)
+    bounds = client.bounds
+    try:
+        with timebound.bounded(bounds.log_cut, client.budget) as bound:
+            try:
+                response = http.stream(client, path, headers={"Range": f"bytes=-{logs.DEFAULT_MAX_BYTES}"})
+            except gitlab.GitlabHttpError as error:
+                if error.response_code == 416:  # an empty log has no last bytes
+                    return ""
+                raise
+            try:
+                raw, complete = logs.tail_bytes(response.iter_content(chunk_size=64 * 1024),
+                                                deadline=bound.deadline - bounds.log_cut + bounds.log)
+            finally:
+                response.close()
+    except http.READ_FAILURES as error:
+        raise http.failure(client, error, shown) from None
+    text = logs.clean(raw, lines=lines, redact=redact)
+    if not complete:
+        text += f"\n[databand-gitlab-reporter: stopped reading the log after {bounds.log:g} s; see logUrl]"
+    return text
+
+
+def list_pipelines(client: Client, project: str | int, *, updated_after: str, ref: str | None = None,
+                   statuses: tuple[str, ...] = ()) -> list[dict]:
+    """A project's pipelines updated since a time, oldest first, each listing within the client's
+    budget (a sweep's or backfill's caller gives it one per listing)."""
+    encoded = client.encoded(project)
+    found: dict[int, dict] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for status in statuses or (None,):
+                query: dict[str, object] = {"updated_after": updated_after, "order_by": "id", "sort": "asc"}
+                if ref:
+                    query["ref"] = ref
+                if status:
+                    query["status"] = status
+                pager: Pager[dict] = Pager(client, pool, f"/projects/{encoded}/pipelines", query, "pipeline",
+                                           lambda page: page)
+                found.update((item["id"], item) for item in pager.result())
+    except ReadError as error:
+        raise errors.message(error, Context(f"the pipelines of project {project}", client.access.token_kind,
+                                            client.access.url_source)) from None
+    return [found[i] for i in sorted(found)]

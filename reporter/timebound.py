@@ -1,0 +1,331 @@
+"""Wall-clock bounds on HTTP calls, whatever the server does: the one place the bounds are said.
+
+requests has connect and read timeouts only: a read timeout bounds the wait for each chunk, so a
+server sending a byte a second (or its headers a byte a second) keeps a request alive forever.
+Here a call runs inside `bounded(seconds)`; the sockets it reads from are watched, and when the
+time is up one watchdog thread shuts them, which ends any read at once. Each request's socket
+timeouts are also clamped to the time left, so that a connection still being opened when the
+time runs out does not outlive it.
+
+The bounds (README "Failure modes" keeps a table of them):
+
+- GitLab (reporter.gitlab): one read (a page, the pipeline, a test report) has 30 s of answering
+  (`ReadBounds.read`, socket timeouts 30 s); the waits between its attempts (what GitLab asks for
+  with 429 `Retry-After` or `RateLimit-Reset`, at most 60 s, else reporter.retry's backoff) are
+  added to it (`Bound.extend`), never past the command's budget: a wait that would end past it is
+  not started. A failed job's log: its tail so far is kept after 20 s, it is cut off at 22 s. Every
+  read draws from one `Budget`: --gitlab-timeout (100 s) for a report, the same for each listing
+  and each pipeline of a sweep or backfill. A read is bounded by min(its own bound, budget left).
+- Databand (reporter.delivery): each attempt inside `bounded`, the attempts within the
+  delivery's own deadline.
+
+One wait is not cut: a name lookup (getaddrinfo) runs before there is a socket to shut, so the
+system resolver's own timeouts bound it (glibc: 5 s per server and attempt, resolv.conf).
+
+How it hooks into urllib3, and only there: `BoundedAdapter` gives its pool manager pool classes
+(`pool_classes_by_scheme`) whose `ConnectionCls` is ours. That connection's public `connect()`
+and `request()` hand `self.sock` to the calling thread's bound, so a kept-alive socket is owned
+by the bound of the request that uses it now. Both are documented customization points of
+urllib3 2.x (pyproject pins urllib3>=2,<3); tests/test_timebound.py fails, without any timing,
+when the hooks stop firing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.timeout import Timeout
+
+
+class OutOfTime(requests.RequestException):
+    """The call ran past its wall-clock bound. Not a ConnectionError or Timeout on purpose: clients
+    that retry those (python-gitlab, urllib3) must not start again. `limit` names the budget that
+    ran out when it was that, not the call's own bound (e.g. "--gitlab-timeout")."""
+
+    def __init__(self, seconds: float, limit: str | None = None):
+        super().__init__(f"no complete answer within {seconds:g} s")
+        self.seconds = seconds
+        self.limit = limit
+
+
+class Budget:
+    """Seconds that several bounded calls draw from together (a command's GitLab reading), named
+    for messages. Shared across threads: it is only a deadline."""
+
+    def __init__(self, seconds: float, name: str):
+        self.seconds = seconds
+        self.name = name
+        self.deadline = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+class Bound:
+    """One call's deadline and the sockets it is reading from."""
+
+    def __init__(self, seconds: float, budget: Budget | None = None):
+        self.seconds = seconds
+        self.budget = budget
+        self.deadline = time.monotonic() + seconds
+        self.fired = False
+        self.done = False
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def _end(self) -> float:
+        return self.deadline if self.budget is None else min(self.deadline, self.budget.deadline)
+
+    def left(self) -> float:
+        return self._end() - time.monotonic()
+
+    def budget_left(self) -> float:
+        """What is left of the budget (of the bound, without one): the most an extension can give."""
+        return (self.budget.deadline if self.budget else self.deadline) - time.monotonic()
+
+    def limit(self) -> str | None:
+        """The budget's name when it, not the call's own bound, ends the call."""
+        return self.budget.name if self.budget and self.budget.deadline < self.deadline else None
+
+    def extend(self, seconds: float) -> None:
+        """Give the call `seconds` more (a wait the server asked for), never past its budget."""
+        with self._lock:
+            self.deadline += seconds
+        _WATCHDOG.add(self)
+
+    def watched(self) -> set[socket.socket]:
+        """The sockets this bound would shut now (for the contract test)."""
+        with self._lock:
+            return set(self._sockets)
+
+    def _watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.add(sock)
+            fired = self.fired
+        if fired:
+            _shut(sock)
+
+    def _release(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def fire(self) -> None:
+        """Time is up (or the process is stopping): end every read of this call now."""
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket's own shutdown, also for an SSLSocket: ends a read in progress in another thread.
+    with contextlib.suppress(OSError):  # already closed
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watchdog:
+    """One thread for every bound of the process: a heap of deadlines."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Bound]] = []
+        self._active: set[Bound] = set()
+        self._lock = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._count = 0
+
+    def add(self, bound: Bound) -> None:
+        with self._lock:
+            self._active.add(bound)
+            self._count += 1
+            heapq.heappush(self._heap, (bound._end(), self._count, bound))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is bound:  # only an earlier deadline changes how long to sleep
+                self._lock.notify()
+
+    def remove(self, bound: Bound) -> None:
+        with self._lock:
+            bound.done = True
+            self._active.discard(bound)
+
+    def abort_all(self) -> None:
+        """Fire every bound in progress: the process is stopping and waits for no answer."""
+        with self._lock:
+            bounds = list(self._active)
+        for bound in bounds:
+            bound.fire()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._heap:
+                    self._lock.wait()
+                when, _, bound = self._heap[0]
+                wait = when - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                # Done, or extended since (extend pushed its new deadline): nothing to do now.
+                if bound.done or bound.left() > 0:
+                    continue
+            bound.fire()
+
+
+_WATCHDOG = _Watchdog()
+_CURRENT = threading.local()
+# id(socket) -> the bound of the request using it now, so that a kept-alive socket taken up by
+# another request (maybe in another thread) leaves the bound of the one before.
+_OWNERS: dict[int, Bound] = {}
+_OWNERS_LOCK = threading.Lock()
+
+
+def current() -> Bound | None:
+    """The bound of this thread's call in progress, if any."""
+    return getattr(_CURRENT, "bound", None)
+
+
+@contextmanager
+def bounded(seconds: float, budget: Budget | None = None) -> Iterator[Bound]:
+    """Run the HTTP calls made in this block (in this thread, through a BoundedAdapter) for at most
+    `seconds`, and never past `budget`; raises OutOfTime when the bound cut them."""
+    bound = Bound(seconds, budget)
+    if _STOPPED.is_set() or bound.left() <= 0:
+        bound.fired = True  # every request of the call is refused at once
+    previous = current()
+    _CURRENT.bound = bound
+    _WATCHDOG.add(bound)
+    try:
+        yield bound
+    except Exception:
+        if bound.fired:
+            raise OutOfTime(_shown_seconds(bound), bound.limit()) from None
+        raise
+    finally:
+        _WATCHDOG.remove(bound)
+        _CURRENT.bound = previous
+        _forget(bound)
+    if bound.fired:  # the socket was shut and the body came out short: not an answer
+        raise OutOfTime(_shown_seconds(bound), bound.limit())
+
+
+def _shown_seconds(bound: Bound) -> float:
+    return bound.budget.seconds if bound.limit() and bound.budget else bound.seconds
+
+
+_STOPPED = threading.Event()
+
+
+def stop_everything() -> None:
+    """The process is stopping (a signal): cut every bounded call in progress, and refuse new ones,
+    so that worker threads end in a moment instead of finishing their reads and retries. A library
+    caller that goes on afterwards calls `resume()`."""
+    _STOPPED.set()
+    _WATCHDOG.abort_all()
+
+
+def resume() -> None:
+    """Bounded calls are allowed again after stop_everything (a library caller that caught the stop)."""
+    _STOPPED.clear()
+
+
+def stopped() -> threading.Event:
+    """Set while the process is stopping: waits (a retry's backoff) use its .wait(seconds)."""
+    return _STOPPED
+
+
+def _watch(sock: socket.socket | None) -> None:
+    """The socket serves the current request: it belongs to this thread's bound (or to none)."""
+    if sock is None:
+        return
+    bound = current()
+    with _OWNERS_LOCK:
+        before = _OWNERS.pop(id(sock), None)
+        if bound is not None:
+            _OWNERS[id(sock)] = bound
+    if before is not None and before is not bound:
+        before._release(sock)
+    if bound is not None:
+        bound._watch(sock)
+
+
+def _forget(bound: Bound) -> None:
+    """The call is over: its sockets go (a kept-alive one is taken up by the next request's bound)."""
+    with bound._lock:
+        sockets, bound._sockets = bound._sockets, set()
+    with _OWNERS_LOCK:
+        for sock in sockets:
+            if _OWNERS.get(id(sock)) is bound:
+                del _OWNERS[id(sock)]
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args, **kwargs) -> None:
+        _watch(self.sock)  # a kept-alive connection, already connected; None for a new one
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+    def request(self, *args, **kwargs) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class BoundedAdapter(HTTPAdapter):
+    """An HTTPAdapter whose connections obey `bounded`."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None,
+             proxies=None) -> requests.Response:
+        bound = current()
+        if bound is not None:
+            left = bound.left()
+            if bound.fired or left <= 0:
+                bound.fire()
+                raise OutOfTime(_shown_seconds(bound), bound.limit())
+            timeout = _clamped(timeout, left)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+
+def _clamped(timeout: object, left: float) -> object:
+    """requests' timeout (None, seconds, (connect, read) or urllib3's Timeout), none longer than `left`."""
+    def least(value: object) -> float:
+        return min(value, left) if isinstance(value, (int, float)) else left
+
+    if isinstance(timeout, Timeout):
+        return Timeout(connect=least(timeout.connect_timeout), read=least(timeout.read_timeout))
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return least(connect), least(read)
+    return least(timeout)
