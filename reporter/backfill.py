@@ -19,7 +19,6 @@ from reporter import eventfiles, report, targets
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
 from reporter.settings import Settings
-from reporter.targets import Say
 
 
 def parse_since(value: str) -> str:
@@ -199,16 +198,15 @@ def _listing(settings: Settings, client: http.Client) -> http.Client:
     return client.within(settings.gitlab_timeout, settings.sources.get("gitlab_timeout", "--gitlab-timeout"))
 
 
-def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None],
-            say: Say | None = None) -> Backfill:
+def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None]) -> Backfill:
     """Read and send each pipeline of the plan not sent before, `concurrency` at a time; `progress`
-    hears of each pipeline, `say` of each delivery retry."""
+    hears of each pipeline (settings.progress, of each retry)."""
     project_ref: str | int = int(backfill.project) if backfill.project.isdigit() else backfill.project
     client = backfill.client or report.gitlab_client(settings)  # one session for all; a budget for each pipeline
 
     def send(pipeline_id: int) -> None:
         sent = report.deliver(settings, report.collect(settings, project_ref, pipeline_id, client=client),
-                              pipeline_id, say=say)
+                              pipeline_id)
         failed = sent.delivery.error()
         if failed is not None:  # kept in a file; the cursor does not record it, so a rerun sends it again
             raise failed

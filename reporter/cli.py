@@ -310,7 +310,7 @@ def _run_resend(settings: Settings, project, pipelines):
                 failed.append(pipeline_id)
                 _say(f"{PROG}: {'error' if len(ids) == 1 else f'pipeline {pipeline_id}'}: {redact(str(error))}")
 
-        code = lib.report.resend_pipelines(settings, project, ids, each, say=_say)
+        code = lib.report.resend_pipelines(settings, project, ids, each)
     if len(ids) > 1 and failed:
         _say(f"{PROG}: error: {len(failed)} of {len(ids)} pipelines were not reported (see above).")
     sys.exit(code)
@@ -345,7 +345,7 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
                                            dry_run=settings.dry_run)
             _say(f"[{count['n']}/{len(plan.pipeline_ids)}] pipeline {result.pipeline_id}: {state}")
 
-    lib.backfill.execute(settings, plan, concurrency, progress, say=_say)
+    lib.backfill.execute(settings, plan, concurrency, progress)
     if bar is not None:
         bar.render_finish()
     _say(plan.line())
@@ -473,7 +473,7 @@ def _finish(settings: Settings, report: Report, label) -> None:
             sys.stdout.buffer.flush()
         else:
             click.echo("\n".join(summary.tree(summary.view_of(report), len(report.events))))
-    report = lib.report.deliver(settings, report, label, say=_say)
+    report = lib.report.deliver(settings, report, label)
     try:
         _log(_summary(settings, report, label))
         if not report.delivery.ok:

@@ -34,10 +34,10 @@ def verify_of(settings: Settings) -> bool | str:
     return False if settings.insecure else (settings.databand_ca_file or True)
 
 
-def build(name: str, settings: Settings, say: Say | None) -> Databand:
+def build(name: str, settings: Settings) -> Databand:
     """The target as the settings describe it (targets.KINDS)."""
     url, token = settings.databand()
-    return Databand(url, token, verify=verify_of(settings), bounds=settings.delivery_bounds, say=say,
+    return Databand(url, token, verify=verify_of(settings), bounds=settings.delivery_bounds, say=settings.progress,
                     setting=settings.source("databand_url"))
 
 

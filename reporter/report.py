@@ -16,7 +16,7 @@ from reporter.gitlab import http, read
 from reporter.process import Interrupted
 from reporter.settings import Settings
 from reporter.snapshot import Pipeline
-from reporter.targets import Outcome, Say
+from reporter.targets import Outcome
 
 
 @dataclass
@@ -76,13 +76,12 @@ def collect_this_pipeline(settings: Settings) -> tuple[Report, int]:
     return report, pipeline_id
 
 
-def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str = ".",
-            say: Say | None = None) -> Report:
+def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str = ".") -> Report:
     """Write --output (a failure there is a warning, never a lost delivery), then send the events to
     every target. The report comes back with its `delivery`: what each target accepted, and each
     failure with the file its unsent events were kept in. A signal meanwhile keeps every event not
     acknowledged and raises a new Interrupted naming the files."""
-    chosen = targets.make_targets(settings, say)  # all built first: a bad setting stops before any send
+    chosen = targets.make_targets(settings)  # all built first: a bad setting stops before any send
     outcomes: list[Outcome] = []
     notes = list(report.notes)
     try:
@@ -101,8 +100,7 @@ def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str 
 
 
 def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[int],
-                     each: Callable[[int, Report | None, ReporterError | None], None],
-                     say: Say | None = None) -> int:
+                     each: Callable[[int, Report | None, ReporterError | None], None]) -> int:
     """Read and send pipelines by id, one after another; one failing does not stop the rest. `each`
     hears of every pipeline: its report (with its delivery, failed or not), or the error that kept
     it from being read. Returns the exit code the worst pipeline asks for (0 when all were sent)."""
@@ -111,8 +109,7 @@ def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[in
     client = gitlab_client(settings)
     for pipeline_id in pipeline_ids:
         try:
-            report = deliver(settings, collect(settings, project_ref, pipeline_id, client=client), pipeline_id,
-                             say=say)
+            report = deliver(settings, collect(settings, project_ref, pipeline_id, client=client), pipeline_id)
         except ReporterError as error:
             worst = max(worst, error.exit_code)
             each(pipeline_id, None, error)

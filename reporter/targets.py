@@ -97,12 +97,11 @@ def title(names: Sequence[str]) -> str:
     return " + ".join(_BY_NAME[name].title if name in _BY_NAME else name for name in dict.fromkeys(names))
 
 
-def make_targets(settings: Choice, say: Say | None = None) -> list[Target]:
-    """The targets the settings choose, built (and so checked) before anything is sent. `say` hears
-    a line per retry (the CLI prints it, so that a wrong host shows in seconds)."""
+def make_targets(settings: Choice) -> list[Target]:
+    """The targets the settings choose, built (and so checked) before anything is sent. Their
+    retries are told to settings.progress (the CLI prints each, so a wrong host shows in seconds)."""
     if settings.dry_run:
         return []
-    say = settings.progress if say is None else say
     chosen: list[Target] = []
     for name in dict.fromkeys(settings.targets):
         kind = _BY_NAME.get(name)
@@ -115,5 +114,5 @@ def make_targets(settings: Choice, say: Say | None = None) -> list[Target]:
                 raise
             raise ConfigError(f"--target {name} needs openlineage-python: pip install "
                               "'databand-gitlab-reporter[openlineage]'.") from None
-        chosen.append(module.build(name, settings, say))
+        chosen.append(module.build(name, settings))
     return chosen

@@ -34,10 +34,10 @@ from reporter.errors import ConfigError, DeliveryError
 from reporter.events import lifecycle
 from reporter.retry import RetryPolicy
 from reporter.settings import Settings, check_url
-from reporter.targets import BOUNDS, NAMES, Bounds, Outcome, Say, Target
+from reporter.targets import BOUNDS, NAMES, Bounds, Outcome, Target
 
 
-def build(name: str, settings: Settings, say: Say | None) -> Target:
+def build(name: str, settings: Settings) -> Target:
     """The target as the settings describe it (targets.KINDS)."""
     if name == "openlineage":
         return OpenLineageHttp(settings.openlineage, verify=verify_of(settings), bounds=settings.delivery_bounds)
