@@ -531,6 +531,8 @@ def machine() -> dict:
         "system": f"{platform.system()} {platform.release()}",
         "command": str(COMMAND),
         "commit": _git("rev-parse", "--short", "HEAD"),
+        # The full commit measured, so that a figure can be traced back whatever its age.
+        "commit_sha": _git("rev-parse", "HEAD"),
         "reporter_uncommitted_changes": bool(_git("status", "--porcelain", "--", "reporter", "pyproject.toml")),
         "reporter_state_at_start": reporter_state(),
     }

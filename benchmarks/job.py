@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (default 5)")
     parser.add_argument("--output", type=Path, default=HERE / "job-results.json")
     args = parser.parse_args(argv)
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     results: dict = {"machine": bench.machine(), "runs": args.runs,
                      "sources": {"before": args.before, "after": f"work tree at {head.stdout.strip()}"}}
     with tempfile.TemporaryDirectory(prefix="databand-job-") as folder:

@@ -137,6 +137,17 @@ def machine() -> str:
             f"({platform.python_implementation()}), {platform.system()} {platform.release()}")
 
 
+def commit() -> str:
+    """The commit measured (git rev-parse HEAD), marked when reporter/ has uncommitted changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "reporter"], cwd=root,
+                           capture_output=True, text=True).stdout.strip()
+    return (head or "unknown") + (" with uncommitted changes in reporter/" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=9)
@@ -154,6 +165,7 @@ def main() -> None:
     assert redact.known(event_text) == event_text
 
     print(f"machine: {machine()}")
+    print(f"commit: {commit()}")
     print(f"runs: {runs} per measurement, median\n")
     rows = [
         (f"Redactor(secrets)(text), adversarial log {len(log) / KiB:.0f} KiB, {every_line} lines",

@@ -66,6 +66,8 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABAND_", "CI_"))}
         env.update(GITLAB_URL=gitlab.url, GITLAB_TOKEN=gitlab.token, DATABAND_URL=databand.url,
                    DATABAND_ACCESS_TOKEN=databand.token, CI_PROJECT_ID="42")
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        print(f"commit: {head or 'unknown'}")
         print(f"{args.pipelines} pipelines of {args.jobs} jobs over 24 hours\n")
         for attempt, extra in (("sweep --hours 26", ()), ("the same again (nothing changed)", ()),
                                ("sweep --hours 26 --status canceled, a new cursor", ("--status", "canceled",

@@ -176,7 +176,7 @@ class Databand:
                     return f"{why[5:]} still after retrying ({tried}); Databand may be down, resend later"
                 return f"could not reach Databand ({why}) after {tried}"
             if self._say is not None:
-                self._say(f"Databand: attempt {attempt} failed ({why}); trying again in {wait:.0f} s "
+                self._say(f"Databand: attempt {attempt} failed ({why}); trying again in {wait:g} s "
                           f"({left:.0f} s left to retry)")
             if self._stop.wait(wait):
                 return "stopped by a signal"

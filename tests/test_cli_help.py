@@ -131,8 +131,8 @@ def test_no_hint_is_masked_on_its_way_out():
 def test_the_readme_status_table_is_event_type():
     from reporter.status import EVENT_TYPE
 
-    readme = (REPORTER.parent / "README.md").read_text()
-    section = readme.split("\n## What Databand shows\n", 1)[1].split("\n## ", 1)[0]
+    reference = (REPORTER.parent / "docs" / "reference.md").read_text()
+    section = reference.split("\n### What Databand shows\n", 1)[1].split("\n### ", 1)[0]
     table = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
@@ -158,15 +158,17 @@ def test_help_and_usage_errors_load_neither_gitlab_nor_requests():
         assert done.stdout.strip().splitlines()[-1] == "[]", (args, done.stdout[-300:])
 
 
-def test_the_readme_troubleshooting_quotes_messages_the_reporter_prints():
-    """Each message the Troubleshooting table quotes is the reporter's own: cut at its placeholders
-    (`...`, the variable and flag names and numbers a message fills in), every piece is in one
-    string of reporter/."""
-    readme = (REPORTER.parent / "README.md").read_text()
-    section = readme.split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+def test_the_troubleshooting_page_quotes_messages_the_reporter_prints():
+    """Each message docs/troubleshooting.md quotes is the reporter's own (or the component's, for
+    its install step): cut at its placeholders (`...`, the variable and flag names and numbers a
+    message fills in), every piece is in one string of reporter/ or one echo of templates/."""
+    section = (REPORTER.parent / "docs" / "troubleshooting.md").read_text()
     quoted = re.findall(r"^\| `([^`]+)` \(\d", section, re.M)
-    assert len(quoted) >= 12
-    literals = "\0".join(text for _, text in HINTS)
+    assert len(quoted) >= 13
+    echoed = [text for path in sorted((REPORTER.parent / "templates").glob("*.yml"))
+              for text in re.findall(r"echo '([^']+)'", path.read_text())]
+    assert any("pip_options" in text for text in echoed)
+    literals = "\0".join([text for _, text in HINTS] + echoed)
     filled = re.compile(r": |\.\.\.|--[a-z-]+|\b[A-Z][A-Z0-9_]{2,}\b|\b\d+\b|https?://\S+|'[^']*'|^Error: ")
     missing = []
     for message in quoted:

@@ -2,9 +2,10 @@
 
 The static tests read the component as GitLab does: its `spec:` header, then its jobs with every
 `$[[ inputs.NAME ]]` replaced (an interpolation that is a whole value keeps the input's type), and
-validate the header, the rendered jobs, the project's pipeline, the sample pipelines and the
-README's examples against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci). They also check
-that every input is used, documented in the README's inputs table and checked like GitLab checks it.
+validate the header, the rendered jobs, the project's pipeline, the sample pipelines and the YAML
+examples of the README and docs/ against GitLab's CI schema (check-jsonschema's vendor.gitlab-ci).
+They also check that every input is used, documented in the README's inputs table and checked like
+GitLab checks it.
 
 The tests whose names contain `gitlab_ci_local` run real pipelines with gitlab-ci-local's shell
 executor against the GitLab and Databand stand-ins on 127.0.0.1:
@@ -13,6 +14,8 @@ executor against the GitLab and Databand stand-ins on 127.0.0.1:
   allow_failure, a failing job) that includes the component: its `.post` job installs the reporter
   from this checkout and reports the pipeline, as the GitLab stand-in describes it, to Databand;
 * tests/sample_project/after-script.gitlab-ci.yml: a failing data job reports from its after_script;
+* tests/sample_project/unavailable-package.gitlab-ci.yml: the report job in a shell without the
+  reporter, pip pointed at an empty index: it fails with one line naming the inputs to set;
 * this project's .gitlab-ci.yml: its component-self-test job, in dry-run mode, with only a job token.
 
 gitlab-ci-local resolves `component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/report@$CI_COMMIT_SHA` from
@@ -21,7 +24,7 @@ git repository (remote `origin` on gitlab.example.com) holding the pipeline and 
 gitlab-ci-local 4.69.0 never starts a `when: always` job after a job it skipped, so the sample has
 no stage after its failing job. It gives project id 1217, a pipeline id of its own and random job
 ids: the tests force CI_PIPELINE_ID and CI_JOB_ID (that of the job that runs the reporter) with
---variable, and point CI_SERVER_URL at the GitLab stand-in. The three runs take about 15 s each,
+--variable, and point CI_SERVER_URL at the GitLab stand-in. The runs take up to about 15 s each,
 mostly pip building and installing the reporter. They need gitlab-ci-local (GITLAB_CI_LOCAL, PATH
 or .venv/gitlab-ci-local) and rsync; they skip without them, except under CI=true, where they fail.
 .ci/run installs both.
@@ -48,6 +51,8 @@ REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "templates" / "report.yml"
 PROJECT_PIPELINE = REPO / ".gitlab-ci.yml"
 README = REPO / "README.md"
+REFERENCE = REPO / "docs" / "reference.md"
+DOCS = [README, *sorted((REPO / "docs").glob("*.md"))]
 SAMPLE = Path(__file__).resolve().parent / "sample_project"
 
 GITLAB_CI_LOCAL_VERSION = "4.69.0"
@@ -335,8 +340,87 @@ def test_after_script_lines_report_with_the_jobs_own_status_and_cannot_fail_it()
     assert "report --databand-url" in joined and "--output" not in joined
     assert "|| echo" in joined, "a failed report must not stop the after_script"
     assert lines[-1].startswith("rm -rf")
-    # The README's example uses exactly this hidden job.
-    assert "!reference [.databand-report-after-script, after_script]" in README.read_text()
+    # The documented example (docs/reference.md, which the README links) uses exactly this hidden job.
+    assert "!reference [.databand-report-after-script, after_script]" in REFERENCE.read_text()
+    assert "docs/reference.md#from-a-jobs-after_script" in README.read_text()
+
+
+# -- the pip path when the package cannot be installed ------------------------------------------
+
+
+def _install_step(script: list[str]) -> str:
+    (step,) = [line for line in script if "command -v databand-gitlab-reporter" in line]
+    return step
+
+
+def path_without_the_reporter(folder: Path) -> str:
+    """A PATH on which databand-gitlab-reporter is not found and python3 is this test's Python (with
+    pip), as in an image that lacks the reporter."""
+    folder.mkdir(parents=True, exist_ok=True)
+    python3 = folder / "python3"
+    python3.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python3.chmod(0o755)
+    kept = [d for d in os.environ.get("PATH", "").split(os.pathsep)
+            if d and not os.access(os.path.join(d, "databand-gitlab-reporter"), os.X_OK)]
+    return os.pathsep.join([str(folder), *kept])
+
+
+def _job_shell_env(tmp_path: Path) -> dict:
+    # No pip configuration of this machine (a find-links folder, an extra index) may reach pip.
+    return {"PATH": path_without_the_reporter(tmp_path / "bin"), "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
+            "CI_JOB_ID": "7004", "CI_JOB_TOKEN": "job-token-that-must-not-show", "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
+
+
+def assert_one_line_naming_the_inputs(output: str, package: str) -> str:
+    """The install's failure ends in exactly one line of ours, last, naming the three inputs."""
+    ours = [line for line in output.splitlines() if "Set the component input" in line]
+    assert len(ours) == 1, output
+    line = ours[0]
+    assert line.startswith("databand-gitlab-reporter: error: pip could not install ") and package in line, line
+    for name in ("package", "pip_options", "image"):
+        assert re.search(rf"\b{name} to ", line), (name, line)
+    assert "only once its release is published" in line
+    return line
+
+
+@pytest.mark.parametrize("template, package", [
+    ("report", None),  # the default: a release no index here has
+    ("report", "file:///nonexistent/${CI_JOB_TOKEN}/databand_gitlab_reporter-0.1.0-py3-none-any.whl"),
+    ("sweep", None),
+])
+def test_pip_path_that_cannot_install_fails_the_job_with_one_line_naming_the_inputs(template, package, tmp_path):
+    """The job's install step, run by bash as GitLab's runner runs a script (errexit, pipefail),
+    in an image without the reporter, pip pointed at an empty local index."""
+    empty_index = tmp_path / "empty-index"
+    empty_index.mkdir()
+    given = {"pip_options": f"--no-index --find-links {empty_index}", **({"package": package} if package else {})}
+    if template == "report":
+        job = render(given)["databand-report"]
+    else:
+        from test_sweep import render_sweep
+
+        job = render_sweep(given)[1]["databand-sweep"]
+    expected = package or f"databand-gitlab-reporter=={__version__}"
+    step = _install_step(job["script"])
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", f'{step}\necho "not reached"'], cwd=tmp_path,
+                          env=_job_shell_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "not reached" not in done.stdout
+    line = assert_one_line_naming_the_inputs(done.stderr, expected)
+    assert done.stderr.rstrip().splitlines()[-1] == line, "the hint is the last line of the job's log"
+    assert "job-token-that-must-not-show" not in line, "the inputs' text as written, nothing expanded"
+
+
+def test_after_script_lines_that_cannot_install_say_so_once_and_leave_the_job_alone(tmp_path):
+    empty_index = tmp_path / "empty-index"
+    empty_index.mkdir()
+    lines = render({"pip_options": f"--no-index --find-links {empty_index}"})[".databand-report-after-script"]
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", lines["after_script"][0]], cwd=tmp_path,
+                          env=_job_shell_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_one_line_naming_the_inputs(done.stderr, f"databand-gitlab-reporter=={__version__}")
+    assert "databand-gitlab-reporter did not report (exit code 127); the job's result is unchanged" in done.stdout
 
 
 @pytest.mark.parametrize("given", [
@@ -370,24 +454,29 @@ def test_inputs_users_write_are_accepted(given):
 
 
 # --------------------------------------------------------------------------
-# The project's pipeline, the samples and the README's examples
+# The project's pipeline, the samples and the docs' examples
 # --------------------------------------------------------------------------
 
 
-def readme_yaml_examples() -> list:
-    section = readme_section("In a pipeline: the CI/CD component")
-    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
-    return [load_yaml(block.replace("<group>", "acme")) for block in blocks]
+def doc_yaml_examples() -> dict[str, object]:
+    """Every YAML example of the README and docs/, by where it is, `<group>` filled in."""
+    examples = {}
+    for path in DOCS:
+        for number, block in enumerate(re.findall(r"^```yaml\n(.*?)^```", path.read_text(), re.S | re.M)):
+            examples[f"{path.stem}-example-{number}"] = load_yaml(block.replace("<group>", "acme"))
+    return examples
 
 
-def test_project_pipeline_samples_and_readme_examples_validate_against_gitlab_ci_schema(tmp_path):
+def test_project_pipeline_samples_and_doc_examples_validate_against_gitlab_ci_schema(tmp_path):
     documents = {"project-pipeline": load_yaml(PROJECT_PIPELINE.read_text())}
     for path in sorted(SAMPLE.glob("*.yml")) + sorted(SAMPLE.glob(".gitlab-ci.yml")):
         documents[f"sample-{path.name}"] = load_yaml(path.read_text())
-    examples = readme_yaml_examples()
-    assert len(examples) >= 4
-    for number, example in enumerate(examples):
-        documents[f"readme-example-{number}"] = example
+    examples = doc_yaml_examples()
+    readme = [name for name in examples if name.startswith("README-")]
+    assert len(readme) >= 4 and len(examples) >= 7, sorted(examples)
+    assert any(isinstance(job, dict) and "after_script" in job for example in examples.values()
+               for job in example.values()), "the after_script example (docs/reference.md) is validated too"
+    documents.update(examples)
     check_jsonschema(tmp_path, documents)
 
 
@@ -487,11 +576,13 @@ def sample_repository(tmp_path: Path) -> tuple[Path, str]:
     return folder, make_repository(folder, "acme/sample")
 
 
-def run_pipeline(gitlab_ci_local: str, cwd: Path, variables: dict, *args: str) -> tuple[int, str]:
+def run_pipeline(gitlab_ci_local: str, cwd: Path, variables: dict, *args: str,
+                 env: dict | None = None) -> tuple[int, str]:
     """Run the pipeline (or the jobs named in args) in cwd; (exit code, stdout and stderr in order).
 
     Every job of the run sees the --variable values, CI_JOB_ID included: only the job that runs the
-    reporter reads it, and it must match that job's id on the GitLab stand-in.
+    reporter reads it, and it must match that job's id on the GitLab stand-in. `env` adds to (or
+    replaces) the environment the shell executor's jobs inherit.
     """
     forced = ["CI_SERVER_URL", "CI_API_V4_URL", "CI_PIPELINE_ID", "CI_JOB_ID", "CI_JOB_TOKEN",
               "CI_PROJECT_DIR", "GITLAB_CI"]
@@ -499,7 +590,7 @@ def run_pipeline(gitlab_ci_local: str, cwd: Path, variables: dict, *args: str) -
                "--home", str(cwd.parent / "gcl-home"), "--ignore-predefined-vars", ",".join(forced)]
     for name, value in variables.items():
         command += ["--variable", f"{name}={value}"]
-    result = subprocess.run([*command, *args], cwd=cwd, env=_clean_env(), stdout=subprocess.PIPE,
+    result = subprocess.run([*command, *args], cwd=cwd, env={**_clean_env(), **(env or {})}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, timeout=300)
     return result.returncode, result.stdout
 
@@ -710,3 +801,21 @@ def test_gitlab_ci_local_project_pipeline_self_test_reports_in_dry_run_with_the_
         assert ids.job_job_name(pipeline_name, "test", "test: [3.12]") in by_name(events)
         log = (folder / ".gitlab-ci-local" / "output" / "component-self-test.log").read_text()
         assert "built (dry run)" in log, log
+
+
+def test_gitlab_ci_local_report_job_that_cannot_install_the_package_names_the_inputs(gitlab_ci_local, tmp_path):
+    folder, _ = sample_repository(tmp_path)
+    (folder / "empty-index").mkdir()
+    code, output = run_pipeline(gitlab_ci_local, folder, {
+        "CI_PIPELINE_ID": "4244", "CI_JOB_ID": "7201", **project_dir(folder),
+    }, "--file", "unavailable-package.gitlab-ci.yml", "databand-report", env={
+        "PATH": path_without_the_reporter(tmp_path / "bin"), "PIP_CONFIG_FILE": os.devnull,
+    })
+
+    # allow_failure: true, so the runner calls it a warning; the job itself failed at the install.
+    assert outcome(output, "databand-report") == "WARN", output
+    log = (folder / ".gitlab-ci-local" / "output" / "databand-report.log").read_text()
+    line = assert_one_line_naming_the_inputs(log, f"databand-gitlab-reporter=={__version__}")
+    # The script's last line; only the after_script's clean-up comes after it.
+    cleanup = '$ rm -rf "${TMPDIR:-/tmp}/databand-reporter-$CI_JOB_ID"'
+    assert log.split(line, 1)[1].strip().splitlines() == [cleanup], log

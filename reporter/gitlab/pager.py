@@ -3,7 +3,10 @@
 Pages are asked for by number, never by following GitLab's links, so a link or X-Next-Page
 pointing back (or elsewhere) cannot make a loop. The first page says how many there are
 (X-Total-Pages); the others then go out at once on the caller's pool. Past 10,000 items GitLab
-sends no count: the pages are then read one after another up to MAX_PAGES.
+sends no count: the pages are then read ahead, as many at once as GitLab requests may be in flight
+(the client's bound), each next page sent as one comes back full, until a page comes back short or
+empty (the few sent past it are answered empty and dropped), up to MAX_PAGES. So a listing without
+a count costs about one wave per `in_flight` pages, not one per page.
 
 Offset pages shift while the list changes (a retried job is added at the head, so an item of page
 1 comes again on page 2 and the last one moves on a page): items are kept once by id, and when the
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from typing import Generic, TypeVar
 
 from reporter.gitlab import http
@@ -68,6 +71,7 @@ class Pager(Generic[T]):
         self._first_items: list[T] = []
         self._first_size = 0
         self._rest: list[Future[tuple[list[T], int, int]]] | None = None
+        self._uncounted = False
         self._items: list[T] | None = None
 
     def _fetch(self, number: int) -> tuple[Answer, list[dict]]:
@@ -110,6 +114,36 @@ class Pager(Generic[T]):
                 return found
             number += 1
 
+    def _read_ahead(self, first: int) -> list[T]:
+        """Uncounted pages from `first` on, `in_flight` at a time, each next one sent as soon as one
+        comes back (run in the caller's thread: it waits on pages of the same pool, which a pool
+        thread must not)."""
+        width = max(1, self._client.access.in_flight)
+        pending: dict[Future[tuple[list[T], int, int]], int] = {}
+        found: list[T] = []
+        number, end = first, MAX_PAGES + 1  # end: the first page known to be the last
+        while True:
+            while len(pending) < width and number < end:
+                pending[self._pool.submit(self._page, number)] = number
+                number += 1
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                page = pending.pop(future)
+                items, new, size = future.result()
+                found += items  # a page past the end is empty, or holds items added meanwhile
+                if size and not new:
+                    if end > MAX_PAGES:  # said once, however many pages came back repeated
+                        self.notes.append(f"some {self._kind}s, maybe: GitLab's page {page} of {self._kind}s "
+                                          "repeated items already read, so the listing was stopped there")
+                    end = min(end, page)
+                elif size < self._per_page:
+                    end = min(end, page)
+        if end > MAX_PAGES:
+            self.notes.append(f"{self._kind}s past page {MAX_PAGES} of GitLab's listing (read no further)")
+        return found
+
     def start_rest(self) -> None:
         """Once the first page is in: send for every other page (call it for several listings, then
         `result()` each, so that their pages go out together)."""
@@ -129,8 +163,9 @@ class Pager(Generic[T]):
         elif pages:
             self._counted_pages = min(pages, MAX_PAGES)
             self._rest = [self._pool.submit(self._page, n) for n in range(2, self._counted_pages + 1)]
-        else:  # no count (past 10,000 items): one page after another
-            self._rest = [self._pool.submit(lambda: (self._walk(2), 0, 0))]
+        else:  # no count (past 10,000 items): read ahead in result()
+            self._rest = []
+            self._uncounted = True
 
     def result(self) -> list[T]:
         if self._items is None:
@@ -141,6 +176,8 @@ class Pager(Generic[T]):
             for rest in self._rest:
                 found, _, last_size = rest.result()
                 items.extend(found)
+            if self._uncounted:
+                items.extend(self._read_ahead(2))
             if self._counted_pages and last_size >= self._per_page:
                 items.extend(self._walk(self._counted_pages + 1))  # the pages shifted while being read
             if self._total is not None and len(self._seen) < self._total:
