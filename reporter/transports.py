@@ -26,6 +26,7 @@ import requests
 from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from reporter import timebound, wire
@@ -83,6 +84,11 @@ class PolicyRetry(Retry):
 
     def get_backoff_time(self) -> float:
         return min(self.policy.backoff_wait(len(self.history)), self._left())
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        if error is not None and wire.unresolved_host(error):  # seconds of retries would not change it
+            raise MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 class _NoRedirects(requests.Session):

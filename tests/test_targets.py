@@ -250,3 +250,18 @@ def test_an_endpoint_on_another_host_is_refused_before_gitlab_is_read(gitlab, mi
     assert "OPENLINEAGE_ENDPOINT must be a path on OPENLINEAGE_URL's host" in result.stderr
     assert "ol-api-key-0002" not in result.output
     assert gitlab.requests == []
+
+
+def test_an_openlineage_host_that_does_not_resolve_is_not_retried(gitlab, mixed, tmp_path, monkeypatch):
+    from reporter.targets import BOUNDS
+
+    monkeypatch.chdir(tmp_path)
+    values = env(gitlab)
+    values.update(OPENLINEAGE_URL="http://marquez.invalid:5000")  # .invalid never resolves (RFC 6761)
+    started = time.monotonic()
+    result = resend(values, "--target", "openlineage", bounds=BOUNDS)  # the real policy: seconds of backoff
+    assert result.exit_code == 4
+    assert time.monotonic() - started < 5
+    assert "Could not reach the OpenLineage backend (the host name does not resolve (DNS)); check " \
+           "OPENLINEAGE_URL." in result.stderr
+    assert len(list(tmp_path.glob("openlineage-unsent-9001-*.json"))) == 1
