@@ -2,9 +2,11 @@
 
 The package reads as the data flows:
 settings -> gitlab (GitLab's API; gitlab.parse turns its JSON into the snapshot) -> snapshot ->
-status (GitLab's rules) -> events (plain data, facets) -> delivery (one Target protocol; transports
-for other OpenLineage backends), with report.py (the library's entry points) and backfill.py (many
-pipelines) on top, and cli.py, which parses, calls and prints.
+status (GitLab's rules) -> events (plain data, facets) -> delivery (to every target of targets.py,
+the protocol and its registry: databand.py, transports.py for other OpenLineage backends; what a
+target did not accept goes to a file of eventfiles.py), with report.py (the library's entry points)
+and backfill.py (many pipelines) on top, process.py (signals, exit codes), and cli.py, which parses,
+calls and prints.
 """
 
 __version__ = "0.1.0"

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
+from typing import BinaryIO
 
-from reporter import delivery, report, status
+from reporter import eventfiles, report, status, targets
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
 from reporter.settings import Settings
@@ -47,17 +47,25 @@ class Cursor:
     @classmethod
     def open(cls, path: str, query: dict) -> Cursor:
         cursor = cls(path=path, query=query)
-        if os.path.exists(path):
-            try:
-                with open(path) as handle:
-                    saved = json.load(handle)
-                cursor.done = {int(i) for i in saved.get("done", [])}
-                cursor.versions = {int(i): str(v) for i, v in (saved.get("versions") or {}).items()}
-            except (OSError, ValueError, TypeError):
-                raise ConfigError(f"The backfill cursor {path} is unreadable; delete it to start over.") from None
-            if saved.get("query") != query:
-                raise ConfigError(f"The backfill cursor {path} belongs to another query ({saved.get('query')}); "
-                                  "pass another --cursor or delete it.")
+        if not os.path.exists(path):
+            return cursor
+        unreadable = ConfigError(f"The backfill cursor {path} is unreadable; delete it to start over.")
+        try:
+            with open(path, "rb") as handle:
+                saved = json.load(handle)
+        except (OSError, ValueError, RecursionError):
+            raise unreadable from None
+        if not isinstance(saved, dict):
+            raise unreadable
+        done, versions = saved.get("done", []), saved.get("versions") or {}
+        if not isinstance(done, list) or not isinstance(versions, dict) or not all(map(_is_id, [*done, *versions])) \
+                or not all(isinstance(v, str) for v in versions.values()):
+            raise unreadable
+        if saved.get("query") != query:
+            raise ConfigError(f"The backfill cursor {path} belongs to another query ({saved.get('query')}); "
+                              "pass another --cursor or delete it.")
+        cursor.done = {int(i) for i in done}
+        cursor.versions = {int(i): v for i, v in versions.items()}
         return cursor
 
     def mark(self, pipeline_id: int, version: str | None = None) -> None:
@@ -65,15 +73,19 @@ class Cursor:
             self.done.add(pipeline_id)
             if version is not None:
                 self.versions[pipeline_id] = version
-            directory = os.path.dirname(os.path.abspath(self.path)) or "."
-            os.makedirs(directory, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=directory, prefix=".cursor-")
-            with os.fdopen(fd, "w") as handle:
-                saved: dict = {"query": self.query, "done": sorted(self.done)}
-                if self.versions:
-                    saved["versions"] = {str(k): v for k, v in sorted(self.versions.items())}
-                json.dump(saved, handle)
-            os.replace(temporary, self.path)
+            saved: dict = {"query": self.query, "done": sorted(self.done)}
+            if self.versions:
+                saved["versions"] = {str(k): v for k, v in sorted(self.versions.items())}
+
+            def write(handle: BinaryIO) -> None:
+                handle.write(json.dumps(saved).encode())
+
+            eventfiles.write_atomic(self.path, write)
+
+
+def _is_id(value: object) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isascii()
+                                                                        and value.isdigit())
 
 
 class _Unsaved(Cursor):
@@ -151,11 +163,16 @@ class Backfill:
                 f"(sent before, unchanged), {len(self.failed)} failed. Cursor: {self.cursor.path}"
                 f"{' (not written by a dry run)' if self.dry_run else ''}")
 
-    def raise_for_failures(self) -> None:
-        if self.failed:
-            worst = max(self.failed, key=lambda r: r.error.exit_code).error
-            raise type(worst)(f"{len(self.failed)} pipelines were not sent; run the same command again to retry "
-                              "only those (the cursor skips the rest).")
+    @property
+    def exit_code(self) -> int:
+        """The code the worst failure asks for (a GitLab error 3, a delivery 4), 0 when none failed."""
+        return max((r.error.exit_code for r in self.results if r.error is not None), default=0)
+
+    def failure_line(self) -> str | None:
+        if not self.failed:
+            return None
+        return (f"{len(self.failed)} pipelines were not sent; run the same command again to retry only those "
+                "(the cursor skips the rest).")
 
 
 def plan(settings: Settings, project: str, since: str, ref: str | None, statuses: tuple[str, ...],
@@ -164,7 +181,7 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
     if not project:
         raise ConfigError("A backfill needs --project.")
     client = report.gitlab_client(settings)
-    delivery.make_targets(settings)  # every target's settings are checked before GitLab is read
+    targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     project_ref: str | int = int(project) if project.isdigit() else project
     updated_after = parse_since(since)
     found = read.list_pipelines(_listing(settings, client), project_ref, updated_after=updated_after, ref=ref,
@@ -182,12 +199,17 @@ def _listing(settings: Settings, client: http.Client) -> http.Client:
 
 
 def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None]) -> Backfill:
-    """Read and send each pipeline of the plan not sent before, `concurrency` at a time."""
+    """Read and send each pipeline of the plan not sent before, `concurrency` at a time; `progress`
+    hears of each pipeline (settings.progress, of each retry)."""
     project_ref: str | int = int(backfill.project) if backfill.project.isdigit() else backfill.project
     client = backfill.client or report.gitlab_client(settings)  # one session for all; a budget for each pipeline
 
     def send(pipeline_id: int) -> None:
-        report.deliver(settings, report.collect(settings, project_ref, pipeline_id, client=client), pipeline_id)
+        sent = report.deliver(settings, report.collect(settings, project_ref, pipeline_id, client=client),
+                              pipeline_id)
+        failed = sent.delivery.error()
+        if failed is not None:  # kept in a file; the cursor does not record it, so a rerun sends it again
+            raise failed
 
     # A dry run sends nothing, so it must record nothing: a real run after it still sends every pipeline.
     cursor = _Unsaved(**{f.name: getattr(backfill.cursor, f.name) for f in fields(Cursor) if f.name != "_lock"}) \
@@ -218,7 +240,7 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     if not project:
         raise ConfigError("sweep needs --project (in a scheduled pipeline: --project $CI_PROJECT_ID).")
     client = report.gitlab_client(settings)
-    delivery.make_targets(settings)  # every target's settings are checked before GitLab is read
+    targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
     project_ref: str | int = int(project) if project.isdigit() else project

@@ -6,20 +6,21 @@ import functools
 import importlib
 import json
 import os
-import re
-import signal
 import sys
 import threading
 import warnings
-
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import click
 
-from reporter import PROG, __version__, handoff, summary
-from reporter.errors import ConfigError, DeliveryError, Interrupted, ReporterError
+from reporter import PROG, __version__, handoff, process, summary
+from reporter.errors import ConfigError, ReporterError
+from reporter.process import Interrupted
 from reporter.settings import Settings, check_id, check_url
 from reporter.status import SETTLED
+from reporter.targets import NAMES
 
 if TYPE_CHECKING:
     from reporter.backfill import Backfill, Result
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 
 class _Library:
-    """The library behind the commands (reporter.report, .backfill, .delivery), imported when a
+    """The library behind the commands (reporter.report, .backfill, .eventfiles), imported when a
     command first calls it: they bring python-gitlab and requests, two thirds of the start-up, which
     `--help`, `--version`, `parent-env` and a usage error never need."""
 
@@ -63,7 +64,7 @@ def _common(command):
         click.option("--output", type=click.Path(dir_okay=False), metavar="FILE",
                      help="Also write the events as a JSON array to FILE (a failure to write is a warning)."),
         click.option("--target", "targets", multiple=True,
-                     type=click.Choice(["databand", "openlineage", "file", "console"]),
+                     type=click.Choice(NAMES),
                      help="Where to send; repeat for several. openlineage: a standard OpenLineage HTTP "
                           "endpoint (OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT, OPENLINEAGE_API_KEY); file: "
                           "lifecycle events, a JSON document a line, to --target-file; console: stdout. "
@@ -122,8 +123,11 @@ def _log(text: str) -> None:
 def _settings(flags: dict) -> Settings:
     if flags.pop("as_json", None) and not flags.get("dry_run"):
         raise click.UsageError("--json goes with --dry-run (to write the events while sending, use --output FILE).")
+    given = click.get_current_context().obj  # settings without a flag, from a caller (tests: quick bounds)
     try:
         settings = Settings.from_env(os.environ, flags)
+        if isinstance(given, Mapping):
+            settings = settings.replace(**given)
         if settings.databand_ui_url:
             check_url(settings.databand_ui_url, settings.source("databand_ui_url"), "https://databand.example.com")
     except ConfigError as error:
@@ -133,74 +137,39 @@ def _settings(flags: dict) -> Settings:
         # One warning of ours instead of urllib3's on every request.
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
         _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
-    # A line per Databand retry, so that a wrong host shows in seconds, not after a minute of silence.
-    lib.delivery.progress = _say
-    return settings.replace(progress=_say)  # a line per wait GitLab asks for, too
+    # A line per retry and per wait (Databand's, GitLab's), so that a wrong host shows in seconds.
+    return settings.replace(progress=_say)
 
 
-EXIT_CODES = """\b
-Exit codes: 0 sent (warnings included); 1 a bug of the reporter; 2 a setting; 3 GitLab
-(refused, unreachable, too slow, or not GitLab's API answering); 4 delivery (the events not
-accepted are kept in a file, named with the command that sends it); 130 stopped by SIGINT
-(Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job): the events not yet
-acknowledged are kept in a file the same way, within a couple of seconds. A second signal
-exits at once."""
-
-
-def _on_signal(signum, frame) -> None:
-    """In the main thread: stop what it waits on (GitLab, Databand) by raising there."""
-    if _STOPPING:  # already keeping the events: a second signal means now
-        os._exit(128 + signum)
-    _STOPPING.append(signum)
-    # Worker threads (backfill, parts in flight) stop waiting too; from a thread of its own, since
-    # the main thread may hold one of the locks it takes at the moment the signal lands.
-    if "reporter.timebound" in sys.modules:  # no HTTP call can be under way before it is loaded
-        threading.Thread(target=lib.timebound.stop_everything, name="stop", daemon=True).start()
-    raise Interrupted(signum, signal.Signals(signum).name)
-
-
-_STOPPING: list[int] = []
-_DELIVERED: list = []  # labels whose events every target acknowledged
-
-
-def _stopped(stop: Interrupted) -> None:
-    """Say what a signal left behind, then exit with 128 + its number, waiting for no thread."""
-    if _DELIVERED and not (stop.kept or stop.lost):
-        _say(f"{PROG}: stopped by {stop.name} after every event was acknowledged.")
-        sys.stderr.flush()
-        os._exit(0)
-    if stop.kept or stop.lost:
-        _say(f"{PROG}: stopped by {stop.name} before every event was acknowledged.")
-    elif os.environ.get("CI_PROJECT_ID") and os.environ.get("CI_PIPELINE_ID"):
-        _say(f"{PROG}: stopped by {stop.name} before the report was sent. Send it later with: {PROG} resend "
-             f"--project {os.environ['CI_PROJECT_ID']} --pipeline {os.environ['CI_PIPELINE_ID']}")
-    else:  # a resend or a backfill: the same command again (a backfill resumes from its cursor)
-        _say(f"{PROG}: stopped by {stop.name} before the events were sent; run the same command again "
-             "to send them (a backfill goes on from its cursor).")
-    for target, path in stop.kept:
-        again = "" if target == "databand" else f" --target {target}"
-        _say(f"The events not acknowledged are kept in {path}; send them later with: "
-             f"{PROG} resend --from-file {path}{again}")
-    for lost in stop.lost:
-        _say(f"{PROG}: {lost}")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(128 + stop.signum)
+def _context(settings: Settings) -> tuple[bool, str | None, int | None, int | None]:
+    """The job the command runs in: in a job at all, its folder, its project and pipeline ids."""
+    context = settings.context
+    return context.in_job, context.project_dir, context.project_id, context.pipeline_id
 
 
 def main() -> None:
-    """The console script: the click group, signals turned into a kept file and exit 130/143."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _on_signal)
+    """The console script: the click group, with signals turned into kept files and exit 130/143
+    (reporter/process.py)."""
+    process.install()
     try:
         cli.main(prog_name=PROG)
     except Interrupted as stop:
-        _stopped(stop)
+        process.stopped(stop.stop, _say)
+    except SystemExit:
+        process.settle_stdout()
+        raise
 
 
-def _say_kept(error: DeliveryError) -> None:
-    for kept in summary.kept_files(error.kept_at):
-        _say(f"The unsent events are kept in {kept}; send them later with: {summary.resend_command(kept)}")
+@contextmanager
+def _unsent_hint(command: str | None) -> Iterator[None]:
+    """A signal before anything was sent: the stop line names the command that sends it later."""
+    try:
+        yield
+    except Interrupted as interrupted:
+        stop = interrupted.stop
+        if command is None or stop.kept or stop.lost or stop.acknowledged or stop.resend:
+            raise
+        raise interrupted.with_(resend=command) from None
 
 
 def _friendly(func):
@@ -213,21 +182,21 @@ def _friendly(func):
             return func(settings, *args, **kwargs)
         except ReporterError as error:
             _say(f"{PROG}: error: {redact(str(error))}")
-            if isinstance(error, DeliveryError) and not getattr(error, "summarized", False):
-                _say_kept(error)
             sys.exit(error.exit_code)
-        except Exception as error:  # a bug of ours: still one line unless asked for more
+        # Broad on purpose: a bug of ours is still one line (naming it) unless asked for more; every
+        # event was kept or delivered before it reached here.
+        except Exception as error:  # noqa: BLE001
             if os.environ.get(ENV_DEBUG):
                 raise
             _say(f"{PROG}: unexpected error: {type(error).__name__}: {redact(str(error))} "
                  f"(set {ENV_DEBUG}=1 for the traceback, and please report it)")
-            sys.exit(1)
+            sys.exit(process.BUG)
 
     return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-             epilog=EXIT_CODES)
+             epilog=process.EXIT_CODES)
 @click.version_option(__version__, prog_name=PROG)
 def cli():
     """Report GitLab pipelines, their stages and jobs to IBM Databand as OpenLineage run events.
@@ -244,17 +213,26 @@ def report(**flags):
 
     Run it in the pipeline's last stage (`.post`) or in a job's after_script; the
     final status is computed from the jobs the way GitLab will compute it.
+
+    \b
+    Examples (in a job's script):
+      databand-gitlab-reporter report
+      databand-gitlab-reporter report --dry-run
+      databand-gitlab-reporter report --target databand --target openlineage --output databand-events.json
     """
     _run_report(_settings(flags))
 
 
 @_friendly
 def _run_report(settings: Settings):
-    report, pipeline_id = lib.report.collect_this_pipeline(settings)
-    try:
-        _finish(settings, report, pipeline_id)
-    finally:  # Databand has whatever was accepted, so the link helps after a failed part too
-        _annotate(settings, pipeline_id)
+    _, _, project_id, pipeline_id = _context(settings)
+    later = f"{PROG} resend --project {project_id} --pipeline {pipeline_id}" if project_id and pipeline_id else None
+    with _unsent_hint(later):
+        report, pipeline_id = lib.report.collect_this_pipeline(settings)
+        try:
+            _finish(settings, report, pipeline_id)
+        finally:  # Databand has whatever was accepted, so the link helps after a failed part too
+            _annotate(settings, pipeline_id)
 
 
 @cli.command()
@@ -301,8 +279,8 @@ def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cur
 def _run_from_file(settings: Settings, path: str, also_pipelines: bool):
     if also_pipelines:
         raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
-    report = lib.report.Report(pipeline=None, events=lib.delivery.load_events(path))
-    _finish(settings, report, _label(path))
+    report = lib.report.Report(pipeline=None, events=lib.eventfiles.load_events(path))
+    _finish(settings, report, lib.eventfiles.label_of(path))
 
 
 @_friendly
@@ -311,21 +289,31 @@ def _run_resend(settings: Settings, project, pipelines):
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
     ids = [check_id(p, "--pipeline") for p in pipelines]
     settings.gitlab()
-    lib.delivery.make_targets(settings)  # every setting checked before GitLab is read
-    if settings.dry_run:  # the events themselves are the output
-        for pipeline_id in ids:
-            _finish(settings, lib.report.collect(settings, project, pipeline_id), pipeline_id)
-        return
+    lib.targets.make_targets(settings)  # every setting checked before GitLab is read
+    later = f"{PROG} resend --project {project} " + " ".join(f"--pipeline {i}" for i in ids)
+    with _unsent_hint(later):
+        if settings.dry_run:  # the events themselves are the output
+            for pipeline_id in ids:
+                _finish(settings, lib.report.collect(settings, project, pipeline_id), pipeline_id)
+            return
+        failed: list[int] = []
+        redact = settings.redactor()
 
-    def each(pipeline_id, report, error):
-        if error is None:
-            _log(_summary(settings, report, pipeline_id, summary.view_of(report)))
-        else:
-            _say(f"{PROG}: pipeline {pipeline_id}: {settings.redactor()(str(error))}")
-            if isinstance(error, DeliveryError):
-                _say_kept(error)
+        def each(pipeline_id, report, error):
+            if report is not None:
+                _log(_summary(settings, report, pipeline_id))
+                if not report.delivery.ok:
+                    failed.append(pipeline_id)
+                    _say(f"{PROG}: {'error' if len(ids) == 1 else f'pipeline {pipeline_id}'}: "
+                         f"{redact(report.delivery.message())}")
+            else:
+                failed.append(pipeline_id)
+                _say(f"{PROG}: {'error' if len(ids) == 1 else f'pipeline {pipeline_id}'}: {redact(str(error))}")
 
-    lib.report.resend_pipelines(settings, project, ids, each)
+        code = lib.report.resend_pipelines(settings, project, ids, each)
+    if len(ids) > 1 and failed:
+        _say(f"{PROG}: error: {len(failed)} of {len(ids)} pipelines were not reported (see above).")
+    sys.exit(code)
 
 
 @_friendly
@@ -353,15 +341,18 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
                 if result.error is not None:
                     _say(f"\npipeline {result.pipeline_id}: {redact(str(result.error))}")
                 return
-            state = "done before, skipped" if result.skipped else \
-                (f"failed: {redact(str(result.error))}" if result.error else "built, not sent (--dry-run)" if settings.dry_run else "sent")
+            state = summary.backfill_state(result.skipped, redact(str(result.error)) if result.error else None,
+                                           dry_run=settings.dry_run)
             _say(f"[{count['n']}/{len(plan.pipeline_ids)}] pipeline {result.pipeline_id}: {state}")
 
     lib.backfill.execute(settings, plan, concurrency, progress)
     if bar is not None:
         bar.render_finish()
     _say(plan.line())
-    plan.raise_for_failures()
+    failed = plan.failure_line()
+    if failed is not None:
+        _say(f"{PROG}: error: {failed}")
+        sys.exit(plan.exit_code)
 
 
 @cli.command()
@@ -387,6 +378,12 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
     pipeline that ended, or waits on a manual or delayed job (sent as still running),
     in the last --hours, unless the cursor says it was sent at its current state.
     Needs a token with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
+
+    \b
+    Examples:
+      databand-gitlab-reporter sweep --project acme/data-platform
+      databand-gitlab-reporter sweep --hours 2 --status canceled --status manual
+      databand-gitlab-reporter sweep --project 42 --dry-run
     """
     _run_sweep(_settings(flags), project, hours, tuple(statuses) or tuple(sorted(SETTLED)), concurrency, cursor)
 
@@ -416,7 +413,7 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
     (a '/' in the namespace or pipeline name, which dbt-ol splits on) is an error, exit 2.
 
     \b
-    In a job's script, either:
+    Examples, in a job's script, either:
       eval "$(databand-gitlab-reporter parent-env)"
     (eval drops the exit status, so on failure the command also prints "(exit 2)"
     for eval to run: the job stops, as GitLab's shell stops at a failing line), or,
@@ -463,13 +460,6 @@ def demo(output):
     sys.exit(lib.demo.run(output))
 
 
-def _label(path: str) -> str:
-    """What a kept file is about: "9001" for databand-unsent-9001-20261124T101500Z.json."""
-    name = os.path.basename(path).removesuffix(".json")
-    match = re.fullmatch(r"(?:databand|openlineage|file|console)-unsent-(.+)-\d{8}T\d{6}Z", name)
-    return match[1] if match else name
-
-
 def _wants_json() -> bool:
     context = click.get_current_context(silent=True)
     return bool(context and context.params.get("as_json"))
@@ -478,43 +468,37 @@ def _wants_json() -> bool:
 def _finish(settings: Settings, report: Report, label) -> None:
     """Print the dry run (a tree, or the events with --json), deliver, and end with the summary,
     also when a delivery failed: it then names what was kept and the command that sends it."""
-    view = summary.view_of(report)
     if settings.dry_run:
         sys.stdout.flush()
         if _wants_json():
-            lib.delivery.dump(report.events, sys.stdout.buffer)
+            lib.eventfiles.dump(report.events, sys.stdout.buffer)
             sys.stdout.buffer.flush()
         else:
-            click.echo("\n".join(summary.tree(view, len(report.events))))
+            click.echo("\n".join(summary.tree(summary.view_of(report), len(report.events))))
+    report = lib.report.deliver(settings, report, label)
     try:
-        lib.report.deliver(settings, report, label)
-    except DeliveryError as error:
-        _log(_summary(settings, report, label, view, error))
-        error.summarized = True
-        raise
-    _DELIVERED.append(label)
-    try:
-        _log(_summary(settings, report, label, view))
-    except Exception as error:  # the events are delivered: what fails after that is a warning
-        _say(f"{PROG}: warning: the events were delivered, but the summary failed ({type(error).__name__}).")
+        _log(_summary(settings, report, label))
+        if not report.delivery.ok:
+            # The summary above names each kept file and its command; the error line says why.
+            _say(f"{PROG}: error: {settings.redactor()(report.delivery.message())}")
+            sys.exit(process.DELIVERY)
+    except Interrupted as stop:  # every event was acknowledged or kept before it came
+        raise stop.with_(acknowledged=report.delivery.ok) from None
 
 
-def _summary(settings: Settings, report: Report, label, view, error: DeliveryError | None = None) -> str:
-    kept = summary.kept_files(error.kept_at) if error is not None else []
-    body = summary.body(view, report.outcomes, report.notes, databand_url=settings.databand_url, kept=kept,
-                        unsent=len(error.unsent) if error is not None else 0)
-    title = summary.title(view, label, len(report.events), dry_run=settings.dry_run, failed=error is not None)
-    # Collapsed when all went well; open when something needs the reader.
-    return summary.render(title, body, in_gitlab=settings.context.in_job, collapsed=error is None)
+def _summary(settings: Settings, report: Report, label) -> str:
+    in_job = _context(settings)[0]
+    return summary.of_report(report, label, to=settings.targets, databand_url=settings.databand_url,
+                             dry_run=settings.dry_run, in_gitlab=in_job)
 
 
 def _annotate(settings: Settings, label) -> None:
     """The job page's link to Databand (artifacts:reports:annotations), when Databand's address is known."""
     url = summary.databand_ui(settings.databand_ui_url, settings.databand_url)
-    in_a_job = bool(settings.context.project_dir)
+    in_a_job = bool(_context(settings)[1])
     if settings.dry_run or "databand" not in settings.targets or url is None or not in_a_job:
         return
-    document = summary.annotations(url, label)
+    document = summary.annotations_report(url, label)
     try:
         # Beside databand-events.json: the job's folder, where its artifacts paths are resolved.
         with open(summary.ANNOTATIONS_FILE, "w", encoding="utf-8") as handle:

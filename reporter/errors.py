@@ -20,25 +20,11 @@ class GitLabError(ReporterError):
 
 
 class DeliveryError(ReporterError):
-    """Databand (or another target) did not accept every event; the unsent ones are kept."""
+    """A target did not accept every event. Raised by a target with exactly the events it did not
+    accept (the root run's with them); the delivery keeps those in a file and goes on."""
 
     exit_code = 4
 
-    def __init__(self, message: str, unsent: list[dict] | None = None, kept_at: str | None = None):
+    def __init__(self, message: str, unsent: list[dict] | None = None):
         super().__init__(message)
         self.unsent = unsent or []
-        self.kept_at = kept_at
-        self.target = "databand"
-
-
-class Interrupted(BaseException):
-    """SIGTERM or SIGINT: stop waiting now. A BaseException, so that no `except Exception` of a
-    library swallows it. Delivery fills in what was not acknowledged and where it was kept."""
-
-    def __init__(self, signum: int, name: str):
-        super().__init__(name)
-        self.signum = signum
-        self.name = name
-        self.unsent: list[dict] | None = None  # of the target being sent to, when it was
-        self.kept: list[tuple[str, str]] = []  # (target, file) for every target with events left
-        self.lost: list[str] = []  # why events of a target could not be kept

@@ -4,7 +4,7 @@ one run per job attempt, as plain JSON data. Pure: the same snapshot and clock g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -276,12 +276,11 @@ def _test_facet(results: TestResults) -> dict:
     return facets.test(tests, dict(results.counts), results.suite, results.shared_by)
 
 
-_TERMINAL = ("COMPLETE", "FAIL", "ABORT")
 # A START carries what was known when the run started; these facets belong to its end.
 _END_ONLY = ("errorMessage", "log", "test")
 
 
-def lifecycle(events: list[dict]) -> list[dict]:
+def lifecycle(events: Sequence[dict]) -> list[dict]:
     """The same runs as full OpenLineage lifecycles, for backends that expect them.
 
     Databand takes one event per run, its current state. A standard backend wants a START, then

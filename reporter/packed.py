@@ -88,10 +88,3 @@ class PackedEvents(Sequence):
 
 def raw_of(events: Sequence[dict], index: int) -> bytes:
     return events.raw(index) if isinstance(events, PackedEvents) else encode(events[index])
-
-
-def counts_of(events: Sequence[dict]) -> Counter:
-    if isinstance(events, PackedEvents):
-        return events.counts
-    return Counter((e.get("job", {}).get("facets", {}).get("jobType", {}).get("jobType", "RUN"),
-                    e.get("eventType", "?")) for e in events)

@@ -6,22 +6,25 @@ cli.py is a thin layer over these functions; tests call them directly too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from reporter import delivery, events, status
+from reporter import delivery, eventfiles, events, status, targets
+from reporter.delivery import Delivery
 from reporter.errors import DeliveryError, ReporterError
 from reporter.gitlab import http, read
+from reporter.process import Interrupted
 from reporter.settings import Settings
 from reporter.snapshot import Pipeline
+from reporter.targets import Outcome
 
 
 @dataclass
 class Report:
     pipeline: Pipeline | None
     events: Sequence[dict]
-    outcomes: list = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    delivery: Delivery = field(default_factory=Delivery)  # what deliver() did: nothing before it ran
 
 
 def gitlab_access(settings: Settings) -> http.Access:
@@ -67,7 +70,7 @@ def collect_this_pipeline(settings: Settings) -> tuple[Report, int]:
     the first request, so a missing one is said in a second, not after GitLab has been read."""
     project, pipeline_id = settings.context.this_pipeline()
     settings.gitlab()
-    delivery.make_targets(settings)  # Databand's and the other targets' settings, checked up front
+    targets.make_targets(settings)  # Databand's and the other targets' settings, checked up front
     report = collect(settings, project, pipeline_id, own_job_id=settings.context.job_id,
                      own_status=settings.context.job_status)
     return report, pipeline_id
@@ -75,45 +78,43 @@ def collect_this_pipeline(settings: Settings) -> tuple[Report, int]:
 
 def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str = ".") -> Report:
     """Write --output (a failure there is a warning, never a lost delivery), then send the events to
-    every target; on failure each target keeps its unsent events in a file (DeliveryError says where).
-    A signal meanwhile (delivery.Interrupted) keeps every event not acknowledged, then goes on up."""
-    targets = delivery.make_targets(settings)  # all built first: a bad setting stops before any send
+    every target. The report comes back with its `delivery`: what each target accepted, and each
+    failure with the file its unsent events were kept in. A signal meanwhile keeps every event not
+    acknowledged and raises a new Interrupted naming the files."""
+    chosen = targets.make_targets(settings)  # all built first: a bad setting stops before any send
+    outcomes: list[Outcome] = []
+    notes = list(report.notes)
     try:
         if settings.output:
             try:
-                delivery.write_events(settings.output, report.events)
-                report.outcomes.append(delivery.Outcome(target=settings.output, sent=len(report.events)))
+                eventfiles.write_events(settings.output, report.events)
+                outcomes.append(Outcome(name="output", where=settings.output, sent=len(report.events)))
             except OSError as error:
-                report.notes.append(f"Warning: could not write --output {settings.output} "
-                                    f"({error.strerror or type(error).__name__}); the events were still sent.")
-    except delivery.Interrupted as stop:  # before any target: each keeps everything
-        delivery.keep_interrupted(stop, targets, report.events, label, keep_dir)
-        raise
-    try:
-        report.outcomes.extend(delivery.deliver(targets, report.events, label, keep_dir))
-    except DeliveryError as error:
-        error.report = report
-        raise
-    return report
+                notes.append(f"Warning: could not write --output {settings.output} "
+                             f"({error.strerror or type(error).__name__}); the events were still sent.")
+    except Interrupted as stop:  # before any target: each keeps everything
+        raise delivery.keep_interrupted(stop, chosen, report.events, label, keep_dir) from None
+    done = delivery.deliver(chosen, report.events, label, keep_dir)
+    done.outcomes[:0] = outcomes
+    return replace(report, notes=notes, delivery=done)
 
 
 def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[int],
-                     each: Callable[[int, Report | None, Exception | None], None]) -> None:
-    """Read and send pipelines by id, one after another; one failing does not stop the rest.
-    `each` hears of every pipeline (its report, or the error); a single pipeline's error is raised."""
+                     each: Callable[[int, Report | None, ReporterError | None], None]) -> int:
+    """Read and send pipelines by id, one after another; one failing does not stop the rest. `each`
+    hears of every pipeline: its report (with its delivery, failed or not), or the error that kept
+    it from being read. Returns the exit code the worst pipeline asks for (0 when all were sent)."""
     project_ref: str | int = int(project) if project.isdigit() else project
-    failures = []
+    worst = 0
     client = gitlab_client(settings)
     for pipeline_id in pipeline_ids:
         try:
             report = deliver(settings, collect(settings, project_ref, pipeline_id, client=client), pipeline_id)
         except ReporterError as error:
-            if len(pipeline_ids) == 1:
-                raise
-            failures.append(error)
-            each(pipeline_id, getattr(error, "report", None), error)
-        else:
-            each(pipeline_id, report, None)
-    if failures:
-        worst = max(failures, key=lambda e: e.exit_code)
-        raise type(worst)(f"{len(failures)} of {len(pipeline_ids)} pipelines were not reported (see above).")
+            worst = max(worst, error.exit_code)
+            each(pipeline_id, None, error)
+            continue
+        if not report.delivery.ok:
+            worst = max(worst, DeliveryError.exit_code)
+        each(pipeline_id, report, None)
+    return worst

@@ -25,8 +25,9 @@ from reporter import ids
 from reporter.errors import ConfigError
 from reporter.redact import Redactor
 from reporter.retry import POLICY, RetryPolicy
+from reporter.targets import BOUNDS, Bounds
+from reporter.targets import NAMES as TARGETS
 
-TARGETS = ("databand", "openlineage", "file", "console")
 DATABAND_URL_EXAMPLE = "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk"
 # A path prefix is allowed: Databand may sit behind a proxy under a path of its own.
 _BULK_PATH = re.compile(r"/api/v1/tracking/open-lineage/[^/]+/events/bulk/?$")
@@ -218,10 +219,11 @@ class Settings:
     target_file: str | None = None
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
     context: CIContext = field(default_factory=CIContext)  # the job the reporter runs in
-    # Not read from the environment: how long GitLab's reads may take and how they are retried
-    # (a library caller, or a test, passes its own).
+    # Not read from the environment: how long GitLab's reads and each target's delivery may take
+    # and how they are retried (a library caller, or a test, passes its own).
     gitlab_bounds: ReadBounds = field(default_factory=ReadBounds)
     gitlab_policy: RetryPolicy = POLICY
+    delivery_bounds: Bounds = BOUNDS  # the delivery's retry policy is in it (reporter/targets.py)
     progress: Callable[[str], None] | None = None  # where a line per wait goes (the CLI: the job log)
     openlineage: Mapping[str, str] = field(default_factory=dict)  # OPENLINEAGE_*, for --target openlineage
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> the flag or variable it came from

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from reporter import PROG
+from reporter import eventfiles, targets
 from reporter.events import failure_in_words
 from reporter.status import pipeline_status, stage_order, stage_status
 
@@ -63,7 +63,7 @@ class JobView:
     attempt: int = 1
     reason: str | None = None  # the failure reason, in words
     bridge: bool = False
-    downstream: "PipelineView | None" = None
+    downstream: PipelineView | None = None
 
     def words(self) -> str:
         shown = in_gitlab_words(self.status)
@@ -108,7 +108,8 @@ def from_snapshot(pipeline, title: str | None = None) -> PipelineView:
             JobView(name=j.name, stage=stage, status=j.status, allow_failure=j.allow_failure, retried=j.retried,
                     attempt=j.attempt, reason=failure_in_words(j.failure_reason) if j.status == "failed" else None,
                     bridge=j.kind == "bridge",
-                    downstream=from_snapshot(j.downstream, _downstream_title(j.downstream.id)) if j.downstream else None)
+                    downstream=from_snapshot(j.downstream, _downstream_title(j.downstream.id))
+                    if j.downstream else None)
             for j in jobs]))
     return view
 
@@ -118,7 +119,7 @@ def _downstream_title(pipeline_id) -> str:
     return f"downstream pipeline {pipeline_id}" if pipeline_id else "downstream pipeline"
 
 
-def _tags(event: dict) -> dict[str, str]:
+def _tags(event: dict) -> dict:
     return {t.get("key"): t.get("value") for t in event.get("run", {}).get("facets", {}).get("tags", {}).get("tags", [])
             if isinstance(t, dict)}
 
@@ -244,19 +245,17 @@ def where_to(target: str, databand_url: str | None) -> str:
     return target
 
 
-def resend_command(kept: str) -> str:
-    """The exact command that sends a kept file: its target is in its name (databand-unsent-...)."""
-    target = kept.rsplit("/", 1)[-1].split("-unsent-")[0]
-    again = "" if target == "databand" else f" --target {target}"
-    return f"{PROG} resend --from-file {kept}{again}"
+def _outcome_line(outcome, databand_url: str | None) -> str:
+    requests = f" in {outcome.requests} request{'s' if outcome.requests != 1 else ''}" if outcome.requests else ""
+    verb = {"output": "Wrote", "file": "Wrote", "console": "Printed"}.get(outcome.name, "Sent")
+    what = f"{outcome.sent} events"
+    if outcome.runs is not None and outcome.runs != outcome.sent:
+        what += f" (the start and the end of {outcome.runs} runs)"
+    return f"{verb} {what}{requests} to {where_to(outcome.where, databand_url)}"
 
 
-def kept_files(kept_at: str | None) -> list[str]:
-    return [path for path in (kept_at or "").split(", ") if path]
-
-
-def body(view: PipelineView | None, outcomes: list, notes: list[str], *, databand_url: str | None = None,
-         kept: Sequence[str] = (), unsent: int = 0) -> list[str]:
+def body(view: PipelineView | None, outcomes: Sequence = (), notes: Sequence[str] = (), *,
+         databand_url: str | None = None, failures: Sequence = ()) -> list[str]:
     """The section's lines: the status, the counts, the failed jobs, where the events went, what was
     kept and the command that sends it."""
     out = []
@@ -267,25 +266,50 @@ def body(view: PipelineView | None, outcomes: list, notes: list[str], *, databan
         out.extend(failed[:FAILED_SHOWN])
         if len(failed) > FAILED_SHOWN:
             out.append(f"... and {len(failed) - FAILED_SHOWN} more failed jobs (`--dry-run` shows them all)")
-    for outcome in outcomes:
-        requests = f" in {outcome.requests} request{'s' if outcome.requests != 1 else ''}" if outcome.requests else ""
-        verb = "Wrote" if not requests and "://" not in outcome.target and outcome.target != "stdout" else "Sent"
-        out.append(f"{verb} {outcome.sent} events{requests} to {where_to(outcome.target, databand_url)}")
+    out.extend(_outcome_line(outcome, databand_url) for outcome in outcomes)
     out.extend(notes)
-    for path in kept:
-        out.append(f"Not sent: {unsent} events kept in {path}; send them later with:")
-        out.append(f"  {resend_command(path)}")
+    for failure in failures:
+        if failure.kept:
+            out.append(f"Not sent: {failure.unsent} events kept in {failure.kept}; send them later with:")
+            out.append(f"  {eventfiles.resend_command(failure.kept, failure.target)}")
+        else:
+            out.append(f"Not sent: {failure.unsent} events for {failure.target}, which could not be kept "
+                       f"({failure.not_kept})")
     return out
 
 
-def title(view: PipelineView | None, label, events: int, *, dry_run: bool, failed: bool) -> str:
-    """One line, also when the section is collapsed: "Databand: pipeline 9001 failed, 23 events sent"."""
+def title(view: PipelineView | None, label, events: int, *, dry_run: bool, failed: bool,
+          to: Sequence[str] = ("databand",)) -> str:
+    """One line, also when the section is collapsed: "Databand: pipeline 9001 failed, 23 events sent".
+    It names the targets; a target that takes a run's START and end apart counts runs, as the
+    events built are one per run."""
     what = view.title.split(" (")[0] if view is not None else "pipeline"
     if what == "pipeline":
         what = f"pipeline {label}"
     shown = f" {view.words()}" if view is not None else ""
     done = "built (dry run)" if dry_run else ("NOT all sent" if failed else "sent")
-    return f"Databand: {what}{shown}, {events} events {done}"
+    unit = "events" if set(to) <= {"databand"} else "runs"
+    return f"{targets.title(to)}: {what}{shown}, {events} {unit} {done}"
+
+
+def of_report(report, label, *, to: Sequence[str], databand_url: str | None, dry_run: bool,
+              in_gitlab: bool) -> str:
+    """The job log's summary of a report, delivered or not: collapsed when all went well, open when
+    something needs the reader."""
+    view = view_of(report)
+    failures = report.delivery.failures
+    lines = body(view, report.delivery.outcomes, report.notes, databand_url=databand_url, failures=failures)
+    heading = title(view, label, len(report.events), dry_run=dry_run, failed=bool(failures), to=to)
+    return render(heading, lines, in_gitlab=in_gitlab, collapsed=not failures)
+
+
+def backfill_state(skipped: bool, error: str | None, *, dry_run: bool) -> str:
+    """What became of one pipeline of a backfill or sweep, for its progress line."""
+    if skipped:
+        return "done before, skipped"
+    if error is not None:
+        return f"failed: {error}"
+    return "built, not sent (--dry-run)" if dry_run else "sent"
 
 
 def render(title: str, body: list[str], in_gitlab: bool, *, collapsed: bool = True) -> str:
@@ -316,7 +340,7 @@ def databand_ui(ui_url: str | None, databand_url: str | None) -> str | None:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def annotations(url: str, pipeline_id) -> dict:
+def annotations_report(url: str, pipeline_id) -> dict:
     """GitLab's annotations report (artifacts:reports:annotations, GitLab 16.3+): a link on the job page."""
     return {"databand": [{"external_link": {"label": f"Databand: the runs of pipeline {pipeline_id}", "url": url}}]}
 

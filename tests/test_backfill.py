@@ -82,11 +82,7 @@ def test_backfill_interrupted_by_a_kill_resumes_without_duplicates(gitlab, datab
 
 
 def test_backfill_failures_are_retried_by_running_it_again(gitlab, databand, tmp_path, monkeypatch):
-    from reporter import delivery
-
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(delivery, "RETRY_DEADLINE", 0.5)
-    monkeypatch.setattr(delivery, "BACKOFF_FACTOR", 0.01)
     fifty(gitlab, n=6)
     databand.script(*[401] * 2)  # the first two pipelines are refused
     args = ["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "1"]
@@ -134,5 +130,31 @@ def test_one_bound_on_gitlab_requests_in_flight_and_one_session_for_the_whole_ba
         connections = gitlab.connections
     assert len(roots(databand.payloads)) == 8
     in_flight = max(sum(1 for s, e in intervals if s <= moment < e) for moment, _ in intervals)
-    assert 2 <= in_flight <= 3  # parallel, and bounded for the whole process, not per pipeline
+    assert in_flight == 3  # parallel up to the bound, and bounded for the whole process, not per pipeline
     assert connections <= 3 + 1  # the gate's connections, kept across pipelines (+1 for the listing)
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"done": {"1": true}}', '{"done": ["x"]}', '{"done": [true]}',
+                                  '{"done": [1], "versions": {"1": 5}}', '{"versions": [1]}', "[" * 100_000,
+                                  '{"done": [1]', "\xff"])
+def test_a_cursor_of_the_wrong_shape_is_one_clear_line(tmp_path, text):
+    from reporter.backfill import Cursor
+    from reporter.errors import ConfigError
+
+    path = tmp_path / "cursor.json"
+    path.write_bytes(text.encode("latin-1") if text == "\xff" else text.encode())
+    with pytest.raises(ConfigError) as refused:
+        Cursor.open(str(path), {"project": "42"})
+    assert str(refused.value) == f"The backfill cursor {path} is unreadable; delete it to start over."
+
+
+def test_a_cursor_is_written_whole_and_read_back(tmp_path):
+    from reporter.backfill import Cursor
+
+    path = tmp_path / "sub" / "cursor.json"
+    cursor = Cursor.open(str(path), {"project": "42"})
+    cursor.mark(7, "2026-10-02T11:00:00Z")
+    cursor.mark(3)
+    again = Cursor.open(str(path), {"project": "42"})
+    assert again.done == {3, 7} and again.versions == {7: "2026-10-02T11:00:00Z"}
+    assert [p.name for p in path.parent.iterdir()] == ["cursor.json"]  # no temporary file left

@@ -152,7 +152,8 @@ def test_help_and_usage_errors_load_neither_gitlab_nor_requests():
             "sys.argv = ['databand-gitlab-reporter'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('gitlab', 'requests', 'urllib3')))")
-    for args in (["--help"], ["report", "--help"], ["sweep", "--status", "nope"]):
+    for args in (["--help"], ["report", "--help"], ["resend", "--help"], ["sweep", "--help"], ["parent-env", "--help"],
+                 ["sweep", "--status", "nope"]):
         done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
         assert done.stdout.strip().splitlines()[-1] == "[]", (args, done.stdout[-300:])
 
@@ -176,3 +177,19 @@ def test_the_troubleshooting_page_quotes_messages_the_reporter_prints():
             if len(piece) >= 8 and piece not in literals:
                 missing.append((message, piece))
     assert not missing, missing
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_help_has_examples_that_name_only_real_flags(name):
+    import shlex
+
+    text = CliRunner().invoke(cli, [name, "--help"], terminal_width=100).output
+    assert "Examples" in text, f"{name} --help has no examples"
+    examples = [line.strip() for line in text.splitlines() if line.strip().startswith("databand-gitlab-reporter ")
+                or "$(databand-gitlab-reporter " in line]
+    assert examples, text
+    for line in examples:
+        words = shlex.split(line.split("$(", 1)[-1].rstrip(')"'))
+        assert words[1] in cli.commands, line
+        flags = {w.split("=")[0] for w in words if w.startswith("--")}
+        assert flags <= set(options(cli.commands[words[1]])) | {"--help"}, line

@@ -275,22 +275,21 @@ def _row(page: str, starts: str) -> str:
 def test_the_bounds_and_retry_wording_are_the_codes_numbers():
     """docs/failure-modes.md's bounds, the README's retry line and the reference's delivery paragraph
     say the numbers the reader and the delivery use; a change to either shows here."""
-    from reporter import delivery
     from reporter.retry import POLICY
     from reporter.settings import ReadBounds, Settings
 
     page = (REPO / "docs" / "failure-modes.md").read_text()
-    target = delivery.Databand("https://databand.example.com/api/v1/tracking/open-lineage/x/events/bulk", "t")
-    waits = [target._backoff(attempt) for attempt in range(1, delivery.MAX_ATTEMPTS)]
+    delivery = Settings().delivery_bounds  # the bounds every target is built with
+    retry = delivery.retry
+    waits = [retry.backoff_wait(n) for n in range(1, retry.attempts)]
     said_waits = ", ".join(f"{wait:g}" for wait in waits) + " s"
     row = _row(page, "no new Databand attempt after")
-    assert f"at most {delivery.MAX_ATTEMPTS} attempts; waits {said_waits}" in row, (row, waits)
-    assert f"at most {delivery.MAX_RETRY_AFTER:g} s a wait" in row and row.endswith(f"| {delivery.RETRY_DEADLINE} |")
+    assert f"at most {retry.attempts} attempts; waits {said_waits}" in row, (row, waits)
+    assert f"at most {retry.longest_wait:g} s a wait" in row and row.endswith(f"| {retry.budget:g} |")
     row = _row(page, "one Databand attempt")
-    assert (f"connect {delivery.CONNECT_TIMEOUT}, then {delivery.READ_TIMEOUT} per chunk, "
-            f"{delivery.ATTEMPT_SECONDS} in all") in row and row.endswith(f"| {delivery.ATTEMPT_SECONDS} |")
-    assert _row(page, "delivery in the worst case").endswith(
-        f"| {delivery.RETRY_DEADLINE + delivery.ATTEMPT_SECONDS} |")
+    assert (f"connect {delivery.connect:g}, then {delivery.read:g} per chunk, "
+            f"{delivery.attempt:g} in all") in row and row.endswith(f"| {delivery.attempt:g} |")
+    assert _row(page, "delivery in the worst case").endswith(f"| {retry.budget + delivery.attempt:g} |")
     bounds = ReadBounds()
     row = _row(page, "one GitLab read")
     assert f"up to {POLICY.attempts - 1} retries" in row and row.endswith(f"| {bounds.read:g} |")
@@ -299,13 +298,13 @@ def test_the_bounds_and_retry_wording_are_the_codes_numbers():
     assert f"else {backoff} s" in row and row.endswith(f"| {POLICY.longest_wait:g} |"), row
     assert _row(page, "one failed job's log").endswith(f"| {bounds.log:g}; {bounds.log_cut:g} |")
     assert _row(page, "all of GitLab's reading").endswith(f"| {Settings.gitlab_timeout:g} |")
-    assert _row(page, "Databand answers 429").count(f"at most {delivery.MAX_RETRY_AFTER:g} s") == 1
+    assert _row(page, "Databand answers 429").count(f"at most {retry.longest_wait:g} s") == 1
 
     reference = " ".join((REPO / "docs" / "reference.md").read_text().split())
-    assert f"at most {delivery.MAX_ATTEMPTS} attempts; waits {said_waits[:-2]} s" in reference
-    assert f"no retry starts after {delivery.RETRY_DEADLINE} s" in reference
+    assert f"at most {retry.attempts} attempts; waits {said_waits[:-2]} s" in reference
+    assert f"no retry starts after {retry.budget:g} s" in reference
     readme = " ".join(README.read_text().split())
-    assert f"no new attempt starts after {delivery.RETRY_DEADLINE} s" in readme
+    assert f"no new attempt starts after {retry.budget:g} s" in readme
 
 
 def test_output_holds_every_event_also_when_databand_refuses_them_as_the_docs_say(gitlab, databand, workdir):
@@ -350,15 +349,16 @@ def _shape(line: str) -> re.Pattern:
     return re.compile(re.sub(r"\d+", r"\\d+", re.escape(line)))
 
 
-def test_the_retry_lines_the_docs_show_are_lines_the_delivery_prints(gitlab, databand, monkeypatch):
+def test_the_retry_lines_the_docs_show_are_lines_the_delivery_prints(gitlab, databand):
     """Against the stand-ins: Databand answering 503 once, then a port nothing listens on. Each
     documented `Databand: attempt ...` line is one of these, up to its numbers."""
     import socket
 
     import pipelines
-    from clirun import env_for, resend
+    from clirun import QUICK, env_for, resend
 
-    from reporter import delivery
+    from reporter.databand import Databand
+    from reporter.errors import DeliveryError
 
     documented = {line.strip("`").strip() for path in DOCS
                   for line in re.findall(r"`?(Databand: attempt \d+ failed \([^)]*\)[^`\n]*)", path.read_text())}
@@ -372,10 +372,9 @@ def test_the_retry_lines_the_docs_show_are_lines_the_delivery_prints(gitlab, dat
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    monkeypatch.setattr(delivery, "progress", printed.append)
-    target = delivery.Databand(f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
-                               deadline=1.5, backoff_factor=0.1)
-    with pytest.raises(delivery.DeliveryError):
+    target = Databand(f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
+                      bounds=QUICK, say=printed.append)
+    with pytest.raises(DeliveryError):
         target.send([{"eventType": "COMPLETE", "run": {"runId": "r", "facets": {}}, "job": {"name": "p"}}])
     for line in documented:
         assert any(_shape(line).fullmatch(said) for said in printed), (line, printed)

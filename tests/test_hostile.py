@@ -13,18 +13,21 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from click.testing import CliRunner
 from werkzeug.wrappers import Response
 
+from clirun import QUICK as DELIVERY
 from clirun import env_for
 from clirun import resend as run
 import pipelines
 from hostile import HostileGitLab, Recorder, TrickleServer, self_signed, serve_tls, trickled, wait_until
 from reporter import delivery
 from reporter import report as lib
+from reporter.databand import Databand
 from reporter.errors import GitLabError
 from reporter.retry import POLICY
 from reporter.settings import ReadBounds, Settings
@@ -34,14 +37,6 @@ from standins import DatabandStandIn, GitLabStandIn, generate_pipeline, make_bri
 
 EVENTS_OF_MIXED = 16  # the root, 4 stages, 10 job attempts and the bridge
 PIPELINE_PATH = "/api/v4/projects/42/pipelines/9001"
-
-
-@pytest.fixture(autouse=True)
-def quick(monkeypatch):
-    # The real bounds are tens of seconds; the behaviour is the same with a few.
-    monkeypatch.setattr(delivery, "RETRY_DEADLINE", 2)
-    monkeypatch.setattr(delivery, "BACKOFF_FACTOR", 0.05)
-    monkeypatch.setattr(delivery, "ATTEMPT_SECONDS", 1)
 
 
 QUICK = ReadBounds(read=2, log=1, log_cut=1.5)  # the real bounds are tens of seconds
@@ -353,8 +348,8 @@ def test_trickled_databand_answer_is_cut_and_retried_then_kept(gitlab, mixed_pla
     line = assert_one_clear_line(result, "could not reach Databand", "no complete answer within 1 s")
     spent = float(re.search(r"attempts? in ([\d.]+) s", line)[1])
     assert slow.requests >= 2  # cut, and tried again
-    # no attempt starts after RETRY_DEADLINE, and each is cut at ATTEMPT_SECONDS
-    assert result.elapsed < delivery.RETRY_DEADLINE + delivery.ATTEMPT_SECONDS + 2
+    # no attempt starts after the budget, and each is cut at its own bound
+    assert result.elapsed < DELIVERY.retry.budget + DELIVERY.attempt + 2
     assert abs(spent - result.elapsed) < 1.5  # the time really spent, not the configured maximum
     [kept] = kept_files(workdir)
     assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
@@ -366,7 +361,7 @@ def test_databand_slower_than_an_attempt_is_cut_and_retried(gitlab, mixed_plain,
         result = run(env_for(gitlab, databand))
         assert result.exit_code == 0, result.output
         assert databand.requests_seen == 2 and len(databand.payloads) >= 1
-    assert result.elapsed < delivery.ATTEMPT_SECONDS + 2
+    assert result.elapsed < DELIVERY.attempt + 2
     assert kept_files(workdir) == []
 
 
@@ -377,7 +372,7 @@ def test_retry_message_says_the_time_really_spent(gitlab, databand, mixed_plain,
     line = assert_one_clear_line(result, "503 still after retrying")
     attempts, spent = re.search(r"\((\d+) attempts in ([\d.]+) s\)", line).groups()
     assert int(attempts) == databand.requests_seen
-    assert float(spent) <= delivery.RETRY_DEADLINE + 0.5 and abs(float(spent) - result.elapsed) < 1.5
+    assert float(spent) <= DELIVERY.retry.budget + 0.5 and abs(float(spent) - result.elapsed) < 1.5
 
 
 # -- wrong shapes --------------------------------------------------------------------------
@@ -560,11 +555,14 @@ def test_one_target_failing_to_keep_never_stops_another(gitlab, mixed_plain, tmp
 
         settings = Settings.from_env(env_for(gitlab, refusing))
         built = lib.collect(settings, 42, 9001)
-        targets = [delivery.Databand(refusing.url, refusing.token), delivery.Databand(accepting.url, accepting.token)]
-        with pytest.raises(delivery.DeliveryError) as failed:
-            delivery.deliver(targets, built.events, 9001, keep_dir=str(blocked / "sub"))
+        targets = [Databand(refusing.url, refusing.token, bounds=DELIVERY),
+                   Databand(accepting.url, accepting.token, bounds=DELIVERY)]
+        done = delivery.deliver(targets, built.events, 9001, keep_dir=str(blocked / "sub"))
         assert len(accepting.events) == EVENTS_OF_MIXED  # the second target still delivered
-    message = str(failed.value)
+    [failure] = done.failures
+    assert [o.sent for o in done.outcomes] == [EVENTS_OF_MIXED]
+    assert failure.kept is None and failure.unsent == EVENTS_OF_MIXED
+    message = done.message()
     assert "401" in message and "could not be kept" in message and "Not a directory" in message
 
 
@@ -695,9 +693,16 @@ def test_signal_after_some_parts_were_acknowledged_keeps_only_the_rest(gitlab, d
     databand.script({"delay": 0}, {"delay": 60}, {"delay": 60})  # the first part is accepted, the rest hang
     env = env_for(gitlab, databand)
     process = command(["resend", "--project", "42", "--pipeline", str(pipeline["id"])], env, tmp_path)
-    assert wait_until(lambda: len(databand.payloads) == 1 and databand.requests_seen >= 3, 30)
+    said: list[str] = []
+    reading = threading.Thread(target=lambda: said.extend(iter(process.stderr.readline, "")), daemon=True)
+    reading.start()
+    # The client's own word that it has Databand's answer: the server holding the payload is not enough.
+    assert wait_until(lambda: any("Databand: part 1 acknowledged" in line for line in said)
+                      and databand.requests_seen >= 3, 30)
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=10)
+    process.wait(timeout=10)
+    reading.join(timeout=5)
+    err = "".join(said)
     assert process.returncode == 143, err
     [kept] = kept_files(tmp_path)
     unsent = json.loads(kept.read_text())

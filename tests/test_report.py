@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import olschema
 import pipelines
+from clirun import quick
 from reporter import ids
 from reporter.cli import cli
 
@@ -281,10 +282,7 @@ def test_databand_down(gitlab, mixed, tmp_path, monkeypatch):
     env = report_env(mixed, gitlab)
     env.update(DATABAND_URL=f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/x/events/bulk",
                DATABAND_ACCESS_TOKEN="databand-token-abcdef")
-    from reporter import delivery
-
-    monkeypatch.setattr(delivery, "RETRY_DEADLINE", 2)
-    result = run(["report"], env)
+    result = CliRunner().invoke(cli, ["report"], env=env, catch_exceptions=False, obj=quick())
     assert result.exit_code == 4
     assert "could not reach Databand" in result.stderr
     assert list(tmp_path.glob("databand-unsent-9001-*.json"))

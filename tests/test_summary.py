@@ -10,12 +10,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
 
 import pipelines
-from reporter import delivery, summary
+from clirun import QUICK
+from reporter import eventfiles, summary
+from reporter.databand import Databand
+from reporter.errors import DeliveryError
 from reporter import report as lib
 from reporter.cli import cli
 from reporter.settings import Settings
@@ -139,7 +143,7 @@ def test_resend_from_file_summary_names_the_failed_job_from_the_events(gitlab, d
     out = tmp_path / "events.json"
     settings = settings_for(gitlab)
     report = lib.collect(settings, 42, failing.pipeline["id"])
-    delivery.write_events(str(out), report.events)
+    eventfiles.write_events(str(out), report.events)
     result = run(["resend", "--from-file", str(out)], {"DATABAND_URL": databand.url,
                                                        "DATABAND_ACCESS_TOKEN": databand.token})
     assert result.exit_code == 0, result.output
@@ -218,19 +222,37 @@ def test_each_retry_says_its_wait_and_reason(gitlab, databand):
     assert retries[1].startswith("Databand: attempt 2 failed (HTTP 502); trying again in ")
 
 
-def test_a_wrong_host_is_said_at_the_first_attempt(monkeypatch):
+ONE_EVENT = [{"eventType": "COMPLETE", "run": {"runId": "r", "facets": {}}, "job": {"name": "p"}}]
+
+
+def test_a_wrong_port_is_said_at_the_first_attempt():
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     said: list[str] = []
-    monkeypatch.setattr(delivery, "progress", said.append)
-    target = delivery.Databand(f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
-                               deadline=1.5, backoff_factor=0.1)
-    events = [{"eventType": "COMPLETE", "run": {"runId": "r", "facets": {}}, "job": {"name": "p"}}]
-    with pytest.raises(delivery.DeliveryError):
-        target.send(events)
-    assert said and said[0].startswith("Databand: attempt 1 failed (") and "ConnectionError" in said[0], said
-    assert all(re.search(r"trying again in \d+ s", line) for line in said)
+    target = Databand(f"http://127.0.0.1:{port}/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
+                      bounds=QUICK, say=said.append)
+    with pytest.raises(DeliveryError) as refused:
+        target.send(ONE_EVENT)
+    assert said and said[0] == "Databand: attempt 1 failed (connection refused); trying again in 0 s " \
+                               f"({QUICK.retry.budget:.0f} s left to retry)", said
+    assert all(re.search(r"trying again in [\d.]+ s", line) for line in said)
+    assert len(said) == QUICK.retry.attempts - 1  # every retry the policy allows, each said
+    assert "connection refused" in str(refused.value) and refused.value.unsent == ONE_EVENT
+
+
+def test_a_host_that_does_not_resolve_is_said_at_once_naming_dns_and_the_variable():
+    said: list[str] = []
+    # .invalid never resolves (RFC 6761); the policy's full budget would be a minute of retries.
+    target = Databand("http://databand.invalid/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
+                      say=said.append)
+    started = time.monotonic()
+    with pytest.raises(DeliveryError) as refused:
+        target.send(ONE_EVENT)
+    assert time.monotonic() - started < 10  # one name lookup, no retries
+    assert said == []
+    message = str(refused.value)
+    assert "databand.invalid does not resolve (DNS)" in message and "check DATABAND_URL" in message
 
 
 # -- the link on the job page -------------------------------------------------------------------

@@ -1,0 +1,157 @@
+"""Files of events: the one atomic writer (events, kept files, the backfill cursor), the kept files'
+names, and reading a file of events back, checked whole.
+
+A kept file is `<target>-unsent-<label>-<UTC stamp>.json` (a second one in the same second gets
+`-2`, `-3` ...): its name says which target it is for and so the command that sends it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import BinaryIO
+
+from reporter import PROG
+from reporter.errors import ConfigError
+from reporter.packed import raw_of
+from reporter.targets import NAMES
+
+_KEPT = re.compile(rf"({'|'.join(map(re.escape, NAMES))})-unsent-(.+)-\d{{8}}T\d{{6}}Z(?:-\d+)?")
+
+
+def write_atomic(path: str, write: Callable[[BinaryIO], None], *, replace: bool = True) -> str:
+    """Write a file whole or not at all: a temporary file beside it, synced, renamed. Never a
+    truncated file where the path says a complete one is. With `replace=False` an existing file
+    is never overwritten: the name gets -2, -3 ... before its extension. Returns the path written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".databand-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if replace:
+            os.replace(temporary, path)
+            return path
+        return _link_free_name(temporary, path)
+    finally:
+        with contextlib.suppress(OSError):  # renamed away: the usual end
+            os.unlink(temporary)
+
+
+def _link_free_name(temporary: str, path: str) -> str:
+    stem, extension = os.path.splitext(path)
+    for number in range(1, 1000):
+        candidate = path if number == 1 else f"{stem}-{number}{extension}"
+        try:
+            os.link(temporary, candidate)  # fails when the name is taken, as a rename would not
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError:  # a file system without hard links: a check, then the rename
+            if not os.path.exists(candidate):
+                os.replace(temporary, candidate)
+                return candidate
+    raise FileExistsError(path)
+
+
+def dump(events: Sequence[dict], handle: BinaryIO) -> None:
+    """A JSON array, one event a line, written as it goes: a large pipeline never makes one string."""
+    handle.write(b"[\n")
+    for index in range(len(events)):
+        handle.write((b",\n" if index else b"") + raw_of(events, index))
+    handle.write(b"\n]\n")
+
+
+def write_events(path: str, events: Sequence[dict]) -> None:
+    """The events as one JSON array, atomically (--output)."""
+    write_atomic(path, lambda handle: dump(events, handle))
+
+
+@dataclass(frozen=True)
+class Kept:
+    """Where unsent events were kept, or why they could not be."""
+
+    path: str | None = None
+    problem: str | None = None
+
+
+def keep_unsent(events: Sequence[dict], label: int | str, target: str, directory: str = ".",
+                now: datetime | None = None) -> Kept:
+    """Write unsent events to a file of their own: in `directory`, else in the temporary folder."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    name = f"{target}-unsent-{label}-{stamp}.json"
+    problems = []
+    for folder in dict.fromkeys([directory, tempfile.gettempdir()]):
+        path = name if folder in ("", ".") else os.path.join(folder, name)
+        try:
+            return Kept(path=write_atomic(path, lambda handle: dump(events, handle), replace=False))
+        except OSError as error:
+            problems.append(f"{folder or '.'}: {error.strerror or type(error).__name__}")
+    return Kept(problem="; ".join(problems))
+
+
+def label_of(path: str) -> str:
+    """What a kept file is about: "9001" for databand-unsent-9001-20261124T101500Z.json."""
+    name = os.path.basename(path).removesuffix(".json")
+    match = _KEPT.fullmatch(name)
+    return match[2] if match else name
+
+
+def resend_command(path: str, target: str | None = None) -> str:
+    """The exact command that sends a kept file: its target is in its name."""
+    if target is None:
+        match = _KEPT.fullmatch(os.path.basename(path).removesuffix(".json"))
+        target = match[1] if match else "databand"
+    again = "" if target == "databand" else f" --target {target}"
+    return f"{PROG} resend --from-file {path}{again}"
+
+
+def load_events(path: str) -> list[dict]:
+    """Events from a file written by --output, --dry-run or a failed delivery, checked whole before
+    anything is sent: a JSON array of run events (run.runId, eventType, eventTime, job.namespace and
+    job.name) of one pipeline, so with exactly one root run."""
+    try:
+        with open(path, "rb") as handle:
+            events = json.load(handle)
+    except OSError as error:
+        raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+        raise ConfigError(f"{path} is not a JSON array of events (cut short, or not a file the reporter "
+                          "wrote?); nothing was sent.") from None
+    if not isinstance(events, list) or not events:
+        raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?); "
+                          "nothing was sent.")
+    for index, event in enumerate(events):
+        problem = _event_problem(event)
+        if problem:
+            raise ConfigError(f"{path}: item {index} is not a run event the reporter wrote ({problem}); "
+                              "nothing was sent.")
+    roots = sum(1 for event in events if "parent" not in (event["run"].get("facets") or {}))
+    if roots != 1:
+        raise ConfigError(f"{path} has {roots} root run events where one is due (Databand drops a payload "
+                          "without it; a file holds one pipeline); nothing was sent.")
+    return events
+
+
+def _event_problem(event: object) -> str | None:
+    if not isinstance(event, dict):
+        return "not an object"
+    run, job = event.get("run"), event.get("job")
+    if not isinstance(run, dict) or not isinstance(run.get("runId"), str) or not run["runId"]:
+        return "no run.runId"
+    if run.get("facets") is not None and not isinstance(run["facets"], dict):
+        return "run.facets is not an object"
+    for key in ("eventType", "eventTime"):
+        if not isinstance(event.get(key), str) or not event[key]:
+            return f"no {key}"
+    if not isinstance(job, dict) or not all(isinstance(job.get(k), str) and job[k] for k in ("namespace", "name")):
+        return "no job.namespace and job.name"
+    return None

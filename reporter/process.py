@@ -1,0 +1,148 @@
+"""Process control: signals, exit codes, and what a stop says before the process ends.
+
+SIGTERM (GitLab cancelling or timing out the job) and SIGINT (Ctrl-C) raise `Interrupted` in the
+main thread wherever it waits, and stop the worker threads' HTTP calls. The delivery then keeps
+every event not acknowledged and raises a new `Interrupted` that says what it kept; the CLI prints
+`stop_lines` and ends with 128 + the signal's number, waiting for no thread. A second signal exits
+at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from reporter import PROG, eventfiles
+
+# The exit codes (README, --help): one per side, so a job's rules can tell them apart.
+OK = 0
+BUG = 1  # a bug of the reporter: one line naming it
+SETTING = 2
+GITLAB = 3
+DELIVERY = 4  # a target did not accept every event: they are kept
+
+
+def signal_exit(signum: int) -> int:
+    return 128 + signum
+
+
+EXIT_CODES = """\b
+Exit codes: 0 sent (warnings included); 1 a bug of the reporter; 2 a setting; 3 GitLab
+(refused, unreachable, too slow, or not GitLab's API answering); 4 delivery (the events not
+accepted are kept in a file, named with the command that sends it); 130 stopped by SIGINT
+(Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job): the events not yet
+acknowledged are kept in a file the same way, within a couple of seconds. A second signal
+exits at once."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """What a signal left behind, as the layers it crossed saw it."""
+
+    signum: int
+    unsent: list[dict] | None = None  # of the target being sent to, when it knows
+    kept: tuple[tuple[str, str], ...] = ()  # (target, file) for every target with events left
+    lost: tuple[str, ...] = ()  # why events of a target could not be kept
+    acknowledged: bool = False  # every event had been acknowledged when it came
+    resend: str | None = None  # the command that sends what was not read yet
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: stop waiting now. A BaseException, so that no `except Exception` of a
+    library swallows it. Never changed on the way up: a layer that knows more raises a new one
+    (`with_`)."""
+
+    def __init__(self, stop: Stop):
+        super().__init__(stop.name)
+        self.stop = stop
+
+    @classmethod
+    def by(cls, signum: int) -> Interrupted:
+        return cls(Stop(signum))
+
+    def with_(self, **known) -> Interrupted:
+        return Interrupted(replace(self.stop, **known))
+
+
+def install() -> None:
+    """Signals raise Interrupted in the main thread; the second one exits at once. For the console
+    script only: a library caller keeps its own handlers."""
+    seen: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        if seen:  # already keeping the events: a second signal means now
+            os._exit(signal_exit(signum))
+        seen.append(signum)
+        # From a thread of its own: the main thread may hold one of the locks it takes at the
+        # moment the signal lands.
+        threading.Thread(target=_stop_calls, name="stop", daemon=True).start()
+        raise Interrupted.by(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+
+
+def _stop_calls() -> None:
+    # No HTTP call can be under way before the wall-clock module is loaded; loading it now would
+    # only slow the stop.
+    if "reporter.timebound" in sys.modules:
+        from reporter import timebound
+
+        timebound.stop_everything()
+
+
+def stop_lines(stop: Stop) -> list[str]:
+    """What the job log says after a signal: what was kept, and the command that sends it."""
+    if stop.acknowledged and not (stop.kept or stop.lost):
+        return [f"{PROG}: stopped by {stop.name} after every event was acknowledged."]
+    lines = []
+    if stop.kept or stop.lost:
+        lines.append(f"{PROG}: stopped by {stop.name} before every event was acknowledged.")
+    elif stop.resend:
+        lines.append(f"{PROG}: stopped by {stop.name} before the report was sent. Send it later with: "
+                     f"{stop.resend}")
+    else:  # the same command again (a backfill resumes from its cursor)
+        lines.append(f"{PROG}: stopped by {stop.name} before the events were sent; run the same command "
+                     "again to send them (a backfill goes on from its cursor).")
+    for target, path in stop.kept:
+        lines.append(f"The events not acknowledged are kept in {path}; send them later with: "
+                     f"{eventfiles.resend_command(path, target)}")
+    lines.extend(f"{PROG}: {lost}" for lost in stop.lost)
+    return lines
+
+
+def stopped(stop: Stop, say: Callable[[str], None]) -> None:
+    """Say what a signal left behind, then end with its code (0 when every event was acknowledged),
+    waiting for no thread: a worker may still sit in a read the stop is cutting."""
+    for line in stop_lines(stop):
+        say(line)
+    exit_now(OK if stop.acknowledged and not (stop.kept or stop.lost) else signal_exit(stop.signum))
+
+
+def settle_stdout() -> None:
+    """A reader of stdout that went away (a closed pipe) has been told in the exit code already;
+    Python's own flush at exit must not turn it into 120 with a traceback."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except ValueError:  # closed outright: nothing is left to flush
+        pass
+
+
+def exit_now(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone: the code still says it all
+            stream.flush()
+    os._exit(code)

@@ -1,0 +1,144 @@
+"""Delivery as a library: whatever a target raises, every event it did not acknowledge is kept, and
+deliver() says so in the record it returns; kept files never overwrite each other; signals."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from clirun import QUICK
+from reporter import delivery, eventfiles
+from reporter.databand import Databand
+from reporter.targets import Outcome
+
+ROOT = {"eventType": "COMPLETE", "eventTime": "2026-11-24T10:00:00Z", "run": {"runId": "root", "facets": {}},
+        "job": {"namespace": "gitlab:x", "name": "p"}}
+EVENTS = [ROOT] + [{"eventType": "COMPLETE", "eventTime": "2026-11-24T10:00:00Z",
+                    "run": {"runId": f"r{i}", "facets": {"parent": {"run": {"runId": "root"}}}},
+                    "job": {"namespace": "gitlab:x", "name": f"p.s.j{i}"}} for i in range(5)]
+
+
+class Accepting:
+    name = "console"
+
+    def __init__(self):
+        self.got: list[dict] = []
+
+    def send(self, events):
+        self.got = list(events)
+        return Outcome(name=self.name, where="stdout", sent=len(events))
+
+
+class Raising:
+    """A target whose send fails with an exception no target is meant to raise."""
+
+    name = "openlineage"
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def send(self, events):
+        raise self.error
+
+
+def kept(folder: Path, target: str) -> list[list[dict]]:
+    return [json.loads(p.read_text()) for p in sorted(folder.glob(f"{target}-unsent-*.json"))]
+
+
+@pytest.mark.parametrize("error", [KeyError("runId"), TypeError("unhashable"), RecursionError(), MemoryError(),
+                                   UnicodeEncodeError("ascii", "é", 0, 1, "no")])
+def test_any_exception_of_a_target_keeps_all_its_events_and_the_next_target_runs(tmp_path, error):
+    after = Accepting()
+    done = delivery.deliver([Raising(error), after], EVENTS, 9001, keep_dir=str(tmp_path))
+    [failure] = done.failures
+    assert failure.target == "openlineage" and failure.unsent == len(EVENTS)
+    assert f"unexpected {type(error).__name__}" in failure.reason
+    assert kept(tmp_path, "openlineage") == [EVENTS]
+    assert after.got == EVENTS and [o.name for o in done.outcomes] == ["console"]
+
+
+def test_a_ca_file_that_does_not_exist_keeps_the_events(tmp_path):
+    # requests reads the CA file of an https URL before it connects: no server needed to meet it.
+    missing = tmp_path / "no-such-ca.pem"
+    target = Databand("https://127.0.0.1:9/api/v1/tracking/open-lineage/x/events/bulk", "t" * 20,
+                      verify=str(missing), bounds=QUICK)
+    done = delivery.deliver([target], EVENTS, 9001, keep_dir=str(tmp_path))
+    [failure] = done.failures
+    assert failure.reason.endswith(f"the CA file {missing} could not be read: check DATABAND_CA_FILE.")
+    assert kept(tmp_path, "databand") == [EVENTS]
+
+
+def test_a_token_a_header_cannot_carry_keeps_the_events_and_is_not_retried(tmp_path, databand):
+    said: list[str] = []
+    target = Databand(databand.url, "tok\nen-with-a-line-break", bounds=QUICK, say=said.append)
+    done = delivery.deliver([target], EVENTS, 9001, keep_dir=str(tmp_path))
+    [failure] = done.failures
+    assert "DATABAND_ACCESS_TOKEN" in failure.reason and "tok" not in failure.reason
+    assert kept(tmp_path, "databand") == [EVENTS]
+    assert said == [] and databand.requests_seen == 0
+
+
+def test_kept_files_of_the_same_second_never_overwrite_each_other(tmp_path):
+    now = datetime(2026, 11, 24, 10, 15, tzinfo=timezone.utc)
+    first = eventfiles.keep_unsent(EVENTS[:2], 9001, "databand", str(tmp_path), now=now)
+    second = eventfiles.keep_unsent(EVENTS[:3], 9001, "databand", str(tmp_path), now=now)
+    assert first.path != second.path
+    assert Path(first.path).name == "databand-unsent-9001-20261124T101500Z.json"
+    assert Path(second.path).name == "databand-unsent-9001-20261124T101500Z-2.json"
+    assert sorted(len(x) for x in kept(tmp_path, "databand")) == [2, 3]
+    assert eventfiles.label_of(second.path) == "9001"
+    assert eventfiles.resend_command(second.path).endswith(f"resend --from-file {second.path}")
+    assert not list(tmp_path.glob(".databand-*"))  # no temporary file left behind
+
+
+def test_the_label_and_command_of_every_target_kept_file():
+    for target in ("databand", "openlineage", "file", "console"):
+        path = f"/x/{target}-unsent-acme_etl-20261124T101500Z.json"
+        assert eventfiles.label_of(path) == "acme_etl"
+        again = "" if target == "databand" else f" --target {target}"
+        assert eventfiles.resend_command(path) == f"databand-gitlab-reporter resend --from-file {path}{again}"
+
+
+def test_a_second_signal_exits_at_once_with_its_code():
+    import subprocess
+    import sys
+    import time
+
+    code = ("import os, signal, time\n"
+            "from reporter import process\n"
+            "process.install()\n"
+            "try:\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    time.sleep(5)\n"
+            "except process.Interrupted as stop:\n"
+            "    print('kept what', stop.stop.name, 'left', flush=True)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)  # while the first one is still being handled\n"
+            "    time.sleep(10)\n"
+            "print('not reached')\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 130, done.stderr
+    assert done.stdout == "kept what SIGTERM left\n"
+    assert time.monotonic() - started < 5
+
+
+def test_what_a_stop_says():
+    from reporter.process import Stop, stop_lines
+
+    kept = Stop(15, kept=(("databand", "databand-unsent-1-20261124T101500Z.json"),
+                          ("file", "file-unsent-1-20261124T101500Z.json")), lost=("console: no room",))
+    assert stop_lines(kept) == [
+        "databand-gitlab-reporter: stopped by SIGTERM before every event was acknowledged.",
+        "The events not acknowledged are kept in databand-unsent-1-20261124T101500Z.json; send them later with: "
+        "databand-gitlab-reporter resend --from-file databand-unsent-1-20261124T101500Z.json",
+        "The events not acknowledged are kept in file-unsent-1-20261124T101500Z.json; send them later with: "
+        "databand-gitlab-reporter resend --from-file file-unsent-1-20261124T101500Z.json --target file",
+        "databand-gitlab-reporter: console: no room"]
+    assert stop_lines(Stop(2, acknowledged=True)) == [
+        "databand-gitlab-reporter: stopped by SIGINT after every event was acknowledged."]
+    assert stop_lines(Stop(2, resend="databand-gitlab-reporter resend --project 42 --pipeline 7")) == [
+        "databand-gitlab-reporter: stopped by SIGINT before the report was sent. Send it later with: "
+        "databand-gitlab-reporter resend --project 42 --pipeline 7"]
