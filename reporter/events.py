@@ -4,17 +4,20 @@ one run per job attempt, as plain JSON data. Pure: the same snapshot and clock g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from reporter import PRODUCER, facets, ids
+from reporter import PRODUCER, cost, facets, ids
 from reporter.failure_reasons import in_words as failure_in_words
 from reporter.ids import Naming
 from reporter.packed import PackedEvents
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, bounded, parse_time
-from reporter.status import FINAL, event_type, latest, pipeline_status, stage_order, stage_status
+from reporter.status import FINAL, event_type, flaky, latest, pipeline_status, stage_order, stage_status
+
+# processing_engine needs a version: this stands in where GitLab's could not be read.
+UNKNOWN_VERSION = "unknown"
 
 
 def _number(value: float | None) -> str | None:
@@ -71,10 +74,15 @@ class EventBuilder:
     """Events of one pipeline; a downstream pipeline gets a builder of its own, under its bridge."""
 
     def __init__(self, pipeline: Pipeline, naming: Naming, now: datetime,
-                 parent: tuple[str, str] | None = None, root: tuple[str, str] | None = None):
+                 parent: tuple[str, str] | None = None, root: tuple[str, str] | None = None,
+                 cost_factors: Mapping[str, float] | None = None, gitlab_version: str | None = None):
         self.pipeline = pipeline
         self.naming = naming
         self.now = now
+        self.cost_factors = cost_factors or {}
+        # A downstream pipeline's snapshot may lack the version: the same GitLab ran it, mostly.
+        self.gitlab_version = pipeline.gitlab_version or gitlab_version
+        self._flaky = flaky(pipeline.jobs)
         self.run_id = ids.pipeline_run_id(pipeline.server, pipeline.project_id, pipeline.id)
         self.name = ids.pipeline_job_name(naming.pipeline_name)
         self.parent = parent  # the bridge's run, for a downstream pipeline
@@ -90,8 +98,9 @@ class EventBuilder:
                 child = job.downstream
                 naming = Naming(self.naming.namespace, f"{run.name}.{ids.default_pipeline_name(child.project_path)}",
                                 self.naming.project_name)
-                yield from EventBuilder(child, naming, self.now, parent=(run.run_id, run.name),
-                                        root=self.root).events()
+                yield from EventBuilder(child, naming, self.now, parent=(run.run_id, run.name), root=self.root,
+                                        cost_factors=self.cost_factors,
+                                        gitlab_version=self.gitlab_version).events()
 
     # -- the three levels -------------------------------------------------------------------
 
@@ -108,6 +117,7 @@ class EventBuilder:
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
         self._pipeline_context(tags)
+        _put(tags, "gitlab.compute_minutes", cost.total(p.jobs, self.cost_factors))
         failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
         runs = [(_Run(
             run_id=self.run_id, name=self.name, kind="PIPELINE", status=status, parent=self.parent,
@@ -131,6 +141,7 @@ class EventBuilder:
         tags = {"gitlab.status": status}
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
+        _put(tags, "gitlab.compute_minutes", cost.total(jobs, self.cost_factors))
         return _Run(
             run_id=self._stage_id(stage),
             name=ids.stage_job_name(self.naming.pipeline_name, stage), kind="STAGE", status=status,
@@ -151,6 +162,13 @@ class EventBuilder:
         if job.downstream_ref:
             tags["gitlab.downstream_pipeline"] = str(job.downstream_ref[1])
         _job_context(tags, job)
+        if job.id in self._flaky:
+            tags["gitlab.flaky"] = "true"
+        minutes = cost.compute_minutes(job, self.cost_factors)
+        if minutes is not None and job.kind != "bridge":  # a bridge has no runner, so no factor
+            tags["gitlab.cost_factor"] = _number(cost.cost_factor(job, self.cost_factors)) or "0"
+        if minutes is not None:
+            tags["gitlab.compute_minutes"] = _number(minutes) or "0"
         failed = job.status == "failed"
         return _Run(
             run_id=ids.job_run_id(self.pipeline.server, self.pipeline.project_id, job.id),
@@ -200,6 +218,7 @@ class EventBuilder:
             run_facets["log"] = facets.log(*run.log)
         if run.tests:
             run_facets["test"] = _test_facet(run.tests)
+        run_facets["processing_engine"] = self._engine_facet()
         ns = self.naming.namespace
         return {
             "eventTime": _time(_event_time(kind, run.created, run.started, run.finished, self.now)),
@@ -218,6 +237,12 @@ class EventBuilder:
         key = ("parent", *parent)
         if key not in self._cache:
             self._cache[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
+        return self._cache[key]
+
+    def _engine_facet(self) -> dict:
+        key = ("engine",)
+        if key not in self._cache:
+            self._cache[key] = facets.processing_engine(bounded(self.gitlab_version, 40) or UNKNOWN_VERSION)
         return self._cache[key]
 
     def _stage_id(self, stage: str) -> str:
@@ -250,10 +275,12 @@ def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
 
 
 def build_events(pipeline: Pipeline, naming: Naming, now: datetime,
-                 mask: Callable[[str], str] | None = None) -> PackedEvents:
+                 mask: Callable[[str], str] | None = None,
+                 cost_factors: Mapping[str, float] | None = None) -> PackedEvents:
     """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts); `mask`
-    (Redactor.known) passes over each event's JSON as it is packed."""
-    return PackedEvents(EventBuilder(pipeline, naming, now).events(), mask)
+    (Redactor.known) passes over each event's JSON as it is packed; `cost_factors` (--cost-factor)
+    are the self-managed runners' compute-minute factors by tag (cost.py)."""
+    return PackedEvents(EventBuilder(pipeline, naming, now, cost_factors=cost_factors).events(), mask)
 
 
 # GitLab's test case statuses in the TestRunFacet's words.

@@ -182,6 +182,12 @@ def add_context(pipeline: Pipeline, ci: Mapping[str, str], redact: Callable[[str
         if own is not None and ci.get("CI_ENVIRONMENT_NAME") and not own.environment:
             own.environment = ci["CI_ENVIRONMENT_NAME"]
             own.environment_action = ci.get("CI_ENVIRONMENT_ACTION") or None
+    # GitLab's version for the processing_engine facet: CI_SERVER_VERSION when the job's server is
+    # this pipeline's. TODO(lead): outside a job, the reader may ask GET /version (authenticated, so
+    # a read_api token; answers {"version": "17.5.1-ee", "revision": ...}, lib/api/version.rb) and set
+    # pipeline.gitlab_version first; without either, events say "unknown" (events.UNKNOWN_VERSION).
+    if ci.get("CI_SERVER_VERSION") and ids.server_key(ci.get("CI_SERVER_URL") or "") in ("", pipeline.server):
+        pipeline.gitlab_version = pipeline.gitlab_version or bounded(ci["CI_SERVER_VERSION"].strip(), 40) or None
     # Every job of a pipeline carries the pipeline's commit (GitLab's pipeline object has no title).
     pipeline.commit_title = pipeline.commit_title or next((j.commit_title for j in pipeline.jobs if j.commit_title),
                                                           None)
