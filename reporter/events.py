@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import cast
 
 from reporter import PRODUCER, cost, facets, ids
 from reporter.failure_reasons import in_words as failure_in_words
@@ -35,11 +36,15 @@ def _put(tags: dict[str, str], key: str, value: object) -> None:
         value = _number(value)
     elif isinstance(value, tuple):
         value = ",".join(value)
-    tags[key] = bounded(str(value))
+    tags[key] = cast(str, bounded(str(value)))  # bounded keeps a str a str
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds")
 
 
 def _time(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds") if value else None
+    return _iso(value) if value else None
 
 
 def _event_time(kind: str, created: datetime | None, started: datetime | None,
@@ -87,7 +92,8 @@ class EventBuilder:
         self.name = ids.pipeline_job_name(naming.pipeline_name)
         self.parent = parent  # the bridge's run, for a downstream pipeline
         self.root = root or (self.run_id, self.name)
-        self._cache: dict[tuple, dict | str] = {}  # facets and stage run IDs shared by many runs, made once
+        self._facets: dict[tuple, dict] = {}  # facets shared by many runs, made once
+        self._stage_ids: dict[str, str] = {}
 
     def events(self) -> Iterator[dict]:
         """This pipeline's events, each bridge followed by its downstream pipeline's; made one at a
@@ -108,10 +114,10 @@ class EventBuilder:
         p = self.pipeline
         stages = stage_order(p.jobs)
         result = pipeline_status(p)
-        status = result.status
+        status = result.status or p.status  # pipeline_status falls back to GitLab's word itself
         final = status in FINAL
         finished = max((j.finished_at for j in p.jobs if j.finished_at), default=None)
-        tags = {"gitlab.status": status, "gitlab.ref": p.ref}
+        tags: dict[str, str] = {"gitlab.status": status, "gitlab.ref": p.ref}
         if p.source:
             tags["gitlab.source"] = p.source
         if status == "success" and result.warnings:
@@ -119,7 +125,7 @@ class EventBuilder:
         self._pipeline_context(tags)
         _put(tags, "gitlab.compute_minutes", cost.total(p.jobs, self.cost_factors))
         failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
-        runs = [(_Run(
+        runs: list[tuple[_Run, GitLabJob | None]] = [(_Run(
             run_id=self.run_id, name=self.name, kind="PIPELINE", status=status, parent=self.parent,
             created=p.created_at or min((j.created_at for j in p.jobs if j.created_at), default=None),
             started=p.started_at or min((j.started_at for j in p.jobs if j.started_at), default=None),
@@ -137,8 +143,8 @@ class EventBuilder:
 
     def _stage_run(self, stage: str, jobs: list[GitLabJob], previous: str | None) -> _Run:
         result = stage_status(jobs)
-        status = result.status
-        tags = {"gitlab.status": status}
+        status = result.status or "created"  # stage_status gives a status for any jobs, none included
+        tags: dict[str, str] = {"gitlab.status": status}
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
         _put(tags, "gitlab.compute_minutes", cost.total(jobs, self.cost_factors))
@@ -203,9 +209,9 @@ class EventBuilder:
         kind = event_type(run.status)
         run_facets: dict = {}
         if run.created:
-            run_facets["nominalTime"] = facets.nominal_time(_time(run.created))
+            run_facets["nominalTime"] = facets.nominal_time(_iso(run.created))
         if run.started:
-            run_facets["startTime"] = facets.start_time(_time(run.started))
+            run_facets["startTime"] = facets.start_time(_iso(run.started))
         if run.parent is None:  # the root run: Databand's project and run names
             p = self.pipeline
             run_facets["tags"] = facets.tags(run.tags, self.naming.project_name, f"{p.ref} #{p.id}")
@@ -235,30 +241,30 @@ class EventBuilder:
         # Every job of a stage has the same parent facet: built once (events are encoded as they
         # are made, so sharing the dict is safe).
         key = ("parent", *parent)
-        if key not in self._cache:
-            self._cache[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
-        return self._cache[key]
+        if key not in self._facets:
+            self._facets[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
+        return self._facets[key]
 
     def _engine_facet(self) -> dict:
         key = ("engine",)
-        if key not in self._cache:
-            self._cache[key] = facets.processing_engine(bounded(self.gitlab_version, 40) or UNKNOWN_VERSION)
-        return self._cache[key]
+        if key not in self._facets:
+            self._facets[key] = facets.processing_engine(bounded(self.gitlab_version, 40) or UNKNOWN_VERSION)
+        return self._facets[key]
 
     def _stage_id(self, stage: str) -> str:
         # Every job of a stage names its stage's run as parent: one UUIDv5 per stage, not per job.
-        key = ("stage", stage)
-        if key not in self._cache:
-            self._cache[key] = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage)
-        return self._cache[key]
+        if stage not in self._stage_ids:
+            self._stage_ids[stage] = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id,
+                                                      self.pipeline.id, stage)
+        return self._stage_ids[stage]
 
     def _job_facets(self, kind: str) -> dict:
         key = ("job", kind)
-        if key not in self._cache:
+        if key not in self._facets:
             p = self.pipeline
-            self._cache[key] = {"jobType": facets.job_type(kind),
-                                "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
-        return self._cache[key]
+            self._facets[key] = {"jobType": facets.job_type(kind),
+                                 "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
+        return self._facets[key]
 
 
 def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
@@ -290,7 +296,7 @@ _TEST_STATUS = {"success": "pass", "failed": "fail", "error": "fail", "skipped":
 def _test_facet(results: TestResults) -> dict:
     tests = []
     for case in results.cases:
-        params = {"suite": results.suite, "gitlabStatus": case.status}
+        params: dict[str, object] = {"suite": results.suite, "gitlabStatus": case.status}
         if case.classname:
             params["classname"] = case.classname
         if case.seconds is not None:
