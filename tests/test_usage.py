@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from reporter import events as reporter_events
 from reporter import report as lib
 from reporter.ids import Naming
 from reporter.settings import Settings
-from reporter.snapshot import Job, Pipeline
+from reporter.snapshot import Job, Pipeline, mark_attempts
 from reporter.status import flaky
 
 NOW = datetime(2026, 11, 20, 11, 0, tzinfo=timezone.utc)
@@ -90,11 +91,9 @@ def test_flaky_is_a_failure_then_a_pass_of_the_same_job():
     assert flaky(jobs) == {2, 9}
 
 
-def test_flaky_tag_and_summary_count_agree_from_the_snapshot_and_from_the_events(gitlab):
+def test_flaky_tag_and_summary_count_agree_from_the_snapshot_and_from_the_events():
     jobs = [ran(1, "unit", "test", "failed", 10), ran(2, "unit", "test", "success", 10),
             ran(3, "lint", "test", "success", 10)]
-    from reporter.snapshot import mark_attempts
-
     pipeline = snapshot(mark_attempts(jobs))
     events = build(pipeline)
     runs = by_job_id(events)
@@ -151,8 +150,6 @@ def test_compute_minutes_per_job_stage_and_pipeline():
             ran(4, "build", "build", "success", 120),  # 2
             Job(id=5, name="never", stage="build", status="skipped"),  # no duration: no estimate
             ran(6, "trigger", "deploy", "success", 600, kind="bridge")]  # 0
-    from reporter.snapshot import mark_attempts
-
     events = build(snapshot(mark_attempts(jobs)), cost_factors={"big": 4.0})
     runs = by_job_id(events)
     assert [(tags(runs[i]).get("gitlab.cost_factor"), tags(runs[i]).get("gitlab.compute_minutes"))
@@ -166,8 +163,6 @@ def test_compute_minutes_per_job_stage_and_pipeline():
 
 
 def test_docs_list_the_new_tags():
-    from pathlib import Path
-
     doc = (Path(__file__).resolve().parent.parent / "docs" / "event-tags.md").read_text()
     for tag in ("gitlab.flaky", "gitlab.cost_factor", "gitlab.compute_minutes", "--cost-factor TAG=F"):
         assert f"`{tag}`" in doc, tag
