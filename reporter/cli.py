@@ -398,19 +398,24 @@ def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor
 
 
 @cli.command("parent-env")
-@click.option("--format", "form", type=click.Choice(["shell", "dotenv"]), default="shell", show_default=True,
-              help="shell: export lines to eval or source; dotenv: KEY=VALUE for artifacts:reports:dotenv.")
+@click.option("--format", "form", type=click.Choice(handoff.FORMATS), default="shell", show_default=True,
+              help="shell: export lines to eval or source; dotenv: KEY=VALUE for artifacts:reports:dotenv; "
+                   "airflow-conf: the DAG run conf (JSON) for airflow dags trigger -c or the REST API; "
+                   "spark-conf: --conf options for spark-submit.")
 @click.option("--namespace", envvar="DATABAND_NAMESPACE", metavar="NAME",
-              help="As for report: must match it; no '/'. [env: DATABAND_NAMESPACE]")
+              help="As for report: must match it. [env: DATABAND_NAMESPACE]")
 @click.option("--pipeline-name", envvar="DATABAND_PIPELINE_NAME", metavar="NAME",
-              help="As for report: must match it; no '/'. [env: DATABAND_PIPELINE_NAME]")
+              help="As for report: must match it. [env: DATABAND_PIPELINE_NAME]")
 @click.option("--gitlab-url", envvar="GITLAB_URL", metavar="URL", help="As for report. [env: GITLAB_URL]")
 def parent_env(form, namespace, pipeline_name, gitlab_url):
-    """Print the OPENLINEAGE_PARENT_* variables of this job, for dbt-ol, Spark or Airflow.
+    """Print this job's run as the parent for dbt-ol, Spark or an Airflow DAG run.
 
-    Their runs then hang under this job's run in the report, with the same run IDs.
-    Reads only CI_* variables; makes no request. A setting it cannot hand on intact
-    (a '/' in the namespace or pipeline name, which dbt-ol splits on) is an error, exit 2.
+    Their runs then hang under this job's run in the report, rooted at the pipeline's,
+    with the same run IDs. Reads only CI_* variables; makes no request. shell and dotenv
+    give OPENLINEAGE_CONTEXT (read by dbt-ol 1.52+) and the OPENLINEAGE_PARENT_* variables;
+    with a '/' in the namespace or pipeline name, OPENLINEAGE_PARENT_ID and
+    OPENLINEAGE_ROOT_PARENT_ID (split on '/') are left out, with a note on stderr.
+    A value it cannot hand on intact is an error, exit 2.
 
     \b
     Examples, in a job's script, either:
@@ -422,6 +427,14 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
       . ./databand-parent.env
     For later jobs: parent-env --format dotenv > databand-parent.env, listed
     under artifacts:reports:dotenv.
+
+    \b
+    An Airflow DAG run (provider 2.8.0+) under this job:
+      databand-gitlab-reporter parent-env --format airflow-conf > conf.json
+      airflow dags trigger -c "$(cat conf.json)" my_dag
+    A Spark application under this job:
+      databand-gitlab-reporter parent-env --format spark-conf > spark.conf
+      eval "spark-submit $(cat spark.conf) app.py"
     """
     _run_parent_env(form, namespace, pipeline_name, gitlab_url)
 
@@ -429,13 +442,16 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
 @_friendly
 def _run_parent_env(form, namespace, pipeline_name, gitlab_url):
     try:
-        text = handoff.render(handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url), form)
+        variables = handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url)
+        text = handoff.render(variables, form)
     except ReporterError as error:
         # eval "$(...)" runs whatever was printed and ignores the exit status: a failing statement is
         # the only way the failure reaches a set -e shell. A terminal gets the error line alone.
         if form == "shell" and not sys.stdout.isatty():
             click.echo(f"(exit {error.exit_code})")
         raise
+    for note in handoff.notes(variables, form):
+        click.echo(f"{PROG}: note: {note}", err=True)
     click.echo(text)
 
 

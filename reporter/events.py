@@ -4,17 +4,21 @@ one run per job attempt, as plain JSON data. Pure: the same snapshot and clock g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import cast
 
-from reporter import PRODUCER, facets, ids
+from reporter import PRODUCER, cost, facets, ids
 from reporter.failure_reasons import in_words as failure_in_words
 from reporter.ids import Naming
 from reporter.packed import PackedEvents
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, bounded, parse_time
-from reporter.status import FINAL, event_type, latest, pipeline_status, stage_order, stage_status
+from reporter.status import FINAL, event_type, flaky, latest, pipeline_status, stage_order, stage_status
+
+# processing_engine needs a version: this stands in where GitLab's could not be read.
+UNKNOWN_VERSION = "unknown"
 
 
 def _number(value: float | None) -> str | None:
@@ -32,11 +36,15 @@ def _put(tags: dict[str, str], key: str, value: object) -> None:
         value = _number(value)
     elif isinstance(value, tuple):
         value = ",".join(value)
-    tags[key] = bounded(str(value))
+    tags[key] = cast(str, bounded(str(value)))  # bounded keeps a str a str
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds")
 
 
 def _time(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds") if value else None
+    return _iso(value) if value else None
 
 
 def _event_time(kind: str, created: datetime | None, started: datetime | None,
@@ -71,15 +79,21 @@ class EventBuilder:
     """Events of one pipeline; a downstream pipeline gets a builder of its own, under its bridge."""
 
     def __init__(self, pipeline: Pipeline, naming: Naming, now: datetime,
-                 parent: tuple[str, str] | None = None, root: tuple[str, str] | None = None):
+                 parent: tuple[str, str] | None = None, root: tuple[str, str] | None = None,
+                 cost_factors: Mapping[str, float] | None = None, gitlab_version: str | None = None):
         self.pipeline = pipeline
         self.naming = naming
         self.now = now
+        self.cost_factors = cost_factors or {}
+        # A downstream pipeline's snapshot may lack the version: the same GitLab ran it, mostly.
+        self.gitlab_version = pipeline.gitlab_version or gitlab_version
+        self._flaky = flaky(pipeline.jobs)
         self.run_id = ids.pipeline_run_id(pipeline.server, pipeline.project_id, pipeline.id)
         self.name = ids.pipeline_job_name(naming.pipeline_name)
         self.parent = parent  # the bridge's run, for a downstream pipeline
         self.root = root or (self.run_id, self.name)
-        self._cache: dict[tuple, dict | str] = {}  # facets and stage run IDs shared by many runs, made once
+        self._facets: dict[tuple, dict] = {}  # facets shared by many runs, made once
+        self._stage_ids: dict[str, str] = {}
 
     def events(self) -> Iterator[dict]:
         """This pipeline's events, each bridge followed by its downstream pipeline's; made one at a
@@ -90,8 +104,9 @@ class EventBuilder:
                 child = job.downstream
                 naming = Naming(self.naming.namespace, f"{run.name}.{ids.default_pipeline_name(child.project_path)}",
                                 self.naming.project_name)
-                yield from EventBuilder(child, naming, self.now, parent=(run.run_id, run.name),
-                                        root=self.root).events()
+                yield from EventBuilder(child, naming, self.now, parent=(run.run_id, run.name), root=self.root,
+                                        cost_factors=self.cost_factors,
+                                        gitlab_version=self.gitlab_version).events()
 
     # -- the three levels -------------------------------------------------------------------
 
@@ -99,17 +114,18 @@ class EventBuilder:
         p = self.pipeline
         stages = stage_order(p.jobs)
         result = pipeline_status(p)
-        status = result.status
+        status = result.status or p.status  # pipeline_status falls back to GitLab's word itself
         final = status in FINAL
         finished = max((j.finished_at for j in p.jobs if j.finished_at), default=None)
-        tags = {"gitlab.status": status, "gitlab.ref": p.ref}
+        tags: dict[str, str] = {"gitlab.status": status, "gitlab.ref": p.ref}
         if p.source:
             tags["gitlab.source"] = p.source
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
         self._pipeline_context(tags)
+        _put(tags, "gitlab.compute_minutes", cost.total(p.jobs, self.cost_factors))
         failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
-        runs = [(_Run(
+        runs: list[tuple[_Run, GitLabJob | None]] = [(_Run(
             run_id=self.run_id, name=self.name, kind="PIPELINE", status=status, parent=self.parent,
             created=p.created_at or min((j.created_at for j in p.jobs if j.created_at), default=None),
             started=p.started_at or min((j.started_at for j in p.jobs if j.started_at), default=None),
@@ -127,10 +143,11 @@ class EventBuilder:
 
     def _stage_run(self, stage: str, jobs: list[GitLabJob], previous: str | None) -> _Run:
         result = stage_status(jobs)
-        status = result.status
-        tags = {"gitlab.status": status}
+        status = result.status or "created"  # stage_status gives a status for any jobs, none included
+        tags: dict[str, str] = {"gitlab.status": status}
         if status == "success" and result.warnings:
             tags["gitlab.warnings"] = "true"
+        _put(tags, "gitlab.compute_minutes", cost.total(jobs, self.cost_factors))
         return _Run(
             run_id=self._stage_id(stage),
             name=ids.stage_job_name(self.naming.pipeline_name, stage), kind="STAGE", status=status,
@@ -151,6 +168,13 @@ class EventBuilder:
         if job.downstream_ref:
             tags["gitlab.downstream_pipeline"] = str(job.downstream_ref[1])
         _job_context(tags, job)
+        if job.id in self._flaky:
+            tags["gitlab.flaky"] = "true"
+        minutes = cost.compute_minutes(job, self.cost_factors)
+        if minutes is not None and job.kind != "bridge":  # a bridge has no runner, so no factor
+            tags["gitlab.cost_factor"] = _number(cost.cost_factor(job, self.cost_factors)) or "0"
+        if minutes is not None:
+            tags["gitlab.compute_minutes"] = _number(minutes) or "0"
         failed = job.status == "failed"
         return _Run(
             run_id=ids.job_run_id(self.pipeline.server, self.pipeline.project_id, job.id),
@@ -185,9 +209,9 @@ class EventBuilder:
         kind = event_type(run.status, run.kind)
         run_facets: dict = {}
         if run.created:
-            run_facets["nominalTime"] = facets.nominal_time(_time(run.created))
+            run_facets["nominalTime"] = facets.nominal_time(_iso(run.created))
         if run.started:
-            run_facets["startTime"] = facets.start_time(_time(run.started))
+            run_facets["startTime"] = facets.start_time(_iso(run.started))
         if run.parent is None:  # the root run: Databand's project and run names
             p = self.pipeline
             run_facets["tags"] = facets.tags(run.tags, self.naming.project_name, f"{p.ref} #{p.id}")
@@ -200,6 +224,7 @@ class EventBuilder:
             run_facets["log"] = facets.log(*run.log)
         if run.tests:
             run_facets["test"] = _test_facet(run.tests)
+        run_facets["processing_engine"] = self._engine_facet()
         ns = self.naming.namespace
         return {
             "eventTime": _time(_event_time(kind, run.created, run.started, run.finished, self.now)),
@@ -216,24 +241,30 @@ class EventBuilder:
         # Every job of a stage has the same parent facet: built once (events are encoded as they
         # are made, so sharing the dict is safe).
         key = ("parent", *parent)
-        if key not in self._cache:
-            self._cache[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
-        return self._cache[key]
+        if key not in self._facets:
+            self._facets[key] = facets.parent(self.naming.namespace, parent[0], parent[1], *self.root)
+        return self._facets[key]
+
+    def _engine_facet(self) -> dict:
+        key = ("engine",)
+        if key not in self._facets:
+            self._facets[key] = facets.processing_engine(bounded(self.gitlab_version, 40) or UNKNOWN_VERSION)
+        return self._facets[key]
 
     def _stage_id(self, stage: str) -> str:
         # Every job of a stage names its stage's run as parent: one UUIDv5 per stage, not per job.
-        key = ("stage", stage)
-        if key not in self._cache:
-            self._cache[key] = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id, self.pipeline.id, stage)
-        return self._cache[key]
+        if stage not in self._stage_ids:
+            self._stage_ids[stage] = ids.stage_run_id(self.pipeline.server, self.pipeline.project_id,
+                                                      self.pipeline.id, stage)
+        return self._stage_ids[stage]
 
     def _job_facets(self, kind: str) -> dict:
         key = ("job", kind)
-        if key not in self._cache:
+        if key not in self._facets:
             p = self.pipeline
-            self._cache[key] = {"jobType": facets.job_type(kind),
-                                "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
-        return self._cache[key]
+            self._facets[key] = {"jobType": facets.job_type(kind),
+                                 "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
+        return self._facets[key]
 
 
 def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
@@ -250,10 +281,12 @@ def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
 
 
 def build_events(pipeline: Pipeline, naming: Naming, now: datetime,
-                 mask: Callable[[str], str] | None = None) -> PackedEvents:
+                 mask: Callable[[str], str] | None = None,
+                 cost_factors: Mapping[str, float] | None = None) -> PackedEvents:
     """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts); `mask`
-    (Redactor.known) passes over each event's JSON as it is packed."""
-    return PackedEvents(EventBuilder(pipeline, naming, now).events(), mask)
+    (Redactor.known) passes over each event's JSON as it is packed; `cost_factors` (--cost-factor)
+    are the self-managed runners' compute-minute factors by tag (cost.py)."""
+    return PackedEvents(EventBuilder(pipeline, naming, now, cost_factors=cost_factors).events(), mask)
 
 
 # GitLab's test case statuses in the TestRunFacet's words.
@@ -263,7 +296,7 @@ _TEST_STATUS = {"success": "pass", "failed": "fail", "error": "fail", "skipped":
 def _test_facet(results: TestResults) -> dict:
     tests = []
     for case in results.cases:
-        params = {"suite": results.suite, "gitlabStatus": case.status}
+        params: dict[str, object] = {"suite": results.suite, "gitlabStatus": case.status}
         if case.classname:
             params["classname"] = case.classname
         if case.seconds is not None:

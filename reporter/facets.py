@@ -74,3 +74,40 @@ def source_code_location(project_url: str, sha: str, ref: str, is_tag: bool) -> 
     return _facet(f"{SPEC}/facets/1-1-0/SourceCodeLocationJobFacet.json#/$defs/SourceCodeLocationJobFacet", {
         "type": "git", "url": f"{project_url}/-/tree/{sha}", "repoUrl": f"{project_url}.git", "version": sha,
         ("tag" if is_tag else "branch"): ref})
+
+
+def processing_engine(gitlab_version: str) -> dict:
+    """What ran the run: GitLab at its version, reported by this reporter (the adapter). Consumers
+    such as DataHub refuse events from a producer they do not know unless this facet is there."""
+    return _facet(f"{SPEC}/facets/1-1-1/ProcessingEngineRunFacet.json#/$defs/ProcessingEngineRunFacet",
+                  {"version": gitlab_version, "name": "GitLab", "openlineageAdapterVersion": __version__})
+
+
+# GitLab's `needs` and trigger jobs in JobDependenciesRunFacet's words: a job that needs another
+# starts once that one finished; a bridge starts its downstream pipeline itself.
+FINISH_TO_START = "FINISH_TO_START"
+DIRECT_INVOCATION = "DIRECT_INVOCATION"
+
+
+def dependency(namespace: str, name: str, run_id: str | None = None, *, dependency_type: str | None = None,
+               sequence_trigger_rule: str | None = FINISH_TO_START, status_trigger_rule: str | None = None) -> dict:
+    """One entry of jobDependencies' upstream or downstream: the job, its run when known, and the
+    rules where they are known (all optional in the schema but the job)."""
+    entry: dict = {"job": {"namespace": namespace, "name": name}}
+    if run_id:
+        entry["run"] = {"runId": run_id}
+    if dependency_type:
+        entry["dependency_type"] = dependency_type
+    if sequence_trigger_rule:
+        entry["sequence_trigger_rule"] = sequence_trigger_rule
+    if status_trigger_rule:
+        entry["status_trigger_rule"] = status_trigger_rule
+    return entry
+
+
+def job_dependencies(upstream: list[dict], downstream: list[dict] | None = None,
+                     trigger_rule: str | None = None) -> dict:
+    """OpenLineage's `jobDependencies` run facet from entries made by dependency(). The schema's
+    field is `dependency_type` (its docs' example writes `type`)."""
+    return _facet(f"{SPEC}/facets/1-0-1/JobDependenciesRunFacet.json#/$defs/JobDependenciesRunFacet",
+                  {"upstream": upstream, "downstream": downstream or None, "trigger_rule": trigger_rule})

@@ -56,7 +56,8 @@ def job_run_id(server: str, project_id: int, job_id: int) -> str:
 def _part(name: str) -> str:
     # '.' separates the levels, so a dot inside a name is escaped (and '%' with it, to stay
     # reversible): stage "a.b" + job "c" never collides with stage "a" + job "b.c". '/' is escaped
-    # too: dbt-ol splits OPENLINEAGE_PARENT_ID ("namespace/name/runId") on every slash.
+    # too, so that a stage or job name never makes OPENLINEAGE_PARENT_ID ("namespace/name/runId",
+    # split on every slash by older dbt-ol) unreadable; only a user-set name can (handoff.py).
     return name.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
 
 
@@ -88,18 +89,13 @@ def job_job_name(pipeline_name: str, stage: str, job: str) -> str:
 def check_name(value: str, setting: str) -> str:
     """A namespace or pipeline name set by the user, or a ConfigError naming `setting` (one line).
 
-    These names reach tools through parent-env. dbt-ol (openlineage-dbt) reads OPENLINEAGE_PARENT_ID
-    and OPENLINEAGE_ROOT_PARENT_ID as `namespace/name/runId` with a plain split on '/', and ignores
-    the parent unless exactly three parts come out, so a '/' would silently detach dbt's runs.
-    Escaping it instead would put in Databand a name the user never wrote, so it is refused.
+    A '/' is accepted: Databand does not mind it, and parent-env hands such a name on in
+    OPENLINEAGE_CONTEXT, leaving out only the variables that tools split on '/' (handoff.py).
     GitLab's dotenv reports strip a value's surrounding blanks and end it at a line break, so those
-    are refused too: the report and the tool would disagree.
+    are refused: the report and the tool would disagree.
     """
     if not value.strip():
         raise ConfigError(f"{setting} is empty; leave it unset for the default.")
-    if "/" in value:
-        raise ConfigError(f"{setting} {value!r} contains '/', which dbt-ol and other tools reading "
-                          f"OPENLINEAGE_PARENT_ID (namespace/name/runId) cannot carry; use ':' or '.' instead.")
     if value != value.strip():
         raise ConfigError(f"{setting} {value!r} starts or ends with a blank; remove it.")
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):

@@ -116,6 +116,7 @@ class CIContext:
     merge_request_project_url: str | None = None
     environment_name: str | None = None
     environment_action: str | None = None
+    server_version: str | None = None  # CI_SERVER_VERSION, for the processing_engine facet
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CIContext:
@@ -136,6 +137,7 @@ class CIContext:
             merge_request_iid=_ci_id(environ, "CI_MERGE_REQUEST_IID"),
             merge_request_project_url=text("CI_MERGE_REQUEST_PROJECT_URL"),
             environment_name=text("CI_ENVIRONMENT_NAME"), environment_action=text("CI_ENVIRONMENT_ACTION"),
+            server_version=text("CI_SERVER_VERSION"),
         )
 
     def describes(self, project: str | int | None, pipeline_id: int) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -51,8 +52,8 @@ class Job:
     retried: bool = False  # a later attempt of the same job exists
     attempt: int = 1
     downstream_ref: tuple[str | int, int] | None = None  # a bridge's (project, pipeline id), as GitLab names it
-    downstream: "Pipeline | None" = None  # read when the token and the depth bound allow
-    tests: "TestResults | None" = None
+    downstream: Pipeline | None = None  # read when the token and the depth bound allow
+    tests: TestResults | None = None
     junit: bool = False  # it uploaded a JUnit report (artifacts:reports:junit), so GitLab's test report has it
     # Context as GitLab's job object gives it; free text is masked and cut by the reader. None where
     # GitLab sent nothing (a bridge has no runner, a job that never ran has no durations).
@@ -61,6 +62,7 @@ class Job:
     coverage: float | None = None
     runner_id: int | None = None
     runner_description: str | None = None
+    runner_type: str | None = None  # GitLab's instance_type, group_type or project_type, where read
     tag_list: tuple[str, ...] = ()
     environment: str | None = None  # only where GitLab's answer names it
     environment_action: str | None = None
@@ -117,18 +119,37 @@ class Pipeline:
     queued_seconds: float | None = None
     duration_seconds: float | None = None
     coverage: float | None = None
+    # GitLab's version (CI_SERVER_VERSION, e.g. "17.5.1-ee"), for the processing_engine facet; None
+    # where it could not be read.
+    gitlab_version: str | None = None
     # Jobs GitLab counts in the pipeline's status that the report does not show: the reporter's own
     # job when --exclude-job leaves it out (status.with_own_job).
     unlisted: list[Job] = field(default_factory=list)
 
 
+# A pipeline execution policy's job whose name clashes with another job gets GitLab's suffix
+# `:policy-<policy project id>-<policy index>` (Gitlab::Ci::Pipeline::PipelineExecutionPolicies,
+# suffix: on_conflict, the default).
+POLICY_SUFFIX = re.compile(r":policy-\d+-\d+$")
+
+
+def base_name(name: str) -> str:
+    """A job's name without the suffix a pipeline execution policy's clash adds."""
+    return POLICY_SUFFIX.sub("", name)
+
+
 def without(jobs: list[Job], patterns: tuple[str, ...]) -> list[Job]:
-    """The jobs whose names match none of the shell-style patterns (--exclude-job)."""
+    """The jobs whose names match none of the shell-style patterns (--exclude-job).
+
+    A pattern that matches a job's name without GitLab's policy suffix matches the suffixed job
+    too: a policy's `databand-report` renamed `databand-report:policy-42-0` is still the report job.
+    """
     from fnmatch import fnmatchcase
 
     if not patterns:
         return jobs
-    return [job for job in jobs if not any(fnmatchcase(job.name, p) for p in patterns)]
+    return [job for job in jobs
+            if not any(fnmatchcase(job.name, p) or fnmatchcase(base_name(job.name), p) for p in patterns)]
 
 
 def mark_attempts(jobs: list[Job]) -> list[Job]:

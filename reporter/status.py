@@ -24,10 +24,10 @@ from datetime import datetime
 
 from reporter.snapshot import Job, Pipeline
 
-KNOWN = frozenset(
-    "created waiting_for_resource preparing waiting_for_callback pending running success failed "
-    "canceling canceled skipped manual scheduled".split()
-)
+KNOWN = frozenset({
+    "created", "waiting_for_resource", "preparing", "waiting_for_callback", "pending", "running", "success",
+    "failed", "canceling", "canceled", "skipped", "manual", "scheduled",
+})
 FINAL = frozenset({"success", "failed", "canceled", "skipped"})
 # A pipeline blocked at a manual job, or waiting for a delayed one, has not ended, and nothing more
 # happens to it until somebody plays the job or the time comes; it may stay so for good. A sweep
@@ -211,20 +211,46 @@ def latest(jobs: Iterable[Job]) -> list[Job]:
     return [job for job in jobs if not job.retried]
 
 
+# Stages whose place GitLab fixes, by rank; every other stage ranks between .pre and .post. GitLab
+# wraps the declared stages in .pre and .post (Gitlab::Ci::Config::Entry::Stages), and a pipeline
+# execution policy wraps them again: [".pipeline-policy-pre", *stages, ".pipeline-policy-post"]
+# (Gitlab::Ci::Pipeline::PipelineExecutionPolicies::ReservedStagesInjector).
+_FIXED_STAGES = {".pipeline-policy-pre": 0, ".pre": 1, ".post": 3, ".pipeline-policy-post": 4}
+
+
 def stage_order(jobs: Iterable[Job]) -> list[str]:
     """Stages in pipeline order.
 
     The jobs API has no stage index, but GitLab creates a pipeline's jobs stage by stage, so the
-    lowest job id of a stage follows the order; `.pre` and `.post` are first and last by definition.
+    lowest job id of a stage follows the order; the reserved stages are placed as GitLab does.
     """
     first_id: dict[str, int] = {}
     for job in jobs:
         first_id[job.stage] = min(job.id, first_id.get(job.stage, job.id))
 
     def key(stage: str) -> tuple[int, int]:
-        return ({".pre": 0, ".post": 2}.get(stage, 1), first_id[stage])
+        return (_FIXED_STAGES.get(stage, 2), first_id[stage])
 
     return sorted(first_id, key=key)
+
+
+def flaky(jobs: Iterable[Job]) -> set[int]:
+    """The ids of the latest attempts of flaky jobs: jobs with an attempt that failed and a later
+    attempt that passed, in this pipeline (the same commit).
+
+    The jobs API lists earlier attempts with include_retried=true (the reader asks for them);
+    bridges show only their latest attempt, so a bridge is never found flaky.
+    """
+    attempts: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        attempts.setdefault((job.stage, job.name), []).append(job)
+    found = set()
+    for same in attempts.values():
+        same.sort(key=lambda j: j.id)
+        failed_at = next((i for i, job in enumerate(same) if job.status == "failed"), None)
+        if failed_at is not None and any(job.status == "success" for job in same[failed_at + 1:]):
+            found.add(same[-1].id)
+    return found
 
 
 def unknown_statuses(jobs: Iterable[Job]) -> set[str]:

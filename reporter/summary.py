@@ -218,7 +218,23 @@ def counts_line(view: PipelineView) -> str:
     line = f"Jobs: {sum(counts.values())}" + (f" = {parts}" if parts else "")
     if retried:
         line += f" (and {retried} earlier attempt{'s' if retried != 1 else ''}, retried)"
+    if flaky := flaky_count(view):
+        line += f"; {flaky} flaky (failed, then passed on a retry)"
     return line
+
+
+def flaky_count(view: PipelineView) -> int:
+    """Jobs of this pipeline (not downstream) with an attempt that failed and a later one that passed,
+    as status.flaky finds them (the events' gitlab.flaky tags say the same)."""
+    attempts: dict[tuple[str, str], list[JobView]] = {}
+    for job in view.jobs():
+        attempts.setdefault((job.stage, job.name), []).append(job)
+    count = 0
+    for same in attempts.values():
+        statuses = [job.status for job in sorted(same, key=lambda j: j.attempt)]
+        if "failed" in statuses and "success" in statuses[statuses.index("failed") + 1:]:
+            count += 1
+    return count
 
 
 def failed_lines(view: PipelineView, where: str = "") -> list[str]:

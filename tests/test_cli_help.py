@@ -86,7 +86,7 @@ def strings_of(path: Path) -> list[str]:
 HINTS = [(path.name, text) for path in sorted(REPORTER.rglob("*.py")) for text in strings_of(path)]
 ALL_FLAGS = {flag for command in cli.commands.values() for flag in options(command)} | {"--help", "--version"}
 # Flags of other programs the messages quote on purpose.
-OTHERS = {"--index-url"}
+OTHERS = {"--index-url", "--conf"}  # pip's, spark-submit's
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 RUN = re.compile(r"\b(report|resend|sweep|parent-env)((?: --[a-z][a-z0-9-]*(?: (?!--)[^\s,;)]+)?)+)")
 

@@ -35,6 +35,9 @@ PIPELINE_CONTEXT = ["gitlab.commit.sha", "gitlab.commit.title", "gitlab.commit.b
 JOB_CONTEXT = ["gitlab.failure_reason", "gitlab.runner.id", "gitlab.runner.description", "gitlab.tags",
                "gitlab.queued_seconds", "gitlab.duration_seconds", "gitlab.environment",
                "gitlab.environment.action", "gitlab.coverage"]
+# Issue 21's estimate, after the context: compute minutes (all levels) and the job's cost factor.
+COST = ["gitlab.compute_minutes"]
+JOB_COST = ["gitlab.cost_factor", "gitlab.compute_minutes"]
 
 
 def tag_pairs(event: dict) -> list[tuple[str, str]]:
@@ -81,7 +84,7 @@ def test_snapshot_context_becomes_tags_after_the_existing_ones_in_the_documented
     olschema.assert_valid(events)
 
     root = tag_pairs(events[0])
-    assert [k for k, _ in root] == OLD_PIPELINE_TAGS + PIPELINE_CONTEXT
+    assert [k for k, _ in root] == OLD_PIPELINE_TAGS + PIPELINE_CONTEXT + COST
     assert dict(root) == {
         "gitlab.status": "failed", "gitlab.ref": "main", "gitlab.source": "push",
         "gitlab.commit.sha": "50f0acb76a40e34a4ff304f7347dcc6587da8a14",
@@ -90,10 +93,11 @@ def test_snapshot_context_becomes_tags_after_the_existing_ones_in_the_documented
         "gitlab.merge_request.iid": "12",
         "gitlab.merge_request.url": "https://gitlab.example.com/acme/data-platform/-/merge_requests/12",
         "gitlab.user": "root", "gitlab.pipeline_name": "Build pipeline", "gitlab.schedule": "Nightly",
-        "gitlab.queued_seconds": "6", "gitlab.duration_seconds": "34", "gitlab.coverage": "87.5"}
+        "gitlab.queued_seconds": "6", "gitlab.duration_seconds": "34", "gitlab.coverage": "87.5",
+        "gitlab.compute_minutes": "4"}  # the deploy job's 240 s at factor 1, the bridge's 0
 
     deploy = tag_pairs(job_event(events, 7))
-    assert [k for k, _ in deploy] == OLD_JOB_TAGS + JOB_CONTEXT
+    assert [k for k, _ in deploy] == OLD_JOB_TAGS + JOB_CONTEXT + JOB_COST
     assert dict(deploy)["gitlab.failure_reason"] == "script_failure"
     assert dict(deploy)["gitlab.tags"] == "docker runner,ubuntu18"
     assert (dict(deploy)["gitlab.queued_seconds"], dict(deploy)["gitlab.duration_seconds"]) == ("0.123", "240")
@@ -102,9 +106,9 @@ def test_snapshot_context_becomes_tags_after_the_existing_ones_in_the_documented
     # the words stay in the errorMessage facet, the code goes beside them
     assert job_event(events, 7)["run"]["facets"]["errorMessage"]["message"] == "The script failed"
 
-    # stages carry no context of their own
+    # stages carry no context of their own, only their jobs' compute minutes
     stage = by_name(events)[ids.stage_job_name(NAMING.pipeline_name, "deploy")]
-    assert [k for k, _ in tag_pairs(stage)] == ["gitlab.status"]
+    assert tag_pairs(stage) == [("gitlab.status", "failed"), ("gitlab.compute_minutes", "4")]
 
 
 def test_snapshot_without_context_has_exactly_the_tags_it_had_before():
@@ -116,9 +120,9 @@ def test_snapshot_without_context_has_exactly_the_tags_it_had_before():
     pipeline.jobs.append(bare)
     events = list(reporter_events.build_events(pipeline, NAMING, NOW))
     olschema.assert_valid(events)
-    assert [k for k, _ in tag_pairs(events[0])] == OLD_PIPELINE_TAGS
-    assert [k for k, _ in tag_pairs(job_event(events, 9))] == OLD_JOB_TAGS
-    assert [k for k, _ in tag_pairs(job_event(events, 8))] == OLD_JOB_TAGS  # the bridge: nothing known
+    assert [k for k, _ in tag_pairs(events[0])] == OLD_PIPELINE_TAGS + COST
+    assert [k for k, _ in tag_pairs(job_event(events, 9))] == OLD_JOB_TAGS  # no duration: no estimate
+    assert [k for k, _ in tag_pairs(job_event(events, 8))] == OLD_JOB_TAGS + COST  # the bridge: 0 by definition
 
 
 def test_snapshot_values_are_bounded_strings_even_when_built_by_hand():
@@ -215,12 +219,12 @@ def test_every_context_field_null_or_missing_leaves_its_tag_out_without_error(gi
 
     snapshot, events = _read(gitlab, 7002)
     olschema.assert_valid(events)
-    assert [k for k, _ in tag_pairs(events[0])] == OLD_PIPELINE_TAGS + ["gitlab.commit.sha"]
+    assert [k for k, _ in tag_pairs(events[0])] == OLD_PIPELINE_TAGS + ["gitlab.commit.sha"] + COST  # the bridge's 0
     assert [k for k, _ in tag_pairs(job_event(events, 11))] == OLD_JOB_TAGS
     assert [k for k, _ in tag_pairs(job_event(events, 12))] == OLD_JOB_TAGS + ["gitlab.tags"]
     assert tags(job_event(events, 12))["gitlab.tags"] == "ok"
     assert [k for k, _ in tag_pairs(job_event(events, 13))] == OLD_JOB_TAGS
-    assert [k for k, _ in tag_pairs(job_event(events, 14))] == OLD_JOB_TAGS + ["gitlab.duration_seconds"]
+    assert [k for k, _ in tag_pairs(job_event(events, 14))] == OLD_JOB_TAGS + ["gitlab.duration_seconds"] + COST
     assert snapshot.left_out == []
 
 
@@ -232,7 +236,7 @@ def test_pipeline_object_without_the_context_keys_reads_as_before(gitlab):
     gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 21, "unit", "test", "success")])
     _, events = _read(gitlab, 7003)
     olschema.assert_valid(events)
-    assert [k for k, _ in tag_pairs(events[0])] == OLD_PIPELINE_TAGS + ["gitlab.commit.sha", "gitlab.commit.title"]
+    assert [k for k, _ in tag_pairs(events[0])] == OLD_PIPELINE_TAGS + ["gitlab.commit.sha", "gitlab.commit.title"] + COST
 
 
 def test_a_10_kb_commit_title_is_masked_before_it_is_cut(gitlab):

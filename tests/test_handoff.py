@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
 import pipelines
-from reporter import ids
+from reporter import handoff, ids
 from reporter.cli import cli
 from reporter.errors import ConfigError
 from reporter.ids import check_name
@@ -42,7 +44,6 @@ def test_parent_env_matches_the_report(gitlab, name):
     report = CliRunner().invoke(cli, ["resend", "--dry-run", "--json", "--project", "42", "--pipeline", "9001"],
                                 env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token})
     assert report.exit_code == 0, report.output
-    import json
 
     events = json.loads(report.stdout)
     [mine] = [e for e in events if any(t["key"] == "gitlab.job_id" and t["value"] == str(job["id"])
@@ -83,13 +84,12 @@ REPORTER = Path(sys.executable).with_name("databand-gitlab-reporter")
 
 
 @pytest.mark.parametrize("value", ["gitlab:gitlab.example.com", "prod", "acme.data%2Eplatform", "a b",
-                                   "déploiement 🚀 \"prod\"", "it's $HOME"])
-def test_check_name_passes_what_dbt_ol_can_carry(value):
+                                   "déploiement 🚀 \"prod\"", "it's $HOME", "team/prod", "acme/warehouse"])
+def test_check_name_passes_what_the_report_and_the_context_carry(value):
     assert check_name(value, "DATABAND_NAMESPACE") is value
 
 
 @pytest.mark.parametrize("value, says", [
-    ("team/prod", "contains '/'"), ("/", "contains '/'"), ("acme/data-platform", "contains '/'"),
     ("", "is empty"), ("   ", "is empty"), (" prod", "blank"), ("prod\t", "blank"),
     ("a\nb", "line break"), ("a\rb", "line break"), ("a\x00b", "control"), ("a\u2028b", "line break"),
 ])
@@ -101,20 +101,45 @@ def test_check_name_refuses_in_one_line_naming_the_setting(value, says):
     assert "\n" not in message and "\r" not in message
 
 
-@pytest.mark.parametrize("args, env, setting", [
-    (["--namespace", "team/prod"], {}, "--namespace"),
-    ([], {"DATABAND_NAMESPACE": "team/prod"}, "--namespace (DATABAND_NAMESPACE)"),
-    (["--pipeline-name", "acme/warehouse"], {}, "--pipeline-name"),
-    ([], {"DATABAND_PIPELINE_NAME": "acme/warehouse"}, "--pipeline-name (DATABAND_PIPELINE_NAME)"),
-    ([], {"DATABAND_NAMESPACE": " prod"}, "--namespace"),
+@pytest.mark.parametrize("args, env", [
+    (["--namespace", "team/prod"], {}),
+    ([], {"DATABAND_NAMESPACE": "team/prod"}),
+    (["--pipeline-name", "acme/warehouse"], {}),
+    ([], {"DATABAND_PIPELINE_NAME": "acme/warehouse"}),
 ])
-def test_parent_env_refuses_a_name_dbt_ol_would_split(gitlab, args, env, setting):
+def test_a_slash_leaves_out_only_the_split_variables_with_a_note(gitlab, args, env):
     job = {"id": 7, "name": "dbt", "stage": "transform"}
     for form in ("shell", "dotenv"):
         result = CliRunner().invoke(cli, ["parent-env", "--format", form, *args], env={**job_env(gitlab, job), **env})
+        assert result.exit_code == 0, result.output
+        values = parse_shell(result.stdout) if form == "shell" else dict(
+            line.split("=", 1) for line in result.stdout.splitlines())
+        assert "OPENLINEAGE_PARENT_ID" not in values and "OPENLINEAGE_ROOT_PARENT_ID" not in values
+        context = json.loads(values["OPENLINEAGE_CONTEXT"])["parent"]
+        assert context["job"] == {"namespace": values["OPENLINEAGE_PARENT_JOB_NAMESPACE"],
+                                  "name": values["OPENLINEAGE_PARENT_JOB_NAME"]}
+        assert "/" in context["job"]["namespace"] + context["root"]["job"]["name"]
+        [note] = result.stderr.splitlines()
+        assert note.startswith("databand-gitlab-reporter: note: OPENLINEAGE_PARENT_ID and OPENLINEAGE_ROOT_PARENT_ID")
+    for form in ("airflow-conf", "spark-conf"):  # nothing there is split: no note
+        result = CliRunner().invoke(cli, ["parent-env", "--format", form, *args], env={**job_env(gitlab, job), **env})
+        assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_without_a_slash_there_is_no_note(gitlab):
+    result = CliRunner().invoke(cli, ["parent-env"], env=job_env(gitlab, {"id": 7, "name": "a/b", "stage": "c/d"}))
+    assert result.exit_code == 0 and result.stderr == ""
+    assert len(parse_shell(result.stdout)["OPENLINEAGE_PARENT_ID"].split("/")) == 3
+
+
+def test_a_blank_around_a_name_is_still_refused(gitlab):
+    job = {"id": 7, "name": "dbt", "stage": "transform"}
+    for form in handoff.FORMATS:
+        result = CliRunner().invoke(cli, ["parent-env", "--format", form],
+                                    env={**job_env(gitlab, job), "DATABAND_NAMESPACE": " prod"})
         assert result.exit_code == 2
         [line] = result.stderr.splitlines()
-        assert setting in line and "OPENLINEAGE_PARENT_ID" not in result.stdout
+        assert "--namespace (DATABAND_NAMESPACE)" in line and "OPENLINEAGE" not in result.stdout
 
 
 def test_dotenv_refuses_what_gitlab_would_alter_and_shell_carries_it(gitlab):
@@ -145,10 +170,10 @@ DOCUMENTED = {
 
 
 @pytest.mark.parametrize("form", DOCUMENTED)
-@pytest.mark.parametrize("why", ["outside a job", "slash in the namespace"])
+@pytest.mark.parametrize("why", ["outside a job", "blank around the namespace"])
 def test_a_failure_stops_a_set_e_script_in_the_documented_forms(gitlab, tmp_path, form, why):
     env = {} if why == "outside a job" else {**job_env(gitlab, {"id": 7, "name": "dbt", "stage": "t"}),
-                                               "DATABAND_NAMESPACE": "team/prod"}
+                                               "DATABAND_NAMESPACE": "prod "}
     script = f"set -eo pipefail\n{DOCUMENTED[form]}\necho reached dbt-ol\n"
     done = _bash(script, env, tmp_path)
     assert done.returncode == 2, (done.stdout, done.stderr)
@@ -202,7 +227,6 @@ def test_a_terminal_gets_the_error_without_the_statement_for_eval(gitlab):
 def test_workflow_name_names_the_pipeline_in_the_report_and_in_parent_env(gitlab):
     """`workflow:name` (the API's `name`, CI_PIPELINE_NAME in a job) is a level of the run names, the
     same in the report and in what dbt-ol is handed; a '/' in it is escaped like a job name's."""
-    import json
 
     sample = pipelines.mixed(gitlab.url)
     sample.pipeline["name"] = "Nightly load/eu"

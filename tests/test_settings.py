@@ -61,15 +61,6 @@ def test_settings_never_show_a_token():
     assert "glpat" not in repr(settings) and "d" * 30 not in repr(settings)
 
 
-@pytest.mark.parametrize("flags, env, said", [
-    ({"namespace": "team/prod"}, {}, "--namespace 'team/prod' contains '/'"),
-    ({}, {"DATABAND_PIPELINE_NAME": "acme/warehouse"}, "DATABAND_PIPELINE_NAME 'acme/warehouse' contains '/'"),
-])
-def test_a_name_dbt_ol_cannot_split_is_refused_for_the_report_too(flags, env, said):
-    with pytest.raises(ConfigError, match=said):
-        Settings.from_env(env, flags)
-
-
 @pytest.mark.parametrize("url, ok", [
     ("https://client.databand.ai/api/v1/tracking/open-lineage/3a8bc7f8-0c65/events/bulk", True),
     ("https://proxy.example.com/databand/api/v1/tracking/open-lineage/3a8b/events/bulk/", True),

@@ -107,7 +107,8 @@ def test_counts_add_up_to_the_latest_attempts(gitlab, sample):
     assert sum(counts.values()) == len(latest)
     assert retried == len(report.pipeline.jobs) - len(latest)
     line = summary.counts_line(view)
-    total, parts = re.fullmatch(r"Jobs: (\d+) = (.*?)(?: \(and \d+ earlier attempts?, retried\))?", line).groups()
+    total, parts = re.fullmatch(r"Jobs: (\d+) = (.*?)(?: \(and \d+ earlier attempts?, retried\))?"
+                                r"(?:; \d+ flaky \(failed, then passed on a retry\))?", line).groups()
     assert int(total) == sum(int(n) for n in re.findall(r"(\d+) [a-z ]+", parts)) == len(latest)
 
 
@@ -116,9 +117,9 @@ def test_mixed_pipeline_summary_names_the_allowed_failure_and_the_retry(gitlab):
     report = lib.collect(settings_for(gitlab), 42, s.pipeline["id"])
     lines = summary.body(summary.view_of(report), [], [])
     assert "Failed (allowed to fail): lint (stage test): The script failed" in lines
-    # the retried attempt of flaky failed, but its latest passed: not a failed job
-    assert not [line for line in lines if "flaky" in line]
-    assert lines[1].endswith("(and 1 earlier attempt, retried)")
+    # the retried attempt of flaky failed, but its latest passed: not a failed job, a flaky one
+    assert not [line for line in lines if line.startswith("Failed") and "flaky" in line]
+    assert lines[1].endswith("(and 1 earlier attempt, retried); 1 flaky (failed, then passed on a retry)")
 
 
 def test_a_kept_file_gives_the_exact_resend_command_in_an_open_section(gitlab, databand, tmp_path, monkeypatch):

@@ -73,6 +73,7 @@ def job(raw: Mapping, kind: str) -> Job:
         coverage=_context_number(raw.get("coverage")),
         runner_id=_context_id(runner.get("id")),
         runner_description=_context_text(runner.get("description")),
+        runner_type=_context_text(runner.get("runner_type")),
         tag_list=tuple(filter(None, map(_context_text, tag_list if isinstance(tag_list, list) else ()))),
         environment=_context_text(environment.get("name")),
         environment_action=_context_text(environment.get("action")),
@@ -210,6 +211,11 @@ def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], 
         if own is not None and context.environment_name and not own.environment:
             own.environment = context.environment_name
             own.environment_action = context.environment_action
+    # GitLab's version for the processing_engine facet: CI_SERVER_VERSION when the job's server is
+    # this pipeline's; outside a job the reader asks GET /version (read.gitlab_version) first;
+    # without either, events say "unknown" (events.UNKNOWN_VERSION).
+    if context.server_version and ids.server_key(context.server_url or "") in ("", pipeline.server):
+        pipeline.gitlab_version = pipeline.gitlab_version or bounded(context.server_version, 40) or None
     # Every job of a pipeline carries the pipeline's commit (GitLab's pipeline object has no title).
     pipeline.commit_title = pipeline.commit_title or next((j.commit_title for j in pipeline.jobs if j.commit_title),
                                                           None)
