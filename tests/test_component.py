@@ -459,7 +459,8 @@ def test_inputs_users_write_are_accepted(given):
 
 
 def doc_yaml_examples() -> dict[str, object]:
-    """Every YAML example of the README and docs/, by where it is, `<group>` filled in."""
+    """Every CI/CD YAML example of the README and docs/, by where it is, `<group>` filled in. A block
+    that names another file after `yaml` (a security policy) is not CI/CD configuration."""
     examples = {}
     for path in DOCS:
         for number, block in enumerate(re.findall(r"^```yaml\n(.*?)^```", path.read_text(), re.S | re.M)):
