@@ -100,6 +100,10 @@ def _common(command):
         click.option("--test-results/--no-test-results", default=None,
                      help="Add GitLab's JUnit test report to the jobs that produced it (the `test` facet). "
                           "[default: on] [env: DATABAND_TEST_RESULTS]"),
+        click.option("--cost-factor", "cost_factors", multiple=True, metavar="TAG=F", callback=_cost_factors,
+                     help="Compute-minute cost factor of the runners with this tag, for the estimate "
+                          "(gitlab.compute_minutes); repeat for more. GitLab.com's hosted runners are known. "
+                          "[env: DATABAND_COST_FACTORS, space-separated]"),
         click.option("--log-lines", type=click.IntRange(0, 10000),
                      help="Lines of a failed job's log to send; 0 sends none. [default: 100] "
                           "[env: DATABAND_LOG_LINES]"),
@@ -118,6 +122,13 @@ def _log(text: str) -> None:
     terminal, as on a runner, and GitLab's section markers are escape sequences."""
     sys.stderr.write(text + "\n")
     sys.stderr.flush()
+
+
+def _cost_factors(ctx, param, value):
+    try:
+        return lib.cost.parse_cost_factors(value) if value else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _settings(flags: dict) -> Settings:

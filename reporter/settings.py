@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from reporter import ids
+from reporter import cost, ids
 from reporter.errors import ConfigError
 from reporter.redact import Redactor
 from reporter.retry import POLICY, RetryPolicy
@@ -193,6 +193,7 @@ SOURCES: dict[str, Source] = {
     "targets": Source("--target", ("DATABAND_TARGETS",), _targets),
     "target_file": Source("--target-file", ("DATABAND_TARGET_FILE",)),
     "insecure": Source("--insecure"),
+    "cost_factors": Source("--cost-factor", ("DATABAND_COST_FACTORS",), cost.parse_cost_factors),
 }
 
 
@@ -219,6 +220,7 @@ class Settings:
     test_results: bool = True
     targets: tuple[str, ...] = ("databand",)
     target_file: str | None = None
+    cost_factors: Mapping[str, float] = field(default_factory=dict)  # --cost-factor TAG=F (reporter/cost.py)
     insecure: bool = False  # TLS verification off, for both sides; only with an explicit flag
     context: CIContext = field(default_factory=CIContext)  # the job the reporter runs in
     # Not read from the environment: how long GitLab's reads and each target's delivery may take
