@@ -12,6 +12,13 @@ from standins import DatabandStandIn, GitLabStandIn  # noqa: E402
 _OURS = ("GITLAB_", "DATABAND_", "CI_", "OPENLINEAGE_URL", "REQUESTS_CA_BUNDLE")
 
 
+def pytest_collection_modifyitems(config, items):
+    # A test that runs real pipelines asks for the gitlab-ci-local fixture: that is what marks it.
+    for item in items:
+        if "gitlab_ci_local" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.runner)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     for name in list(os.environ):

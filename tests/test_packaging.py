@@ -37,6 +37,7 @@ def _build_floor(pyproject: str) -> tuple[int, ...]:
     return tuple(int(part) for part in requires[1].split("."))
 
 
+@pytest.mark.slow  # pip's isolated build fetches setuptools from the package index
 def test_the_build_floor_writes_the_license_as_an_spdx_expression(tmp_path):
     """setuptools before 77 refuses `license = "Apache-2.0"` (a table was required) or writes it
     as a classifier; 77 writes License-Expression and License-File (metadata 2.4). The wheel is
