@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
-from reporter import eventfiles, report, status, targets
+from reporter import eventfiles, ids, report, status, targets
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
 from reporter.settings import Settings
@@ -85,7 +85,7 @@ class Cursor:
 
 def _is_id(value: object) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isascii()
-                                                                        and value.isdigit())
+                                                                        and ids.is_number(value))
 
 
 class _Unsaved(Cursor):
@@ -182,7 +182,7 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
         raise ConfigError("A backfill needs --project.")
     client = report.gitlab_client(settings)
     targets.make_targets(settings)  # every target's settings are checked before GitLab is read
-    project_ref: str | int = int(project) if project.isdigit() else project
+    project_ref: str | int = int(project) if ids.is_number(project) else project
     updated_after = parse_since(since)
     found = read.list_pipelines(_listing(settings, client), project_ref, updated_after=updated_after, ref=ref,
                                 statuses=statuses)
@@ -201,7 +201,7 @@ def _listing(settings: Settings, client: http.Client) -> http.Client:
 def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: Callable[[Result], None]) -> Backfill:
     """Read and send each pipeline of the plan not sent before, `concurrency` at a time; `progress`
     hears of each pipeline (settings.progress, of each retry)."""
-    project_ref: str | int = int(backfill.project) if backfill.project.isdigit() else backfill.project
+    project_ref: str | int = int(backfill.project) if ids.is_number(backfill.project) else backfill.project
     client = backfill.client or report.gitlab_client(settings)  # one session for all; a budget for each pipeline
 
     def send(pipeline_id: int) -> None:
@@ -243,7 +243,7 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    project_ref: str | int = int(project) if project.isdigit() else project
+    project_ref: str | int = int(project) if ids.is_number(project) else project
     # One listing of every status (fewer pages than one per final status), filtered here.
     found = [p for p in read.list_pipelines(_listing(settings, client), project_ref, updated_after=since)
              if p.get("status") in statuses]

@@ -101,3 +101,8 @@ def check_name(value: str, setting: str) -> str:
     if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value):
         raise ConfigError(f"{setting} {value!r} contains a control character or line break; remove it.")
     return value
+
+
+def is_number(text: str) -> bool:
+    """Digits 0-9 only: str.isdigit() is true of '²' and '٣' too, which int() refuses or reads."""
+    return text.isascii() and text.isdigit()

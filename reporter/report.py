@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from reporter import delivery, eventfiles, events, status, targets
+from reporter import delivery, eventfiles, events, ids, status, targets
 from reporter.delivery import Delivery
 from reporter.errors import DeliveryError, ReporterError
 from reporter.gitlab import http, read
@@ -104,7 +104,7 @@ def resend_pipelines(settings: Settings, project: str, pipeline_ids: Sequence[in
     """Read and send pipelines by id, one after another; one failing does not stop the rest. `each`
     hears of every pipeline: its report (with its delivery, failed or not), or the error that kept
     it from being read. Returns the exit code the worst pipeline asks for (0 when all were sent)."""
-    project_ref: str | int = int(project) if project.isdigit() else project
+    project_ref: str | int = int(project) if ids.is_number(project) else project
     worst = 0
     client = gitlab_client(settings)
     for pipeline_id in pipeline_ids:

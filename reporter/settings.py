@@ -47,10 +47,11 @@ def _number(kind: type, low: float, high: float) -> Callable[[str], float]:
             number = kind(value.strip())
         except ValueError:
             raise ValueError(f"a number from {low:g} to {high:g}") from None
-        if not low <= number <= high:
+        if not low <= number <= high:  # also refuses nan, which compares false to everything
             raise ValueError(f"a number from {low:g} to {high:g}")
         return number
 
+    parse.numeric = True  # type: ignore[attr-defined]  # flags are checked by it too (nan passes click)
     return parse
 
 
@@ -247,6 +248,11 @@ class Settings:
             if isinstance(given, str) and not given.strip():
                 given = None  # `--databand-url "$DATABAND_URL"` with the variable unset: not given
             if given is not None and given != ():
+                if getattr(source.parse, "numeric", False):
+                    try:
+                        source.parse(str(given))
+                    except ValueError as error:
+                        raise ConfigError(f"{source.flag} must be {error}; got {given!r}.") from None
                 values[name], sources[name] = given, source.flag or name
                 continue
             for variable in source.variables:
@@ -327,8 +333,14 @@ class Settings:
 def check_url(value: str | None, name: str, example: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set: pass it or set the variable, e.g. {example}.")
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018  # a port past 65535, or not a number, raises here, not at the first request
+        host = parts.hostname
+    except ValueError as error:  # an unclosed [ of an IPv6 address, a bad port
+        raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)} "
+                          f"({error}).") from None
+    if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}.")
     return value.strip().rstrip("/")
 
@@ -344,6 +356,6 @@ def check_id(value: str | int | None, name: str) -> int:
     if value is None or str(value).strip() == "":
         raise ConfigError(f"{name} is not set.")
     text = str(value).strip()
-    if not text.isdigit():
+    if not ids.is_number(text):
         raise ConfigError(f"{name} must be a number; got {text!r}.")
     return int(text)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from reporter import eventfiles, targets
+from reporter import eventfiles, ids, targets
 from reporter.events import failure_in_words
 from reporter.status import pipeline_status, stage_order, stage_status
 
@@ -148,7 +148,7 @@ def from_events(events: Sequence[dict]) -> PipelineView | None:
     facet = root.get("run", {}).get("facets", {}).get("tags", {})
     ref, _, number = str(facet.get("runName") or "").rpartition(" #")  # "<ref> #<id>", the reporter's runName
     about = ", ".join(filter(None, [facet.get("projectName"), ref]))
-    title = f"pipeline {number}" if number.isdigit() else "pipeline"
+    title = f"pipeline {number}" if ids.is_number(number) else "pipeline"
     return _pipeline_from(root, f"{title} ({about})" if about else title, children)
 
 
@@ -176,7 +176,7 @@ def _pipeline_from(event: dict, title: str, children: dict) -> PipelineView:
                 status=job_tags.get("gitlab.status") or "unknown",
                 allow_failure=job_tags.get("gitlab.allow_failure") == "true",
                 retried=job_tags.get("gitlab.retried") == "true",
-                attempt=int(attempt) if attempt.isdigit() else 1,
+                attempt=int(attempt) if ids.is_number(attempt) else 1,
                 reason=reason, bridge=_kind(job_event) == "BRIDGE", downstream=downstream))
         view.stages.append(stage)
     return view

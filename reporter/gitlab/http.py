@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import gitlab
 import requests
 
-from reporter import __version__, timebound, wire
+from reporter import __version__, ids, timebound, wire
 from reporter.gitlab import errors
 from reporter.gitlab.errors import ReadError
 from reporter.retry import POLICY, RetryPolicy
@@ -300,4 +300,4 @@ def json_type(value: object) -> str:
 
 def header_number(headers: Mapping[str, str], name: str) -> int | None:
     text = str(headers.get(name) or "").strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if ids.is_number(text) else None
