@@ -38,9 +38,9 @@ def test_pages_without_a_count_are_read_ahead_within_the_in_flight_bound():
         # 124 pages, the last one short: the first page, then `concurrency` at a time; the few sent
         # past the short page are answered empty and dropped.
         assert 124 <= len(pages) <= 124 + concurrency - 1
-        page_waves = waves(pages)
-        assert page_waves <= 1 + -(-123 // concurrency) + 2
-        assert page_waves < 123 / 2  # one after another would be 124
+        # About 1 + 123 / 16 = 9 waves when waiting sets the pace; one after another would be 124.
+        # The bound leaves room for a loaded machine, where parsing (in this process) stretches waves.
+        assert waves(pages) <= 124 / 4
 
 
 def test_an_empty_job_list_is_a_token_without_build_access_not_an_empty_pipeline(databand, workdir):
