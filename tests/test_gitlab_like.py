@@ -149,3 +149,32 @@ def test_every_attempt_of_a_retried_bridge_is_reported():
     runs = [e for e in report.events if e["job"]["name"].endswith(".deploy.deploy")]
     assert len({e["run"]["runId"] for e in runs}) == 2  # each attempt is a run of its own
     assert sorted(e["eventType"] for e in runs) == ["COMPLETE", "FAIL"]
+
+
+def test_gitlab_com_s_throttle_is_waited_out_within_the_budget_a_line_per_wait():
+    import pipelines
+
+    with GitLabStandIn() as gitlab:  # the stand-in's clock is the real one here: the reader's waits are
+        pipelines.mixed(gitlab.url).install(gitlab)
+        gitlab.throttle(window=1, limit=3)  # a 1 s window, 3 requests in each
+        said: list[str] = []
+        report = lib.collect(settings_for(gitlab, progress=said.append, gitlab_timeout=30), 42, 9001)
+        throttled = [r for r in gitlab.requests if r.status == 429]
+    assert report.pipeline.jobs and throttled
+    assert len(said) == len(throttled)  # one line per wait, each the wait GitLab asked for
+    assert all(line.startswith("GitLab answered 429 to GET ") and "trying again in " in line for line in said)
+
+
+def test_a_throttle_window_past_the_budget_is_one_line_not_a_sleep():
+    import time
+
+    import pipelines
+
+    with GitLabStandIn() as gitlab:
+        pipelines.mixed(gitlab.url).install(gitlab)
+        gitlab.throttle(window=3600, limit=0, retry_after=False)  # RateLimit-Reset only, an hour away
+        started = time.monotonic()
+        with pytest.raises(GitLabError) as refused:
+            lib.collect(settings_for(gitlab, gitlab_timeout=5), 42, 9001)
+    assert time.monotonic() - started < 3
+    assert "GitLab is rate-limiting (429)" in str(refused.value) and "--gitlab-timeout" in str(refused.value)
