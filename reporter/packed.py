@@ -62,7 +62,7 @@ class PackedEvents(Sequence):
         elif self._inflated[0] == chunk:
             data = self._inflated[1]
         else:
-            unpacker = zlib.decompressobj(zdict=self._zdict)
+            unpacker = zlib.decompressobj(zdict=self._zdict or b"")
             data = unpacker.decompress(self._chunks[chunk]) + unpacker.flush()
             self._inflated = (chunk, data)
         return data[start:end]
@@ -83,7 +83,7 @@ class PackedEvents(Sequence):
     def __eq__(self, other) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
 
-    __hash__ = None  # mutable, like a list
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
 
 
 def raw_of(events: Sequence[dict], index: int) -> bytes:

@@ -104,7 +104,7 @@ class Redactor:
         lower = text.lower()
         if len(lower) != len(text):  # a few characters lower-case to two ("İ"); positions must carry over
             lower = text.translate(_ASCII_LOWER)
-        spans = []
+        spans: list[tuple[int, int]] = []
         for literal, pattern in _SHAPES:
             if literal in lower:
                 spans.extend(m.span("secret") for m in pattern.finditer(lower))
@@ -147,7 +147,7 @@ def derived_forms(secret: str) -> set[str]:
     """Other forms the secret takes in logs and JSON: percent-encoded (upper and lower hex, in a
     path, a query, twice), base64 cores (standard, URL-safe, percent-encoded, encoded twice), each
     also JSON-escaped and with "/" escaped."""
-    forms = set()
+    forms: set[str] = set()
     for safe in ("", "/", ":/@"):
         encoded = quote(secret, safe=safe)
         forms.update((encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), encoded)))
