@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from reporter.cli import cli
@@ -36,3 +39,17 @@ def resend(env, *args, pipeline="9001", bounds: Bounds = QUICK):
                                 catch_exceptions=False, obj=quick(bounds))
     result.elapsed = time.monotonic() - started
     return result
+
+
+def real_tool(variable: str, tool: str, venv: str) -> Path:
+    """The real consumer a test drives (dbt-ol, airflow), from the variable .ci/run sets: skipped
+    without it, failed instead where REQUIRE_<variable>=1 (as in CI)."""
+    found = os.environ.get(variable)
+    if not found:
+        if os.environ.get(f"REQUIRE_{variable}") == "1":
+            pytest.fail(f"REQUIRE_{variable}=1 but {variable} (the path to {tool}) is not set")
+        pytest.skip(f"{variable} is not set: .ci/run installs {tool} into {venv} and sets it")
+    path = Path(found)
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{variable}={found} is not an executable {tool}")
+    return path

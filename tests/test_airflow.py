@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import real_tool
 from click.testing import CliRunner
 
 from reporter.cli import cli
@@ -33,15 +34,7 @@ PIPELINE_ID, JOB_ID = 9001, 7
 
 @pytest.fixture(scope="module")
 def airflow() -> Path:
-    found = os.environ.get("AIRFLOW")
-    if not found:
-        if os.environ.get("REQUIRE_AIRFLOW") == "1":
-            pytest.fail("REQUIRE_AIRFLOW=1 but AIRFLOW (the path to airflow) is not set")
-        pytest.skip("AIRFLOW is not set: .ci/run installs Airflow into .venv-airflow and sets it")
-    path = Path(found)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"AIRFLOW={found} is not an executable airflow")
-    return path
+    return real_tool("AIRFLOW", "airflow", ".venv-airflow")
 
 
 def _airflow_env(home: Path, events: Path) -> dict[str, str]:

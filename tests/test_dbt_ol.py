@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from clirun import real_tool
 from click.testing import CliRunner
 
 from reporter import ids
@@ -30,15 +31,7 @@ PIPELINE_ID, JOB_ID = 9001, 7
 
 @pytest.fixture(scope="module")
 def dbt_ol() -> Path:
-    found = os.environ.get("DBT_OL")
-    if not found:
-        if os.environ.get("REQUIRE_DBT_OL") == "1":
-            pytest.fail("REQUIRE_DBT_OL=1 but DBT_OL (the path to dbt-ol) is not set")
-        pytest.skip("DBT_OL is not set: .ci/run installs dbt-ol into .venv-dbt and sets it")
-    path = Path(found)
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"DBT_OL={found} is not an executable dbt-ol")
-    return path
+    return real_tool("DBT_OL", "dbt-ol", ".venv-dbt")
 
 
 @pytest.fixture(scope="module")
