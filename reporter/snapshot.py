@@ -67,6 +67,11 @@ class Job:
     environment: str | None = None  # only where GitLab's answer names it
     environment_action: str | None = None
     commit_title: str | None = None  # the pipeline's commit as each job carries it
+    # GitLab's `needs` (GraphQL): the names it waits for (() for `needs: []`), or None where it waits
+    # for the previous stage or the graph could not be read; `when` where GraphQL could tell
+    # (on_success, on_failure or always; None unknown).
+    needs: tuple[str, ...] | None = None
+    when: str | None = None
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Pipeline:
     # GitLab's version (CI_SERVER_VERSION, e.g. "17.5.1-ee"), for the processing_engine facet; None
     # where it could not be read.
     gitlab_version: str | None = None
+    needs_read: bool = False  # the needs graph was read (GraphQL): jobs' `needs` and `when` are GitLab's
     # Jobs GitLab counts in the pipeline's status that the report does not show: the reporter's own
     # job when --exclude-job leaves it out (status.with_own_job).
     unlisted: list[Job] = field(default_factory=list)
