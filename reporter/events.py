@@ -208,7 +208,7 @@ class EventBuilder:
         previous: str | None = None
         if job.needs is not None:
             upstream: list[GitLabJob] | None = [
-                j for name in job.needs if (j := graph.attempt(name, job.id)) is not None]
+                j for name in job.needs if (j := graph.attempt(name, job)) is not None]
         else:
             previous, upstream = graph.previous_stage(job)
         if upstream is None and previous is not None:
@@ -359,14 +359,16 @@ class _Graph:
         for name, attempts in self.attempts.items():
             self.names_by_stage.setdefault(attempts[-1].stage, []).append(name)
 
-    def attempt(self, name: str, before: int) -> GitLabJob | None:
-        """The attempt of `name` a job of id `before` waited for: the latest one created before it
-        (a retry of an upstream job makes GitLab create its waiting jobs anew, with higher ids)."""
+    def attempt(self, name: str, waiting: GitLabJob) -> GitLabJob | None:
+        """The attempt of `name` that `waiting` waited for: the last to finish before it started,
+        else the latest. Not by id: GitLab resets the jobs skipped after a failure in place when the
+        failed one is retried (Ci::ResetSkippedJobsService), so they keep their lower ids."""
         attempts = self.attempts.get(name)
         if not attempts:
             return None  # an optional need of a job not in the pipeline, or a job left out
-        earlier = [a for a in attempts if a.id < before]
-        return (earlier or attempts)[-1]
+        started = waiting.started_at
+        before = [a for a in attempts if started and a.finished_at and a.finished_at <= started]
+        return max(before, key=lambda a: (a.finished_at, a.id)) if before else attempts[-1]
 
     def previous_stage(self, job: GitLabJob) -> tuple[str | None, list[GitLabJob] | None]:
         """The stage before the job's and the attempts of its jobs; None for more than
@@ -378,7 +380,7 @@ class _Graph:
         names = self.names_by_stage.get(previous, [])
         if len(names) > MAX_DEPENDENCIES:
             return previous, None
-        found = (self.attempt(name, job.id) for name in names)
+        found = (self.attempt(name, job) for name in names)
         return previous, [a for a in found if a is not None]
 
 
