@@ -127,7 +127,6 @@ class Pipeline:
     # GitLab's version (CI_SERVER_VERSION, e.g. "17.5.1-ee"), for the processing_engine facet; None
     # where it could not be read.
     gitlab_version: str | None = None
-    needs_read: bool = False  # the needs graph was read (GraphQL): jobs' `needs` and `when` are GitLab's
     # Jobs GitLab counts in the pipeline's status that the report does not show: the reporter's own
     # job when --exclude-job leaves it out (status.with_own_job).
     unlisted: list[Job] = field(default_factory=list)

@@ -10,7 +10,7 @@ import math
 
 import olschema
 import pipelines
-from reporter import ids
+from reporter import PROJECT_URL, ids
 from reporter import report as lib
 from reporter.gitlab import needs as reporter_needs
 from reporter.settings import Settings
@@ -266,3 +266,34 @@ def test_a_version_that_cannot_be_read_is_one_note_and_unknown(gitlab):
     [note] = [n for n in report.notes if "GET /version" in n]
     assert "403" in note and "'unknown' stands in" in note
     assert sample.pipeline["id"] == 9001
+
+
+def test_the_consumers_doc_sample_is_what_the_reporter_builds():
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from reporter import events as reporter_events
+    from reporter.ids import Naming
+    from reporter.snapshot import Job, Pipeline
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "consumers.md").read_text()
+    section = text.split("\n## The needs graph, for two jobs of a sample pipeline\n", 1)[1]
+    shown = [json.loads(block.split("```", 1)[0]) for block in section.split("```json\n")[1:]]
+    jobs = [Job(id=5, name="extract", stage="extract", status="success", when="on_success"),
+            Job(id=6, name="quality", stage="extract", status="failed", allow_failure=True, when="on_success"),
+            Job(id=7, name="transform-and-trigger", stage="transform", status="success",
+                needs=("extract", "quality"), when="on_success"),
+            Job(id=8, name="notify", stage="report", status="success", when="always")]
+    pipeline = Pipeline(server="gitlab.example.com", project_id=42, project_path="acme/data-platform",
+                        project_url="https://gitlab.example.com/acme/data-platform", id=9001, ref="main",
+                        sha="a" * 40, status="success", web_url="https://gitlab.example.com/acme/data-platform/-/pipelines/9001",
+                        jobs=jobs)
+    built = list(reporter_events.build_events(
+        pipeline, Naming("gitlab:gitlab.example.com", "acme.data-platform", "acme/data-platform"),
+        datetime(2026, 11, 20, tzinfo=timezone.utc)))
+    olschema.assert_valid(built)
+    runs = by_job_id(built)
+    facets = [dict(runs[i]["run"]["facets"]["jobDependencies"]) for i in (7, 8)]
+    for facet in [*shown, *facets]:  # the producer names this version; the doc, the one it was written at
+        assert facet.pop("_producer").startswith(PROJECT_URL)
+    assert shown == facets

@@ -130,7 +130,6 @@ def read_pipeline(
                 future.result()
             if graph is not None and (found := graph.result()) is not None:
                 needs.apply(found, pipeline.jobs)
-                pipeline.needs_read = True
                 notes.extend(found.notes)
             if asked is not None:
                 pipeline.gitlab_version = asked.result()
