@@ -179,7 +179,7 @@ def test_a_large_pipeline_costs_one_graphql_request_a_hundred_jobs_within_the_in
     first = by_stage["build"][0]["name"]
     gitlab.set_needs(project["id"], pipeline["id"], {j["name"]: [first] for j in by_stage["deploy"]})
     settings = Settings.from_env({"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token,
-                                  "GITLAB_CONCURRENCY": "4"})
+                                  "DATABAND_GITLAB_CONCURRENCY": "4"})
     report = lib.collect(settings, project["id"], pipeline["id"])
     events = list(report.events)
     olschema.assert_valid(events)
