@@ -297,3 +297,64 @@ def test_the_consumers_doc_sample_is_what_the_reporter_builds():
     for facet in [*shown, *facets]:  # the producer names this version; the doc, the one it was written at
         assert facet.pop("_producer").startswith(PROJECT_URL)
     assert shown == facets
+
+
+def _random_pipeline(draw):
+    from hypothesis import strategies as st
+
+    from reporter.snapshot import Job, Pipeline
+
+    stages = [f"s{i}" for i in range(draw(st.integers(1, 4)))]
+    jobs: list[Job] = []
+    for number in range(draw(st.integers(1, 12))):
+        stage = draw(st.sampled_from(stages))
+        earlier = sorted({j.name for j in jobs if stages.index(j.stage) < stages.index(stage)})
+        needs = draw(st.one_of(st.none(), st.lists(st.sampled_from(earlier), unique=True) if earlier else
+                               st.just([])))
+        name = f"job {number}"
+        for attempt in range(draw(st.integers(1, 2))):  # a retry: same name, a new id
+            jobs.append(Job(id=100 * (attempt + 1) + number, name=name, stage=stage,
+                            status=draw(st.sampled_from(["success", "failed", "skipped"])),
+                            allow_failure=draw(st.booleans()), needs=None if needs is None else tuple(needs),
+                            when=draw(st.sampled_from([None, "on_success", "on_failure", "always"]))))
+    return Pipeline(server="gitlab.example.com", project_id=42, project_path="acme/dp",
+                    project_url="https://gitlab.example.com/acme/dp", id=7, ref="main", sha="a" * 40,
+                    status="running", web_url="https://gitlab.example.com/acme/dp/-/pipelines/7", jobs=jobs)
+
+
+def test_property_every_upstream_is_an_emitted_run_of_a_job_the_graph_or_the_stage_order_names():
+    from datetime import datetime, timezone
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from reporter import events as reporter_events
+    from reporter.ids import Naming
+    from reporter.status import stage_order
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def check(data):
+        pipeline = data.draw(st.composite(_random_pipeline)())
+        built = list(reporter_events.build_events(pipeline, Naming("gitlab:x", "acme.dp", "acme/dp"),
+                                                  datetime(2026, 1, 1, tzinfo=timezone.utc)))
+        emitted = {e["run"]["runId"]: e["job"]["name"] for e in built}
+        runs = by_job_id(built)
+        order = stage_order(pipeline.jobs)
+        stage_of = {j.name: j.stage for j in pipeline.jobs}
+        for job in pipeline.jobs:
+            facet = runs[job.id]["run"]["facets"]["jobDependencies"]
+            named = [u["job"]["name"] for u in facet["upstream"]]
+            assert all(emitted[u["run"]["runId"]] == u["job"]["name"] for u in facet["upstream"])
+            if job.needs is not None:
+                expected = list(job.needs)
+            else:
+                index = order.index(job.stage)
+                expected = list(dict.fromkeys(j.name for j in pipeline.jobs if index and
+                                              stage_of[j.name] == order[index - 1]))
+            assert named == [ids.job_job_name("acme.dp", stage_of[n], n) for n in expected]
+            rules = {u.get("status_trigger_rule") for u in facet["upstream"]}
+            if job.when is None:
+                assert rules <= {None} and "trigger_rule" not in facet
+
+    check()
