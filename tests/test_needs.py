@@ -358,3 +358,16 @@ def test_property_every_upstream_is_an_emitted_run_of_a_job_the_graph_or_the_sta
                 assert rules <= {None} and "trigger_rule" not in facet
 
     check()
+
+
+def test_in_a_job_the_query_goes_out_with_the_first_requests():
+    from standins import GitLabStandIn
+
+    with GitLabStandIn(graphql=True, latency=0.3) as gitlab:
+        sample = sample_with_needs(gitlab)
+        report = collect(gitlab, sample, CI_PIPELINE_IID=str(sample.pipeline["iid"]))
+        assert not [n for n in report.notes if "needs graph" in n]
+        query = min((r for r in gitlab.requests if r.path == "/api/graphql"), key=lambda r: r.started)
+        [pipeline] = [r for r in gitlab.requests if r.path.endswith("/pipelines/9001")]
+        assert query.started < pipeline.finished  # the job's CI_PROJECT_PATH and CI_PIPELINE_IID name it
+    assert upstream(by_job_id(report.events)[105]) == []  # and it was read: lint's needs: []

@@ -86,6 +86,12 @@ def read_pipeline(
             raw_pipeline = pool.submit(http.get_json, client, base) if access.token else None
             asked = pool.submit(gitlab_version, client, notes) \
                 if version and access.token and not _version_in(context, access.url) else None
+            # The needs graph beside the job pages, at once where the job's CI context names the
+            # pipeline's path and iid, else once the pipeline's object has.
+            ours = context.describes(project, pipeline_id) and \
+                ids.server_key(context.server_url or access.url) == ids.server_key(access.url)
+            graph = pool.submit(needs.read_or_note, client, context.project_path, context.pipeline_iid, redact, notes) \
+                if access.token and ours and context.project_path and context.pipeline_iid is not None else None
             summary = pool.submit(_optional_json, client, f"{base}/test_report_summary", "the test report summary",
                                   notes) if access.token and tests else None
             raw_jobs = Pager(client, pool, f"{base}/jobs", {"include_retried": "true"}, "job", jobs_of("job"),
@@ -104,14 +110,14 @@ def read_pipeline(
                     pipeline = parse.pipeline_from_api(access.url, _check_pipeline(answer), project)
                 except parse.ShapeError as error:
                     raise http.wrong(answer, f"has a field of an unexpected type ({error})") from None
-                # The needs graph beside the job pages: it needs the pipeline's iid and path.
-                graph = pool.submit(needs.read_or_note, client, pipeline.project_path, pipeline.iid, redact, notes)
+                if graph is None:
+                    graph = pool.submit(needs.read_or_note, client, pipeline.project_path, pipeline.iid, redact,
+                                        notes)
             else:
                 try:
                     pipeline = parse.pipeline_from_jobs(access.url, project, pipeline_id, context, raw_jobs.first_raw)
                 except parse.ShapeError as error:
                     raise GitLabError(f"While reading {what.what}: {error}.") from None
-                graph = None
                 needs.read_or_note(client, pipeline.project_path, pipeline.iid, redact, notes)  # says why not
             jobs = list(raw_jobs.result())
             if raw_bridges is not None:
