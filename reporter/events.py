@@ -17,8 +17,7 @@ from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, bounded, parse_time
 from reporter.status import FINAL, event_type, flaky, latest, pipeline_status, stage_order, stage_status
 
-# processing_engine needs a version: this stands in where GitLab's could not be read.
-UNKNOWN_VERSION = "unknown"
+UNKNOWN_VERSION = facets.UNKNOWN_VERSION
 
 
 def _number(value: float | None) -> str | None:
@@ -73,6 +72,7 @@ class _Run:
     error: str | None = None
     log: tuple[str, str | None] | None = None
     tests: TestResults | None = None
+    dependencies: dict | None = None  # the jobDependencies facet
 
 
 class EventBuilder:
@@ -94,6 +94,7 @@ class EventBuilder:
         self.root = root or (self.run_id, self.name)
         self._facets: dict[tuple, dict] = {}  # facets shared by many runs, made once
         self._stage_ids: dict[str, str] = {}
+        self._graph: _Graph | None = None  # made on the first job run
 
     def events(self) -> Iterator[dict]:
         """This pipeline's events, each bridge followed by its downstream pipeline's; made one at a
@@ -102,11 +103,15 @@ class EventBuilder:
             yield self.event(run)
             if job is not None and job.downstream is not None:
                 child = job.downstream
-                naming = Naming(self.naming.namespace, f"{run.name}.{ids.default_pipeline_name(child.project_path)}",
-                                self.naming.project_name)
+                naming = self._child_naming(run.name, child)
                 yield from EventBuilder(child, naming, self.now, parent=(run.run_id, run.name), root=self.root,
                                         cost_factors=self.cost_factors,
                                         gitlab_version=self.gitlab_version).events()
+
+    def _child_naming(self, bridge_name: str, child: Pipeline) -> Naming:
+        # A downstream pipeline's names continue its bridge's.
+        return Naming(self.naming.namespace, f"{bridge_name}.{ids.default_pipeline_name(child.project_path)}",
+                      self.naming.project_name)
 
     # -- the three levels -------------------------------------------------------------------
 
@@ -132,6 +137,7 @@ class EventBuilder:
             finished=(p.finished_at or finished or self.now) if final else None,
             tags=tags,
             error=f"Failed jobs: {', '.join(failed)}" if status == "failed" and failed else None,
+            dependencies=self._started_by_bridge(),
         ), None)]
         previous: str | None = None
         for stage in stages:
@@ -186,7 +192,56 @@ class EventBuilder:
             error=failure_in_words(job.failure_reason) if failed else None,
             log=(job.log_tail, job.web_url) if failed and job.log_tail is not None else None,
             tests=job.tests,
+            dependencies=self._dependencies(job),
         )
+
+    # -- jobDependencies --------------------------------------------------------------------
+
+    def _dependencies(self, job: GitLabJob) -> dict:
+        """The jobs this attempt waited for: its `needs`, or every job of the previous stage (GitLab's
+        order for a job without needs, and where the graph could not be read); a bridge's downstream
+        pipeline, which it starts itself."""
+        if self._graph is None:
+            self._graph = _Graph(self.pipeline.jobs, stage_order(self.pipeline.jobs))
+        graph = self._graph
+        p, ns = self.pipeline, self.naming.namespace
+        previous: str | None = None
+        if job.needs is not None:
+            upstream: list[GitLabJob] | None = [
+                j for name in job.needs if (j := graph.attempt(name, job)) is not None]
+        else:
+            previous, upstream = graph.previous_stage(job)
+        if upstream is None and previous is not None:
+            # A wide previous stage: its run, which ends when the last of its jobs does, stands for them.
+            entries = [facets.dependency(ns, ids.stage_job_name(self.naming.pipeline_name, previous),
+                                         self._stage_id(previous))]
+            upstream = []
+        else:
+            upstream = upstream or []
+            entries = [facets.dependency(ns, ids.job_job_name(self.naming.pipeline_name, u.stage, u.name),
+                                         ids.job_run_id(p.server, p.project_id, u.id),
+                                         status_trigger_rule=status_rule(job.when, u.allow_failure))
+                       for u in upstream[:MAX_DEPENDENCIES]]
+        downstream = []
+        if job.downstream is not None:
+            child = job.downstream
+            name = ids.job_job_name(self.naming.pipeline_name, job.stage, job.name)
+            downstream.append(facets.dependency(
+                self.naming.namespace, ids.pipeline_job_name(self._child_naming(name, child).pipeline_name),
+                ids.pipeline_run_id(child.server, child.project_id, child.id),
+                dependency_type=facets.DIRECT_INVOCATION, sequence_trigger_rule=facets.START_TO_START))
+        facet = facets.job_dependencies(entries, downstream, TRIGGER_RULES.get(job.when or ""))
+        if len(upstream) > MAX_DEPENDENCIES:
+            facet["upstreamCount"] = len(upstream)  # the facet allows extra keys: the list is cut
+        return facet
+
+    def _started_by_bridge(self) -> dict | None:
+        """A downstream pipeline's run: started by its bridge."""
+        if self.parent is None:
+            return None
+        return facets.job_dependencies([facets.dependency(
+            self.naming.namespace, self.parent[1], self.parent[0], dependency_type=facets.DIRECT_INVOCATION,
+            sequence_trigger_rule=facets.START_TO_START)])
 
     def _pipeline_context(self, tags: dict[str, str]) -> None:
         # Names and order: docs/event-tags.md. gitlab.source is set above with the existing tags.
@@ -224,6 +279,8 @@ class EventBuilder:
             run_facets["log"] = facets.log(*run.log)
         if run.tests:
             run_facets["test"] = _test_facet(run.tests)
+        if run.dependencies is not None:
+            run_facets["jobDependencies"] = run.dependencies
         run_facets["processing_engine"] = self._engine_facet()
         ns = self.naming.namespace
         return {
@@ -265,6 +322,66 @@ class EventBuilder:
             self._facets[key] = {"jobType": facets.job_type(kind),
                                  "sourceCodeLocation": facets.source_code_location(p.project_url, p.sha, p.ref, p.tag)}
         return self._facets[key]
+
+
+# At most this many upstream jobs on one run: GitLab's default limit of needs. A previous stage of
+# more jobs is named by its stage run instead (thousands of entries on each of thousands of runs
+# would be gigabytes); a longer list of needs is cut, and the facet says how many there were.
+MAX_DEPENDENCIES = 50
+# GitLab's `when` as jobDependencies' trigger_rule: on_success (and manual, delayed) runs once
+# every job it waits for passed, an allowed failure counting as passed; on_failure once one failed;
+# always once all finished, whatever their status.
+TRIGGER_RULES = {"on_success": "ALL_SUCCESS", "on_failure": "ONE_FAILED", "always": "ALL_DONE"}
+
+
+def status_rule(when: str | None, allow_failure: bool) -> str | None:
+    """An upstream job's status_trigger_rule, where GitLab told the waiting job's `when` (None:
+    unknown). An upstream allowed to fail lets an on_success job run whatever its status, and cannot
+    start an on_failure one (its failure is no failure to GitLab), so that one has no rule."""
+    if when == "always":
+        return "EXECUTE_EVERY_TIME"
+    if when == "on_failure":
+        return None if allow_failure else "EXECUTE_ON_FAILURE"
+    if when == "on_success":
+        return "EXECUTE_EVERY_TIME" if allow_failure else "EXECUTE_ON_SUCCESS"
+    return None
+
+
+class _Graph:
+    """A pipeline's jobs by name and by stage, to find the attempt each job waited for."""
+
+    def __init__(self, jobs: Sequence[GitLabJob], stages: list[str]):
+        self.attempts: dict[str, list[GitLabJob]] = {}
+        for job in sorted(jobs, key=lambda j: j.id):
+            self.attempts.setdefault(job.name, []).append(job)
+        self.stages = stages
+        self.names_by_stage: dict[str, list[str]] = {}
+        for name, attempts in self.attempts.items():
+            self.names_by_stage.setdefault(attempts[-1].stage, []).append(name)
+
+    def attempt(self, name: str, waiting: GitLabJob) -> GitLabJob | None:
+        """The attempt of `name` that `waiting` waited for: the last to finish before it started,
+        else the latest. Not by id: GitLab resets the jobs skipped after a failure in place when the
+        failed one is retried (Ci::ResetSkippedJobsService), so they keep their lower ids."""
+        attempts = self.attempts.get(name)
+        if not attempts:
+            return None  # an optional need of a job not in the pipeline, or a job left out
+        started = waiting.started_at
+        before = [a for a in attempts if started and a.finished_at and a.finished_at <= started]
+        return max(before, key=lambda a: (a.finished_at, a.id)) if before else attempts[-1]
+
+    def previous_stage(self, job: GitLabJob) -> tuple[str | None, list[GitLabJob] | None]:
+        """The stage before the job's and the attempts of its jobs; None for more than
+        MAX_DEPENDENCIES of them (the stage's run stands for them then)."""
+        index = self.stages.index(job.stage) if job.stage in self.stages else 0
+        if index == 0:
+            return None, []
+        previous = self.stages[index - 1]
+        names = self.names_by_stage.get(previous, [])
+        if len(names) > MAX_DEPENDENCIES:
+            return previous, None
+        found = (self.attempt(name, job) for name in names)
+        return previous, [a for a in found if a is not None]
 
 
 def _job_context(tags: dict[str, str], job: GitLabJob) -> None:

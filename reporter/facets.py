@@ -76,6 +76,10 @@ def source_code_location(project_url: str, sha: str, ref: str, is_tag: bool) -> 
         ("tag" if is_tag else "branch"): ref})
 
 
+# processing_engine needs a version: this stands in where GitLab's could not be read.
+UNKNOWN_VERSION = "unknown"
+
+
 def processing_engine(gitlab_version: str) -> dict:
     """What ran the run: GitLab at its version, reported by this reporter (the adapter). Consumers
     such as DataHub refuse events from a producer they do not know unless this facet is there."""
@@ -86,6 +90,7 @@ def processing_engine(gitlab_version: str) -> dict:
 # GitLab's `needs` and trigger jobs in JobDependenciesRunFacet's words: a job that needs another
 # starts once that one finished; a bridge starts its downstream pipeline itself.
 FINISH_TO_START = "FINISH_TO_START"
+START_TO_START = "START_TO_START"  # a bridge and the pipeline it starts
 DIRECT_INVOCATION = "DIRECT_INVOCATION"
 
 

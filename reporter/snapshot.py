@@ -67,6 +67,11 @@ class Job:
     environment: str | None = None  # only where GitLab's answer names it
     environment_action: str | None = None
     commit_title: str | None = None  # the pipeline's commit as each job carries it
+    # GitLab's `needs` (GraphQL): the names it waits for (() for `needs: []`), or None where it waits
+    # for the previous stage or the graph could not be read; `when` where GraphQL could tell
+    # (on_success, on_failure or always; None unknown).
+    needs: tuple[str, ...] | None = None
+    when: str | None = None
 
 
 @dataclass

@@ -3,10 +3,20 @@
 * ``GitLabStandIn`` serves the handful of GitLab REST v4 endpoints the reporter
   reads (project, pipeline, pipeline jobs and bridges, job log) with GitLab's
   authentication rules, offset-pagination headers and error bodies, so that
-  python-gitlab works against it unchanged.
+  python-gitlab works against it unchanged. Opt-in (``graphql=True``): GitLab's GraphQL
+  endpoint for the reporter's one query (GRAPHQL below); ``version=...``: ``GET /version``.
 * ``DatabandStandIn`` serves Databand's OpenLineage bulk endpoint and keeps
   what it accepted, including Databand's habit of silently dropping payloads
   that carry no root run.
+
+GRAPHQL, as GitLab's types give it (app/graphql/types/ci/job_type.rb, build_need_type.rb,
+resolvers/ci/jobs_resolver.rb, project_pipeline_resolver.rb): ``project(fullPath)`` is null to a caller
+who may not read it, ``pipeline(iid)`` null when there is none; ``jobs`` is every attempt, newest
+first, a cursor connection of at most 100 a page (cursors: base64 of {"id"}), filtered by
+``whenExecuted``; each ``CiJob`` has a global id (gid://gitlab/Ci::Build/<id>, Ci::Bridge for a
+bridge), ``schedulingType`` "dag" or "stage" and ``needs`` {nodes {name}}. A query GitLab cannot run
+is 200 with an ``errors`` array; a CI_JOB_TOKEN is 401 "Invalid token" (GraphQL takes none).
+``set_needs`` gives the needs and ``when`` of a pipeline's jobs.
 
 Both are real HTTP servers on 127.0.0.1 (werkzeug, one thread per request) so
 that timeouts, connection resets and streaming behave like the network does.
@@ -17,6 +27,7 @@ stand-in; ``generate_pipeline`` makes large realistic pipelines.
 
 from __future__ import annotations
 
+import base64
 import collections
 import gzip
 import json
@@ -220,7 +231,9 @@ class _StandInServer:
         if latency > 0:
             # An Event wait rather than sleep, so that stop() cuts it short.
             self._stopping.wait(latency)
-        body = self._handle(Request(environ))(environ, start_response)
+        request = Request(environ)
+        request.get_data()  # read whole, as a server does, so a kept-alive connection's next request starts clean
+        body = self._handle(request)(environ, start_response)
         return _until_sent(body, environ)
 
     def _handle(self, request: Request) -> Response:
@@ -1026,8 +1039,15 @@ class GitLabStandIn(_StandInServer):
         latency: float = 0.0,
         keep_alive: bool = False,
         clock: Callable[[], float] = time.time,
+        graphql: bool = False,
+        version: str | None = None,
+        graphql_when: bool = True,
     ) -> None:
         super().__init__(latency, keep_alive)
+        self.graphql = graphql  # opt-in: POST /api/graphql answers (GraphQLStandIn's docstring)
+        self.graphql_when = graphql_when  # False: an older GitLab whose JobsResolver has no whenExecuted
+        self.version = version  # opt-in: GET /api/v4/version answers with it
+        self._needs: dict[tuple[int, int], dict[str, dict]] = {}  # (project, pipeline) -> job name -> needs, when
         self._build_access = build_access
         self._clock = clock  # the epoch seconds the rate limiter counts with
         self._throttle: _Throttle | None = None
@@ -1081,6 +1101,15 @@ class GitLabStandIn(_StandInServer):
                 pipeline, list(jobs), list(bridges), test_suites
             )
             self._traces.setdefault(project["id"], {}).update(traces or {})
+
+    def set_needs(self, project_id: int, pipeline_id: int, needs: dict[str, list[str]],
+                  when: dict[str, str] | None = None) -> None:
+        """The `needs` of jobs by name (a job not named waits for the previous stage) and their
+        `when` (on_success unless named), as the pipeline's YAML gave them: GraphQL reads them."""
+        with self._lock:
+            self._needs[(project_id, pipeline_id)] = {
+                name: {"needs": needs.get(name), "when": (when or {}).get(name, "on_success")}
+                for name in {*needs, *(when or {})}}
 
     def fail(
         self,
@@ -1249,6 +1278,14 @@ class GitLabStandIn(_StandInServer):
         throttled = self._throttled(raw_path)  # Rack::Attack answers before the API is reached
         if throttled is not None:
             return throttled
+        if raw_path == "/api/graphql" and self.graphql:
+            return self._graphql(request, auth_kind, auth_valid)
+        if raw_path == f"{_API_PREFIX}version" and self.version is not None:
+            if auth_kind == "job" or not auth_valid:  # /version is not open to a job token
+                return _json_response(401, {"message": "401 Unauthorized"})
+            return _json_response(200, {"version": self.version, "revision": "6d8c2b7a1f4",
+                                        "kas": {"enabled": False, "externalUrl": None, "version": None},
+                                        "enterprise": self.version.endswith("-ee")})
         if not raw_path.startswith(_API_PREFIX):
             return _json_response(404, {"error": "404 Not Found"})
         # Split before decoding: a project path arrives as acme%2Fdata-platform.
@@ -1315,6 +1352,72 @@ class GitLabStandIn(_StandInServer):
                 return _json_response(403, {"message": "403 Forbidden"})
             bridges = entry.bridges if "include_retried" in request.args else _latest(entry.bridges)
             return self._list(request, raw_path, bridges, path_params, with_retried_param=False)
+
+    def _graphql(self, request: Request, auth_kind: str, auth_valid: bool) -> Response:
+        """POST /api/graphql for the one query the reporter sends, shaped by GitLab's types (see
+        GRAPHQL in this module's docstring)."""
+        if auth_kind == "job" or (auth_kind != "none" and not auth_valid):
+            # RequestAuthenticator#find_user_for_graphql_api_request takes no CI_JOB_TOKEN; a token
+            # header no user was found for is "Invalid token" (GraphqlController#authorize_access_api!).
+            return _json_response(401, {"errors": [{"message": "Invalid token"}]})
+        if request.method != "POST":
+            return _json_response(200, {"errors": [{"message": "Mutations are forbidden in GET requests"}]})
+        try:
+            body = json.loads(request.get_data() or b"{}")
+            text, variables = str(body["query"]), dict(body.get("variables") or {})
+        except (ValueError, KeyError, TypeError):
+            return _json_response(200, {"errors": [{"message": "Unexpected end of document"}]})
+        if len(text) > 10_000:
+            return _json_response(200, {"errors": [{"message": "Query too large"}]})
+        if "whenExecuted" in text and not self.graphql_when:
+            return _json_response(200, {"errors": [{
+                "message": "Field 'jobs' doesn't accept argument 'whenExecuted'",
+                "locations": [{"line": 1, "column": 1}], "path": ["query", "project", "pipeline", "jobs",
+                                                                  "whenExecuted"],
+                "extensions": {"code": "argumentNotAccepted", "name": "jobs", "typeName": "Field",
+                               "argumentName": "whenExecuted"}}]})
+        lists = re.findall(r'(\w+): jobs\(first: (\d+), after: \$(\w+)(?:, whenExecuted: \["(\w+)"\])?\)', text)
+        if not lists:
+            return _json_response(200, {"errors": [{"message": "The stand-in knows only the reporter's query"}]})
+        with self._lock:
+            project = self._find_project(str(variables.get("path") or ""))
+            if project is None or auth_kind == "none":  # a private project is null to an anonymous caller
+                return _json_response(200, {"data": {"project": None}})
+            iid = str(variables.get("iid"))
+            entry = next((e for e in self._pipelines[project["id"]].values() if str(e.pipeline.get("iid")) == iid),
+                         None)
+            if entry is None:
+                return _json_response(200, {"data": {"project": {"pipeline": None}}})
+            declared = self._needs.get((project["id"], entry.pipeline["id"]), {})
+            # JobsResolver: pipeline.statuses_order_id_desc, retried attempts included.
+            jobs = sorted([*entry.jobs, *entry.bridges], key=lambda j: -j["id"]) if self._build_access else []
+        pipeline: dict[str, Any] = {}
+        for alias, first, cursor_name, when in lists:
+            listed = [j for j in jobs if not when or declared.get(j["name"], {}).get("when", "on_success") == when]
+            after = variables.get(cursor_name)
+            if after is not None:  # GitLab's keyset cursor: base64 of {"id": "<last id>"}, newest first
+                last = int(json.loads(base64.b64decode(str(after)))["id"])
+                listed = [j for j in listed if j["id"] < last]
+            page = listed[:min(int(first), _MAX_PER_PAGE)]
+            more = len(listed) > len(page)
+            end = base64.b64encode(json.dumps({"id": str(page[-1]["id"])}).encode()).decode() if page else None
+            nodes = [self._graphql_job(j, declared, alias == "jobs") for j in page]
+            pipeline[alias] = {"pageInfo": {"hasNextPage": more, "endCursor": end}, "nodes": nodes}
+        return _json_response(200, {"data": {"project": {"pipeline": pipeline}}})
+
+    @staticmethod
+    def _graphql_job(job: dict, declared: dict[str, dict], full: bool) -> dict:
+        kind = "Ci::Bridge" if "downstream_pipeline" in job else "Ci::Build"
+        node: dict[str, Any] = {"id": f"gid://gitlab/{kind}/{job['id']}"}
+        if not full:
+            return node
+        needs = declared.get(job["name"], {}).get("needs")
+        node["name"] = job["name"]
+        node["schedulingType"] = "stage" if needs is None else "dag"
+        node["needs"] = {"pageInfo": {"hasNextPage": False},
+                         "nodes": [{"id": f"gid://gitlab/Ci::BuildNeed/{job['id']}{i}", "name": name}
+                                   for i, name in enumerate(needs or [])]}
+        return node
 
     def _list_pipelines(self, request: Request, raw_path: str, project_ref: str, pipelines: dict) -> Response:
         """GET /projects/:id/pipelines with the filters a backfill uses; GitLab's list shape."""

@@ -216,6 +216,7 @@ def test_every_context_field_null_or_missing_leaves_its_tag_out_without_error(gi
     bridges = [make_bridge(project, pipeline, 14, "downstream", "deploy", "success", queued_duration=None, user=None,
                            commit_title=None)]
     gitlab.add_pipeline(project, pipeline, jobs, bridges)
+    gitlab.graphql, gitlab.version = True, "17.5.1-ee"  # as GitLab answers: nothing for the summary to name
 
     snapshot, events = _read(gitlab, 7002)
     olschema.assert_valid(events)

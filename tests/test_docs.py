@@ -396,7 +396,8 @@ def test_the_readme_job_log_is_the_summary_the_reporter_prints(gitlab, databand,
             make_job(project, pipeline, 7004, "databand-report", ".post", "running")]
     sample = pipelines.Sample(project, pipeline, jobs, traces={7002: b"lint failed\n", 7003: b"1 test failed\n"})
     sample.install(gitlab)
-    env = {**pipelines.ci_env(sample, gitlab.url, token=gitlab.token),
+    gitlab.graphql = True  # GitLab's GraphQL answers the needs graph
+    env = {**pipelines.ci_env(sample, gitlab.url, token=gitlab.token), "CI_SERVER_VERSION": "17.5.1-ee",
            "DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token}
     args = ["report", "--exclude-job", "databand-report*", "--output", "databand-events.json"]
     result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)

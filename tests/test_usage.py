@@ -1,5 +1,5 @@
 """Issue 21's run facets and tags: processing_engine on every run, flaky jobs, estimated compute
-minutes, and the jobDependencies builder (the needs graph's reader is wired later); every event
+minutes, and the jobDependencies builder (the needs graph's reader: test_needs.py); every event
 validated against the OpenLineage schemas."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_every_run_names_gitlab_its_version_and_the_reporter(gitlab):
 
 def test_without_gitlabs_version_unknown_stands_in(gitlab):
     sample = pipelines.mixed(gitlab.url).install(gitlab)
-    # Outside a job, and in a job of another GitLab: no version to read (the reader's /version: TODO).
+    # Outside a job, and in a job of another GitLab, where the stand-in has no /version (404).
     for env in ({}, {"CI_SERVER_VERSION": "16.0.0", "CI_SERVER_URL": "https://other.example.com"}):
         report = lib.collect(settings_for(gitlab, **env), 42, sample.pipeline["id"])
         versions = {e["run"]["facets"]["processing_engine"]["version"] for e in report.events}

@@ -107,10 +107,20 @@ class _GitLabAdapter(timebound.BoundedAdapter):
             raise
 
 
+@dataclass
+class _Once:
+    """What a command reads of GitLab once, whatever it reads after (GitLab's version), shared by
+    every `within` view of the client."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    values: dict[str, object] = field(default_factory=dict)
+
+
 class _Attempts(threading.local):
     """This thread's read in progress: its path (for the lines said) and the retries made so far."""
 
     path = ""
+    verb = "GET"
     retries = 0
     content_type = ""
 
@@ -129,6 +139,7 @@ class Client:
     budget: timebound.Budget | None = None
     progress: Callable[[str], None] | None = None  # one line per wait, for the job log
     _attempts: _Attempts = field(default_factory=_Attempts)
+    once: _Once = field(default_factory=_Once)
 
     def within(self, seconds: float, name: str = "--gitlab-timeout") -> Client:
         return replace(self, budget=timebound.Budget(seconds, name))
@@ -136,6 +147,14 @@ class Client:
     def api_path(self, path: str) -> str:
         """A path as messages show it: GitLab's API prefix and the path, no query."""
         return urlsplit(self.gl.api_url).path.rstrip("/") + path
+
+    def graphql_url(self) -> str:
+        """GitLab's GraphQL endpoint: /api/graphql beside the REST API's /api/v4, not under it."""
+        return f"{self.gl.url.rstrip('/')}/api/graphql"
+
+    def shown(self, path: str) -> str:
+        """A path or a full URL of this GitLab as messages show it (no scheme, host or query)."""
+        return urlsplit(path).path if path.startswith(("http://", "https://")) else self.api_path(path)
 
     def encoded(self, project: str | int) -> str | int:
         """The project as GitLab's paths take it (a path percent-encoded)."""
@@ -187,7 +206,7 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
         raise Throttled(f"{what} and asked to wait {really:.0f} s, past the {max(left, 0):.0f} s left of {limit}")
     response.content  # noqa: B018 - read the small error body whole, so its connection goes back to the pool
     if client.progress is not None and wait > 0:
-        client.progress(f"GitLab answered {response.status_code} to GET {attempts.path}; trying again in "
+        client.progress(f"GitLab answered {response.status_code} to {attempts.verb} {attempts.path}; trying again in "
                         f"{wait:.{0 if wait >= 1 else 2}f} s (retry {retry} of {client.policy.attempts - 1})")
     if bound is not None:
         bound.extend(wait)  # the wait is GitLab's, not time the read spends answering
@@ -209,11 +228,14 @@ class Answer:
 
 
 def stream(client: Client, path: str, *, params: Mapping[str, object] | None = None,
-           headers: Mapping[str, str] | None = None) -> requests.Response:
-    """One streamed GET through python-gitlab (auth, retries); call inside timebound.bounded."""
+           headers: Mapping[str, str] | None = None, body: Mapping[str, object] | None = None) -> requests.Response:
+    """One streamed GET through python-gitlab (auth, retries), or a POST of a JSON `body` (GraphQL's
+    only verb: `path` is then a full URL); call inside timebound.bounded."""
     attempts = client._attempts
-    attempts.path, attempts.retries, attempts.content_type = client.api_path(path), 0, ""
-    response = client.gl.http_request("get", path, query_data=dict(params or {}), streamed=True,
+    attempts.verb = "GET" if body is None else "POST"
+    attempts.path, attempts.retries, attempts.content_type = client.shown(path), 0, ""
+    response = client.gl.http_request(attempts.verb.lower(), path, query_data=dict(params or {}),
+                                      post_data=None if body is None else dict(body), streamed=True,
                                       max_retries=client.policy.attempts - 1,
                                       extra_headers=dict(headers or {}))
     assert isinstance(response, requests.Response)
@@ -253,10 +275,21 @@ def get_json(client: Client, path: str, params: Mapping[str, object] | None = No
              expect: type = dict) -> Answer:
     """One GET of GitLab's API, bounded by the read's bound within the budget, its body checked to
     be JSON of the type expected. Raises ReadError."""
-    shown = client.api_path(path)
+    return _json(client, path, params, None, expect)
+
+
+def post_json(client: Client, url: str, body: Mapping[str, object]) -> Answer:
+    """One POST of a JSON body (a GraphQL query) to a URL of this GitLab, on the same session,
+    retry policy and bounds as get_json; the answer must be a JSON object. Raises ReadError."""
+    return _json(client, url, None, body, dict)
+
+
+def _json(client: Client, path: str, params: Mapping[str, object] | None, post: Mapping[str, object] | None,
+          expect: type) -> Answer:
+    shown = client.shown(path)
     try:
         with timebound.bounded(client.bounds.read, client.budget):
-            response = stream(client, path, params=params)
+            response = stream(client, path, params=params, body=post)
             try:
                 body = bytearray()
                 for chunk in response.iter_content(chunk_size=64 * 1024):

@@ -13,9 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import gitlab
 
-from reporter import logs, timebound
+from reporter import ids, logs, timebound
 from reporter.errors import GitLabError
-from reporter.gitlab import errors, http, parse
+from reporter.facets import UNKNOWN_VERSION
+from reporter.gitlab import errors, http, needs, parse
 from reporter.gitlab.errors import Context, ReadError
 from reporter.gitlab.http import Answer, Client
 from reporter.gitlab.pager import Pager
@@ -51,6 +52,7 @@ def read_pipeline(
     tests: bool = True,
     workers: int = WORKERS,
     exclude: tuple[str, ...] = (),
+    version: bool = True,
 ) -> Pipeline:
     """Read a pipeline into a snapshot; `context` is the reporting job's, needed with a job token.
 
@@ -82,6 +84,14 @@ def read_pipeline(
 
             on_page = read_logs_of if access.token and log_lines > 0 else None
             raw_pipeline = pool.submit(http.get_json, client, base) if access.token else None
+            asked = pool.submit(gitlab_version, client, notes) \
+                if version and access.token and not _version_in(context, access.url) else None
+            # The needs graph beside the job pages, at once where the job's CI context names the
+            # pipeline's path and iid, else once the pipeline's object has.
+            ours = context.describes(project, pipeline_id) and \
+                ids.server_key(context.server_url or access.url) == ids.server_key(access.url)
+            graph = pool.submit(needs.read_or_note, client, context.project_path, context.pipeline_iid, redact, notes) \
+                if access.token and ours and context.project_path and context.pipeline_iid is not None else None
             summary = pool.submit(_optional_json, client, f"{base}/test_report_summary", "the test report summary",
                                   notes) if access.token and tests else None
             raw_jobs = Pager(client, pool, f"{base}/jobs", {"include_retried": "true"}, "job", jobs_of("job"),
@@ -100,11 +110,15 @@ def read_pipeline(
                     pipeline = parse.pipeline_from_api(access.url, _check_pipeline(answer), project)
                 except parse.ShapeError as error:
                     raise http.wrong(answer, f"has a field of an unexpected type ({error})") from None
+                if graph is None:
+                    graph = pool.submit(needs.read_or_note, client, pipeline.project_path, pipeline.iid, redact,
+                                        notes)
             else:
                 try:
                     pipeline = parse.pipeline_from_jobs(access.url, project, pipeline_id, context, raw_jobs.first_raw)
                 except parse.ShapeError as error:
                     raise GitLabError(f"While reading {what.what}: {error}.") from None
+                needs.read_or_note(client, pipeline.project_path, pipeline.iid, redact, notes)  # says why not
             jobs = list(raw_jobs.result())
             if raw_bridges is not None:
                 jobs += raw_bridges.result()
@@ -120,6 +134,11 @@ def read_pipeline(
                                          exclude))
             for future in [*logs_read, *later]:
                 future.result()
+            if graph is not None and (found := graph.result()) is not None:
+                needs.apply(found, pipeline.jobs)
+                notes.extend(found.notes)
+            if asked is not None:
+                pipeline.gitlab_version = asked.result()
     except ReadError as error:  # refusals, connection failures, time-outs, wrong answers
         raise errors.message(error, what) from None
 
@@ -132,6 +151,32 @@ def read_pipeline(
                                  "list jobs; set GITLAB_TOKEN (read_api) to add them")
     parse.add_context(pipeline, context, redact, read_api=bool(access.token))
     return pipeline
+
+
+def _version_in(context: CIContext, url: str) -> bool:
+    """The job's CI_SERVER_VERSION is this GitLab's (parse.add_context takes it then)."""
+    return bool(context.server_version) and ids.server_key(context.server_url or url) == ids.server_key(url)
+
+
+def gitlab_version(client: Client, notes: list[str]) -> str | None:
+    """GitLab's version for the processing_engine facet, outside a job (no CI_SERVER_VERSION): GET
+    /version once per client, whatever the pipelines and downstream pipelines it reads; a failure
+    is one note, and the facet says "unknown"."""
+    with client.once.lock:
+        if "version" not in client.once.values:
+            try:
+                answer = http.get_json(client, "/version").data
+                version = answer.get("version") if isinstance(answer, dict) else None
+                client.once.values["version"] = version if isinstance(version, str) and version.strip() else None
+                if client.once.values["version"] is None:
+                    notes.append(f"GitLab's version (GET /version named none; {UNKNOWN_VERSION!r} stands in "
+                                 "for processing_engine's)")
+            except ReadError as error:
+                client.once.values["version"] = None
+                notes.append(f"GitLab's version (GET /version: {errors.why(error)}; {UNKNOWN_VERSION!r} stands in "
+                             "for processing_engine's)")
+        found = client.once.values["version"]
+        return found if isinstance(found, str) else None
 
 
 def _no_jobs(pipeline_id: int, project: str | int, what: Context, context: CIContext) -> str:
@@ -250,7 +295,8 @@ def _read_downstream(client: Client, pipeline: Pipeline, depth: int, log_lines: 
         project, pipeline_id = bridge.downstream_ref
         try:
             child = read_pipeline(client, project, pipeline_id, log_lines=log_lines, redact=redact,
-                                  depth=depth - 1, tests=tests, workers=DOWNSTREAM_WORKERS, exclude=exclude)
+                                  depth=depth - 1, tests=tests, workers=DOWNSTREAM_WORKERS, exclude=exclude,
+                                  version=False)  # the top pipeline's GitLab ran it, mostly
         except GitLabError as error:
             pipeline.left_out.append(f"downstream pipeline {pipeline_id} of bridge {bridge.name!r}: "
                                      f"{str(error).rstrip('.')}")
