@@ -139,6 +139,8 @@ class Databand:
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
                     response.close()  # the answer's body says nothing we need
             except requests.exceptions.SSLError as error:
+                if wire.tls_problem(error) == wire.NOT_TLS:  # an https:// URL on a plain-http port
+                    return f"{wire.NOT_TLS} ({_host(self.url)}): check the scheme of {self._setting} (http:// or https://)"
                 return (f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
                         "DATABAND_CA_FILE to the PEM file of the CA that signed it")
             except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL) as error:
@@ -152,6 +154,8 @@ class Databand:
                     return (f"could not reach Databand: {_host(self.url)} does not resolve (DNS); "
                             f"check {self._setting}")
                 why = _why(error)
+                if wire.through_proxy(error):
+                    why = f"{why}: check {wire.proxy_variable(self.url)}, or add {_host(self.url)} to NO_PROXY"
             except OSError:  # requests' own check of the CA file, before any connection
                 return f"the CA file {self.verify} could not be read: check DATABAND_CA_FILE"
             else:

@@ -357,5 +357,24 @@ def check_id(value: str | int | None, name: str) -> int:
         raise ConfigError(f"{name} is not set.")
     text = str(value).strip()
     if not ids.is_number(text):
-        raise ConfigError(f"{name} must be a number; got {text!r}.")
+        # A pipeline's page pasted whole: its id is the number at the end.
+        tail = re.search(r"/pipelines/(\d+)/?$", text.split("?", 1)[0].split("#", 1)[0])
+        hint = f" (the id at the end of the pipeline's address: {name} {tail[1]})" if tail else ""
+        raise ConfigError(f"{name} must be a number{hint}; got {_show(text)}.")
     return int(text)
+
+
+def check_project(value: str, name: str) -> str:
+    """A project as GitLab's API names it, its id or its path: a pasted URL or clone address is
+    turned away with the path it holds (GitLab answers 404 to both, which would blame the ids)."""
+    text = value.strip()
+    if re.match(r"(https?|ssh)://|git@", text, re.I):
+        path = urlsplit(text).path if "://" in text else text.split(":", 1)[-1]
+        path = path.split("/-/", 1)[0].strip("/").removesuffix(".git")
+        if not path or "@" in path or "?" in path:
+            path = "group/project"
+        raise ConfigError(f"{name} takes the project's id or its path (group/project), not an address: "
+                          f"{name} {path}.")
+    if text.endswith(".git") and not ids.is_number(text):
+        raise ConfigError(f"{name} takes the project's path without .git: {name} {text[:-4]}.")
+    return text

@@ -48,10 +48,12 @@ class Access:
     verify: bool = True
     in_flight: int = IN_FLIGHT
     url_source: str = "GITLAB_URL"  # where the URL came from, for messages
+    token_source: str = "GITLAB_TOKEN"  # where the token came from (--gitlab-token or GITLAB_TOKEN)
 
     @property
     def token_kind(self) -> str:
-        return "token" if self.token else "CI_JOB_TOKEN"
+        """The token a message names: what the user set, else the job's own."""
+        return self.token_source if self.token else "CI_JOB_TOKEN"
 
 
 class ForeignURL(requests.RequestException):
@@ -240,6 +242,10 @@ def failure(client: Client, error: Exception, shown: str) -> ReadError:
         return ReadError(shown, errors.FOREIGN, detail=str(error))
     if isinstance(error, Unresolved):
         return ReadError(shown, errors.UNRESOLVED)
+    if wire.through_proxy(error):
+        host = urlsplit(client.access.url).hostname
+        where = f"{wire.proxy_variable(client.access.url)}, or add {host} to NO_PROXY"
+        return ReadError(shown, errors.PROXY, detail=where)
     if isinstance(error, gitlab.GitlabError):  # python-gitlab's own refusals (a redirect on a POST ...)
         return ReadError(shown, errors.REFUSED, status=error.response_code or 0, content_type=content_type)
     return ReadError(shown, errors.UNREACHABLE, detail=wire.cause(error))

@@ -1,0 +1,171 @@
+"""What a newcomer sets wrong, and the one line each gets back: it names the variable or flag the
+user actually set and says what to do, with the exit code of its side, never a traceback. Each
+case was found by trying the README's commands with a mistaken setting, against real servers on
+127.0.0.1 (issue 22)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from click.testing import CliRunner
+
+import pipelines
+from clirun import QUICK, env_for
+
+from reporter.cli import cli
+from reporter.retry import POLICY
+
+FAST = {"delivery_bounds": QUICK, "gitlab_policy": POLICY.faster(0.01)}
+
+
+def run(env, *args):
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False, obj=FAST)
+    assert "Traceback" not in result.output
+    return result
+
+
+def resend(env, *args):
+    return run(env, "resend", "--project", "42", "--pipeline", "9001", *args)
+
+
+def error_line(result) -> str:
+    (line,) = [line for line in result.output.splitlines() if line.startswith("databand-gitlab-reporter: error:")]
+    return line
+
+
+def dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sample(gitlab):
+    return pipelines.mixed(gitlab.url).install(gitlab)
+
+
+# -- tokens: the message names the one the user set ---------------------------------------------
+
+@pytest.mark.parametrize("how, named", [
+    ("GITLAB_TOKEN", "check that GITLAB_TOKEN is valid and not expired"),
+    ("--gitlab-token", "check that --gitlab-token is valid and not expired"),
+    ("CI_JOB_TOKEN", "a CI_JOB_TOKEN is valid only while its job runs; outside it, set GITLAB_TOKEN"),
+])
+def test_a_refused_gitlab_token_is_named_as_the_user_set_it(gitlab, databand, sample, how, named):
+    env = env_for(gitlab, databand)
+    del env["GITLAB_TOKEN"]
+    args = ()
+    if how == "GITLAB_TOKEN":
+        env["GITLAB_TOKEN"] = "glpat-expired-expired-expired"
+    elif how == "--gitlab-token":
+        args = ("--gitlab-token", "glpat-expired-expired-expired")
+    else:
+        env["CI_JOB_TOKEN"] = "glcbt-expired-expired-expired"
+    result = resend(env, *args)
+    assert result.exit_code == 3, result.output
+    line = error_line(result)
+    assert f"GitLab refused the {how} (401)" in line and named in line, line
+
+
+# -- URLs ---------------------------------------------------------------------------------------
+
+def test_https_on_a_plain_http_port_says_the_scheme_is_wrong_not_the_certificate(gitlab, databand, sample):
+    wrong = gitlab.url.replace("http://", "https://")
+    result = resend(env_for(gitlab, databand, GITLAB_URL=wrong))
+    assert result.exit_code == 3, result.output
+    line = error_line(result)
+    assert "GITLAB_URL is https://, but the server there answers plain http" in line, line
+    assert "CA_FILE" not in line and "certificate" not in line
+
+    result = resend(env_for(gitlab, databand, DATABAND_URL=databand.url.replace("http://", "https://")))
+    assert result.exit_code == 4, result.output
+    line = error_line(result)
+    assert "answers plain http, not TLS" in line and "check the scheme of DATABAND_URL" in line, line
+    assert "DATABAND_CA_FILE" not in line
+
+
+def test_a_project_page_pasted_as_gitlab_url_is_named_on_the_404(gitlab, databand, sample):
+    result = resend(env_for(gitlab, databand, GITLAB_URL=f"{gitlab.url}/acme/data-platform"))
+    assert result.exit_code == 3, result.output
+    line = error_line(result)
+    assert "(404)" in line and "GITLAB_URL has the path /acme/data-platform" in line, line
+    assert "set GITLAB_URL to GitLab's own address" in line
+    # A URL without a path gets no such hint: the ids are then what is wrong.
+    plain = run(env_for(gitlab, databand), "resend", "--project", "42", "--pipeline", "1")
+    assert plain.exit_code == 3 and "has the path" not in error_line(plain)
+
+
+@pytest.mark.parametrize("project, said", [
+    ("https://gitlab.example.com/acme/data-platform", "--project acme/data-platform."),
+    ("https://gitlab.example.com/acme/data-platform/-/pipelines/9001", "--project acme/data-platform."),
+    ("git@gitlab.example.com:acme/data-platform.git", "--project acme/data-platform."),
+    ("acme/data-platform.git", "without .git: --project acme/data-platform."),
+])
+def test_a_project_address_is_refused_with_the_path_to_give_before_any_request(gitlab, databand, project, said):
+    for args in (["resend", "--project", project, "--pipeline", "9001"],
+                 ["resend", "--project", project, "--since", "2026-10-01"],
+                 ["sweep", "--project", project]):
+        result = run(env_for(gitlab, databand), *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert said in error_line(result), result.output
+    assert gitlab.requests == []
+
+
+def test_a_pipeline_page_as_pipeline_names_its_id(gitlab, databand):
+    result = run(env_for(gitlab, databand), "resend", "--project", "42", "--pipeline",
+                 "https://gitlab.example.com/acme/data-platform/-/pipelines/9001")
+    assert result.exit_code == 2
+    assert "(the id at the end of the pipeline's address: --pipeline 9001)" in error_line(result)
+
+
+def test_a_backfill_of_a_missing_project_reads_as_english(gitlab, databand):
+    result = run(env_for(gitlab, databand), "resend", "--project", "77", "--since", "2026-10-01")
+    assert result.exit_code == 3, result.output
+    line = error_line(result)
+    assert "GitLab has no project 77 (404)" in line and "has no the" not in line, line
+
+
+def test_resend_status_is_checked_before_gitlab_is_asked(gitlab, databand):
+    result = run(env_for(gitlab, databand), "resend", "--project", "42", "--since", "2026-10-01", "--status", "passed")
+    assert result.exit_code == 2 and "'passed' is not one of" in result.output, result.output
+    assert gitlab.requests == []
+
+
+# -- what answers instead of GitLab -------------------------------------------------------------
+
+def test_an_html_error_page_that_lasts_points_at_gitlab_url_and_the_proxy(gitlab, databand, sample):
+    gitlab.fail(r"/pipelines/9001", 502, times=100, headers={"Content-Type": "text/html"},
+                body=b"<html><body>502 Bad Gateway</body></html>")
+    result = resend(env_for(gitlab, databand))
+    assert result.exit_code == 3, result.output
+    line = error_line(result)
+    assert "GitLab answered 502 (text/html)" in line and "check GITLAB_URL and any proxy in between" in line, line
+
+
+def test_gitlabs_own_json_5xx_blames_no_proxy(gitlab, databand, sample):
+    gitlab.fail(r"/pipelines/9001", 500, times=100)
+    line = error_line(resend(env_for(gitlab, databand)))
+    assert "try again later" in line and "proxy" not in line, line
+
+
+def test_a_dead_proxy_is_named_not_gitlab_or_databand(gitlab, databand, sample):
+    proxy = f"http://127.0.0.1:{dead_port()}"
+    result = resend(env_for(gitlab, databand, HTTP_PROXY=proxy))
+    assert result.exit_code == 3, result.output
+    line = error_line(result)
+    assert "through the proxy" in line and "HTTP_PROXY" in line and "add 127.0.0.1 to NO_PROXY" in line, line
+
+    # GitLab reached directly (NO_PROXY), Databand by another name through the dead proxy.
+    databand_url = databand.url.replace("127.0.0.1", "localhost")
+    result = resend(env_for(gitlab, databand, HTTP_PROXY=proxy, NO_PROXY="127.0.0.1", DATABAND_URL=databand_url))
+    assert result.exit_code == 4, result.output
+    line = error_line(result)
+    assert "ProxyError" in line and "HTTP_PROXY" in line and "add localhost to NO_PROXY" in line, line
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+def test_the_top_level_help_has_examples_a_newcomer_can_paste():
+    text = CliRunner().invoke(cli, ["--help"]).output
+    assert "Examples:" in text and "databand-gitlab-reporter demo" in text
