@@ -29,6 +29,11 @@ from reporter.targets import BOUNDS, Bounds
 from reporter.targets import NAMES as TARGETS
 
 DATABAND_URL_EXAMPLE = "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk"
+# The component's databand_url input as written (`$DATABAND_URL`, `$DATABAND_PROD_URL` or a URL),
+# which it passes unexpanded beside `--databand-url "<input>"`: an empty or wrong value is then
+# named as the user set it, not as the flag the component wrote.
+COMPONENT_INPUT = "DATABAND_URL_INPUT"
+_INPUT_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # A path prefix is allowed: Databand may sit behind a proxy under a path of its own.
 _BULK_PATH = re.compile(r"/api/v1/tracking/open-lineage/[^/]+/events/bulk/?$")
 
@@ -266,6 +271,11 @@ class Settings:
                     raise ConfigError(f"{variable} must be {error}; got {shown!r}.") from None
                 sources[name] = variable
                 break
+        written = (environ.get(COMPONENT_INPUT) or "").strip()
+        if written and flags.get("databand_url") is not None:  # the component's --databand-url
+            named = _INPUT_VARIABLE.fullmatch(written)
+            sources["databand_url"] = (f"{named[1]} (the component's databand_url input)" if named
+                                       else "the component's databand_url input")
         for name in ("namespace", "pipeline_name"):  # names dbt-ol must be able to split apart
             if values.get(name):
                 ids.check_name(values[name], sources[name])
@@ -306,6 +316,11 @@ class Settings:
         """Databand's URL and token, when events go there; ("", "") when they do not."""
         if self.dry_run or "databand" not in self.targets:
             return "", ""
+        if not self.databand_url and self.source("databand_url").endswith("databand_url input)"):
+            variable = self.source("databand_url").split(" ", 1)[0]
+            raise ConfigError(f"{variable} is empty in this job (the component's databand_url input reads it): add "
+                              f"it under Settings > CI/CD > Variables, e.g. {DATABAND_URL_EXAMPLE}; a Protected "
+                              "variable reaches only protected branches and tags.")
         url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
         if not _BULK_PATH.search(urlsplit(url).path):
             # Databand's UI also shows its own address and other API paths; only the bulk endpoint

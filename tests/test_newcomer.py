@@ -169,3 +169,39 @@ def test_a_dead_proxy_is_named_not_gitlab_or_databand(gitlab, databand, sample):
 def test_the_top_level_help_has_examples_a_newcomer_can_paste():
     text = CliRunner().invoke(cli, ["--help"]).output
     assert "Examples:" in text and "databand-gitlab-reporter demo" in text
+
+
+# -- the component's databand_url input, as the user wrote it -----------------------------------
+
+def _reporter_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if "report --databand-url" in line or "sweep --project" in line]
+
+
+def test_the_components_empty_databand_url_names_the_variable_its_input_reads(gitlab, tmp_path):
+    """`databand_url: $DATABAND_PROD_URL` with that variable missing in the job (a Protected one on
+    another branch): each command line of both components, run by bash as the job's shell would,
+    names DATABAND_PROD_URL, not the --databand-url flag the component wrote."""
+    import os
+    import subprocess
+    import sys
+
+    from test_component import render
+    from test_sweep import render_sweep
+
+    given = {"databand_url": "$DATABAND_PROD_URL"}
+    jobs = render(given)
+    lines = _reporter_lines(jobs["databand-report"]["script"]) + _reporter_lines(
+        jobs[".databand-report-after-script"]["after_script"]) + _reporter_lines(
+        render_sweep(given)[1]["databand-sweep"]["script"])
+    assert len(lines) == 3, lines
+    reporter = os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "GITLAB_CI": "true", "CI_PROJECT_ID": "42",
+           "CI_PIPELINE_ID": "9001", "CI_JOB_ID": "7004", "CI_SERVER_URL": gitlab.url,
+           "GITLAB_TOKEN": gitlab.token, "DATABAND_ACCESS_TOKEN": "databand-token-0000"}
+    for line in lines:
+        script = f'databand_reporter="{reporter}"\n{line.split("; fi;", 1)[-1]}'
+        done = subprocess.run(["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60)
+        said = done.stderr + done.stdout
+        assert "DATABAND_PROD_URL is empty in this job (the component's databand_url input reads it)" in said, said
+        assert "--databand-url" not in said and "Traceback" not in said, said
