@@ -47,7 +47,8 @@ def _common(command):
     """The options report and resend share. Each flag wins over its variable (read by Settings)."""
     options = [
         click.option("--gitlab-url", metavar="URL",
-                     help="GitLab's URL. [env: GITLAB_URL, then CI_SERVER_URL]"),
+                     help="GitLab's own address, e.g. https://gitlab.example.com (no /api/v4, no project path). "
+                          "[env: GITLAB_URL, then CI_SERVER_URL]"),
         click.option("--gitlab-token", metavar="TOKEN",
                      help="A token with read_api; without it CI_JOB_TOKEN, which reads only the job "
                           "list. [env: GITLAB_TOKEN]"),

@@ -205,3 +205,20 @@ def test_the_components_empty_databand_url_names_the_variable_its_input_reads(gi
         said = done.stderr + done.stdout
         assert "DATABAND_PROD_URL is empty in this job (the component's databand_url input reads it)" in said, said
         assert "--databand-url" not in said and "Traceback" not in said, said
+
+
+# -- parent-env and the help ---------------------------------------------------------------------
+
+def test_parent_env_outside_a_job_says_where_to_run_it_and_names_the_url_the_user_set():
+    outside = CliRunner().invoke(cli, ["parent-env", "--format", "dotenv"], env={})
+    assert outside.exit_code == 2
+    assert "Run it in the script of the job whose run dbt-ol, Spark or Airflow should hang under" in outside.output
+    job = {"CI_PROJECT_ID": "1", "CI_PROJECT_PATH": "acme/dp", "CI_PIPELINE_ID": "2", "CI_JOB_ID": "3",
+           "CI_JOB_NAME": "load", "CI_JOB_STAGE": "test", "GITLAB_URL": "gitlab.example.com"}
+    wrong = CliRunner().invoke(cli, ["parent-env", "--format", "dotenv"], env=job)
+    assert wrong.exit_code == 2 and "--gitlab-url (or GITLAB_URL) must be an http(s) URL" in wrong.output, wrong.output
+
+
+def test_the_gitlab_url_help_says_what_kind_of_address():
+    text = " ".join(CliRunner().invoke(cli, ["resend", "--help"]).output.split())
+    assert "e.g. https://gitlab.example.com (no /api/v4, no project path)" in text
