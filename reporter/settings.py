@@ -356,7 +356,10 @@ def check_url(value: str | None, name: str, example: str) -> str:
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)} "
                           f"({error}).") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}.")
+        # A CI/CD variable of type File holds the path of a file with the value, not the value.
+        path = " (a path: a CI/CD variable of type File holds one; make it of type Variable)" \
+            if value.strip().startswith("/") else ""
+        raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}{path}.")
     return value.strip().rstrip("/")
 
 

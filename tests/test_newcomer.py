@@ -222,3 +222,15 @@ def test_parent_env_outside_a_job_says_where_to_run_it_and_names_the_url_the_use
 def test_the_gitlab_url_help_says_what_kind_of_address():
     text = " ".join(CliRunner().invoke(cli, ["resend", "--help"]).output.split())
     assert "e.g. https://gitlab.example.com (no /api/v4, no project path)" in text
+
+
+def test_a_url_variable_of_type_file_is_recognised(gitlab, databand, tmp_path):
+    """A CI/CD variable of type File gives the job a path to a file holding the value."""
+    held = tmp_path / "DATABAND_URL"
+    held.write_text(databand.url)
+    result = resend(env_for(gitlab, databand, DATABAND_URL=str(held)))
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith("databand-gitlab-reporter: error: DATABAND_URL must be an http(s) URL")
+    assert "a CI/CD variable of type File holds one; make it of type Variable" in line, line
+    assert gitlab.requests == []
