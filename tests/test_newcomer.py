@@ -234,3 +234,22 @@ def test_a_url_variable_of_type_file_is_recognised(gitlab, databand, tmp_path):
     assert line.startswith("databand-gitlab-reporter: error: DATABAND_URL must be an http(s) URL")
     assert "a CI/CD variable of type File holds one; make it of type Variable" in line, line
     assert gitlab.requests == []
+
+
+def test_resend_from_file_says_what_the_file_is_when_it_cannot_send_it(gitlab, databand, tmp_path):
+    """The file target's NDJSON is a file the reporter wrote, but not one resend takes; an empty
+    array holds nothing. Both are said as such, before anything is sent."""
+    import json
+
+    ndjson = tmp_path / "openlineage-events.ndjson"
+    ndjson.write_text("".join(json.dumps({"eventType": kind, "run": {"runId": "r"}}) + "\n"
+                              for kind in ("START", "COMPLETE")))
+    single = tmp_path / "one.ndjson"
+    single.write_text(json.dumps({"eventType": "START", "run": {"runId": "r"}}) + "\n")
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    for path, said in ((ndjson, "holds a JSON document a line (the file target's lifecycle events"),
+                       (single, "holds a JSON document a line"), (empty, "holds no events (an empty array)")):
+        result = run(env_for(gitlab, databand), "resend", "--from-file", str(path))
+        assert result.exit_code == 2 and said in error_line(result), result.output
+    assert databand.events == []
