@@ -164,6 +164,9 @@ class Databand:
                     return None
                 if 300 <= status < 400:
                     where = response.headers.get("Location") or "nowhere said"
+                    if _only_the_scheme(self.url, where):  # http:// pasted for an https-only host
+                        return (f"{status} a redirect to https://, which is not delivery: write {self._setting} "
+                                "with https://")
                     return (f"{status} a redirect to {_location(where)}, which is not delivery: "
                             f"{self._setting} is likely wrong or behind a login (SSO) proxy; use the URL "
                             "Databand's integration page gives")
@@ -200,6 +203,11 @@ def _why(error: requests.RequestException) -> str:
     if isinstance(error, timebound.OutOfTime):  # the wall clock cut a trickled answer
         return str(error)
     return wire.cause(error)
+
+
+def _only_the_scheme(url: str, where: str) -> bool:
+    """A redirect from http:// to the same address with https://."""
+    return url.startswith("http://") and where.split("?", 1)[0].rstrip("/") == "https://" + url[7:].rstrip("/")
 
 
 def _host(url: str) -> str:

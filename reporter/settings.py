@@ -302,11 +302,14 @@ class Settings:
     def gitlab(self) -> str:
         """GitLab's URL, once a token is known to be there."""
         url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
-        if url.endswith("/api/v4"):
+        path = urlsplit(url).path
+        if path.endswith("/api/v4") or "/api/v4/" in path:
             # python-gitlab adds /api/v4 itself: with it in the URL every path would be wrong, and
-            # GitLab's 404s would blame the ids.
+            # GitLab's 404s would blame the ids. An API URL pasted whole (/api/v4/projects/42) too.
+            own = url[:url.index("/api/v4")]
+            shown = own if "@" not in own else "its scheme and host"
             raise ConfigError(f"{self.source('gitlab_url')} must be GitLab's own address, without /api/v4 (the "
-                              f"reporter adds it): {url[:-len('/api/v4')]}.")
+                              f"reporter adds it): {shown}.")
         if not self.gitlab_token and not self.job_token:
             raise ConfigError("No GitLab token; set GITLAB_TOKEN (a token with read_api) or run inside a job "
                               "where CI_JOB_TOKEN is set.")

@@ -253,3 +253,34 @@ def test_resend_from_file_says_what_the_file_is_when_it_cannot_send_it(gitlab, d
         result = run(env_for(gitlab, databand), "resend", "--from-file", str(path))
         assert result.exit_code == 2 and said in error_line(result), result.output
     assert databand.events == []
+
+
+def test_http_for_an_https_only_host_says_to_write_https(databand, workdir):
+    """GitLab and Databand on https answer http:// with a redirect to the same address on https."""
+    from hostile import HostileGitLab
+    from werkzeug.wrappers import Response
+
+    with HostileGitLab() as gitlab:
+        pipelines.mixed(gitlab.url).install(gitlab)
+        to_https = gitlab.url.replace("http://", "https://")
+        gitlab.on(r"/api/v4/", lambda request: Response(status=301, headers={"Location": to_https + request.path}))
+        result = resend(env_for(gitlab, databand))
+        assert result.exit_code == 3, result.output
+        assert "(https, where GitLab's URL is http: write GITLAB_URL with https://)" in error_line(result)
+
+    with HostileGitLab() as gitlab:
+        pipelines.mixed(gitlab.url).install(gitlab)
+        databand.script({"status": 308, "headers": {"Location": databand.url.replace("http://", "https://")}})
+        result = resend(env_for(gitlab, databand))
+        assert result.exit_code == 4, result.output
+        assert "308 a redirect to https://, which is not delivery: write DATABAND_URL with https://" in \
+            error_line(result)
+
+
+@pytest.mark.parametrize("suffix", ["/api/v4", "/api/v4/", "/api/v4/projects/42"])
+def test_an_api_url_as_gitlab_url_is_turned_into_gitlabs_own_address(gitlab, databand, suffix):
+    result = resend(env_for(gitlab, databand, GITLAB_URL=gitlab.url + suffix))
+    assert result.exit_code == 2, result.output
+    assert error_line(result).endswith(f"GITLAB_URL must be GitLab's own address, without /api/v4 (the reporter "
+                                       f"adds it): {gitlab.url}.")
+    assert gitlab.requests == []

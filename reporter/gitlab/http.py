@@ -96,6 +96,8 @@ class _GitLabAdapter(timebound.BoundedAdapter):
             scheme, host, port = _origin(request.url)
             plain = " (plain http, where GitLab's URL is https)" if scheme == "http" and \
                 self._origin[0] == "https" else ""
+            if scheme == "https" and self._origin[0] == "http" and host == self._origin[1]:
+                plain = f" (https, where GitLab's URL is http: write {self._url_source} with https://)"
             raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}{plain}, away from the GitLab "
                              "URL it was given; it was not followed, so the token stayed home. Set "
                              f"{self._url_source} to the address GitLab really answers on")
