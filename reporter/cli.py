@@ -18,8 +18,8 @@ import click
 from reporter import PROG, __version__, handoff, process, summary
 from reporter.errors import ConfigError, ReporterError
 from reporter.process import Interrupted
-from reporter.settings import Settings, check_id, check_url
-from reporter.status import SETTLED
+from reporter.settings import Settings, check_id, check_project, check_url
+from reporter.status import KNOWN, SETTLED
 from reporter.targets import NAMES
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ def _common(command):
     """The options report and resend share. Each flag wins over its variable (read by Settings)."""
     options = [
         click.option("--gitlab-url", metavar="URL",
-                     help="GitLab's URL. [env: GITLAB_URL, then CI_SERVER_URL]"),
+                     help="GitLab's own address, e.g. https://gitlab.example.com (no /api/v4, no project path). "
+                          "[env: GITLAB_URL, then CI_SERVER_URL]"),
         click.option("--gitlab-token", metavar="TOKEN",
                      help="A token with read_api; without it CI_JOB_TOKEN, which reads only the job "
                           "list. [env: GITLAB_TOKEN]"),
@@ -214,6 +215,12 @@ def cli():
 
     Inside a pipeline, `report` sends the pipeline it runs in; anywhere, `resend` sends
     pipelines by id, or a file of events that could not be sent.
+
+    \b
+    Examples:
+      databand-gitlab-reporter demo
+      databand-gitlab-reporter resend --project acme/data-platform --pipeline 9001 --dry-run
+      databand-gitlab-reporter report --help
     """
 
 
@@ -254,8 +261,9 @@ def _run_report(settings: Settings):
               help="Send events kept in FILE (by a failed delivery, --output or --dry-run).")
 @click.option("--since", metavar="DATE", help="Backfill: every pipeline of --project updated since DATE.")
 @click.option("--ref", metavar="REF", help="Backfill: only pipelines of this branch or tag.")
-@click.option("--status", "statuses", multiple=True, metavar="STATUS",
-              help="Backfill: only pipelines with this status (success, failed, canceled ...); repeat for more.")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(KNOWN)), metavar="STATUS",
+              help="Backfill: only pipelines with this status, in GitLab's API words (success, failed, "
+                   "canceled, manual ...); repeat for more.")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Backfill: pipelines read and sent at once (their GitLab requests share "
                    "--gitlab-concurrency).")
@@ -298,6 +306,7 @@ def _run_from_file(settings: Settings, path: str, also_pipelines: bool):
 def _run_resend(settings: Settings, project, pipelines):
     if not project or not pipelines:
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
+    project = check_project(project, "--project")
     ids = [check_id(p, "--pipeline") for p in pipelines]
     settings.gitlab()
     lib.targets.make_targets(settings)  # every setting checked before GitLab is read
@@ -329,6 +338,8 @@ def _run_resend(settings: Settings, project, pipelines):
 
 @_friendly
 def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path):
+    if project:
+        project = check_project(project, "--project")
     plan = lib.backfill.plan(settings, project, since, ref, statuses, cursor_path)
     done_before = len(plan.cursor.done & set(plan.pipeline_ids))
     _say(f"Backfill of {project}: {len(plan.pipeline_ids)} pipelines updated since {plan.since}"
@@ -401,6 +412,8 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
 
 @_friendly
 def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor_path):
+    if project:
+        project = check_project(project, "--project")
     plan = lib.backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
     unchanged = sum(1 for i in plan.pipeline_ids if plan.cursor.versions.get(i) == plan.versions.get(i))
     _say(f"Sweep of {project}: {len(plan.pipeline_ids)} settled pipelines updated since {plan.since}, "

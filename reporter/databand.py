@@ -139,6 +139,8 @@ class Databand:
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
                     response.close()  # the answer's body says nothing we need
             except requests.exceptions.SSLError as error:
+                if wire.tls_problem(error) == wire.NOT_TLS:  # an https:// URL on a plain-http port
+                    return f"{wire.NOT_TLS} ({_host(self.url)}): check the scheme of {self._setting} (http:// or https://)"
                 return (f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
                         "DATABAND_CA_FILE to the PEM file of the CA that signed it")
             except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL) as error:
@@ -152,6 +154,8 @@ class Databand:
                     return (f"could not reach Databand: {_host(self.url)} does not resolve (DNS); "
                             f"check {self._setting}")
                 why = _why(error)
+                if wire.through_proxy(error):
+                    why = f"{why}: check {wire.proxy_variable(self.url)}, or add {_host(self.url)} to NO_PROXY"
             except OSError:  # requests' own check of the CA file, before any connection
                 return f"the CA file {self.verify} could not be read: check DATABAND_CA_FILE"
             else:
@@ -160,6 +164,9 @@ class Databand:
                     return None
                 if 300 <= status < 400:
                     where = response.headers.get("Location") or "nowhere said"
+                    if _only_the_scheme(self.url, where):  # http:// pasted for an https-only host
+                        return (f"{status} a redirect to https://, which is not delivery: write {self._setting} "
+                                "with https://")
                     return (f"{status} a redirect to {_location(where)}, which is not delivery: "
                             f"{self._setting} is likely wrong or behind a login (SSO) proxy; use the URL "
                             "Databand's integration page gives")
@@ -196,6 +203,11 @@ def _why(error: requests.RequestException) -> str:
     if isinstance(error, timebound.OutOfTime):  # the wall clock cut a trickled answer
         return str(error)
     return wire.cause(error)
+
+
+def _only_the_scheme(url: str, where: str) -> bool:
+    """A redirect from http:// to the same address with https://."""
+    return url.startswith("http://") and where.split("?", 1)[0].rstrip("/") == "https://" + url[7:].rstrip("/")
 
 
 def _host(url: str) -> str:

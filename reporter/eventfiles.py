@@ -114,18 +114,36 @@ def resend_command(path: str, target: str | None = None) -> str:
     return f"{PROG} resend --from-file {path}{again}"
 
 
+def _one_object_a_line(path: str) -> bool:
+    """Whether the file's first line is a whole JSON object with an eventType (--target file's NDJSON)."""
+    try:
+        with open(path, "rb") as handle:
+            first = json.loads(handle.readline(1 << 20))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(first, dict) and "eventType" in first
+
+
 def load_events(path: str) -> list[dict]:
     """Events from a file written by --output, --dry-run or a failed delivery, checked whole before
     anything is sent: a JSON array of run events (run.runId, eventType, eventTime, job.namespace and
     job.name) of one pipeline, so with exactly one root run."""
+    lines = (f"{path} holds a JSON document a line (the file target's lifecycle events, which resend does "
+             "not take): resend the pipeline by id, --project ... --pipeline ...; nothing was sent.")
     try:
         with open(path, "rb") as handle:
             events = json.load(handle)
     except OSError as error:
         raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+        if _one_object_a_line(path):
+            raise ConfigError(lines) from None
         raise ConfigError(f"{path} is not a JSON array of events (cut short, or not a file the reporter "
                           "wrote?); nothing was sent.") from None
+    if events == []:
+        raise ConfigError(f"{path} holds no events (an empty array); nothing was sent.")
+    if isinstance(events, dict) and _one_object_a_line(path):
+        raise ConfigError(lines)
     if not isinstance(events, list) or not events:
         raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?); "
                           "nothing was sent.")

@@ -50,8 +50,11 @@ def parent_variables(env: Mapping[str, str], namespace: str | None = None,
     """
     missing = [name for name in NEEDED if not env.get(name) and not (name == "CI_SERVER_URL" and gitlab_url)]
     if missing:
-        raise ConfigError(f"parent-env runs inside a GitLab job; {', '.join(missing)} not set.")
-    url = check_url(gitlab_url or env["CI_SERVER_URL"], "CI_SERVER_URL", "https://gitlab.example.com")
+        raise ConfigError(f"parent-env runs inside a GitLab job; {', '.join(missing)} not set. Run it in the "
+                          "script of the job whose run dbt-ol, Spark or Airflow should hang under; outside a job "
+                          "there is no such run.")
+    named = "--gitlab-url (or GITLAB_URL)" if gitlab_url else "CI_SERVER_URL"
+    url = check_url(gitlab_url or env["CI_SERVER_URL"], named, "https://gitlab.example.com")
     server = ids.server_key(url)
     project_id = check_id(env["CI_PROJECT_ID"], "CI_PROJECT_ID")
     pipeline_id = check_id(env["CI_PIPELINE_ID"], "CI_PIPELINE_ID")

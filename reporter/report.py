@@ -31,7 +31,7 @@ def gitlab_access(settings: Settings) -> http.Access:
     """How to reach GitLab, from checked settings."""
     return http.Access(url=settings.gitlab(), token=settings.gitlab_token, job_token=settings.job_token,
                        ca_file=settings.ca_file, verify=not settings.insecure, in_flight=settings.gitlab_concurrency,
-                       url_source=settings.source("gitlab_url"))
+                       url_source=settings.source("gitlab_url"), token_source=settings.source("gitlab_token"))
 
 
 def gitlab_client(settings: Settings) -> http.Client:

@@ -29,6 +29,11 @@ from reporter.targets import BOUNDS, Bounds
 from reporter.targets import NAMES as TARGETS
 
 DATABAND_URL_EXAMPLE = "https://<host>/api/v1/tracking/open-lineage/<uid>/events/bulk"
+# The component's databand_url input as written (`$DATABAND_URL`, `$DATABAND_PROD_URL` or a URL),
+# which it passes unexpanded beside `--databand-url "<input>"`: an empty or wrong value is then
+# named as the user set it, not as the flag the component wrote.
+COMPONENT_INPUT = "DATABAND_URL_INPUT"
+_INPUT_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # A path prefix is allowed: Databand may sit behind a proxy under a path of its own.
 _BULK_PATH = re.compile(r"/api/v1/tracking/open-lineage/[^/]+/events/bulk/?$")
 
@@ -266,6 +271,11 @@ class Settings:
                     raise ConfigError(f"{variable} must be {error}; got {shown!r}.") from None
                 sources[name] = variable
                 break
+        written = (environ.get(COMPONENT_INPUT) or "").strip()
+        if written and flags.get("databand_url") is not None:  # the component's --databand-url
+            named = _INPUT_VARIABLE.fullmatch(written)
+            sources["databand_url"] = (f"{named[1]} (the component's databand_url input)" if named
+                                       else "the component's databand_url input")
         for name in ("namespace", "pipeline_name"):  # names dbt-ol must be able to split apart
             if values.get(name):
                 ids.check_name(values[name], sources[name])
@@ -292,11 +302,14 @@ class Settings:
     def gitlab(self) -> str:
         """GitLab's URL, once a token is known to be there."""
         url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
-        if url.endswith("/api/v4"):
+        path = urlsplit(url).path
+        if path.endswith("/api/v4") or "/api/v4/" in path:
             # python-gitlab adds /api/v4 itself: with it in the URL every path would be wrong, and
-            # GitLab's 404s would blame the ids.
+            # GitLab's 404s would blame the ids. An API URL pasted whole (/api/v4/projects/42) too.
+            own = url[:url.index("/api/v4")]
+            shown = own if "@" not in own else "its scheme and host"
             raise ConfigError(f"{self.source('gitlab_url')} must be GitLab's own address, without /api/v4 (the "
-                              f"reporter adds it): {url[:-len('/api/v4')]}.")
+                              f"reporter adds it): {shown}.")
         if not self.gitlab_token and not self.job_token:
             raise ConfigError("No GitLab token; set GITLAB_TOKEN (a token with read_api) or run inside a job "
                               "where CI_JOB_TOKEN is set.")
@@ -306,6 +319,11 @@ class Settings:
         """Databand's URL and token, when events go there; ("", "") when they do not."""
         if self.dry_run or "databand" not in self.targets:
             return "", ""
+        if not self.databand_url and self.source("databand_url").endswith("databand_url input)"):
+            variable = self.source("databand_url").split(" ", 1)[0]
+            raise ConfigError(f"{variable} is empty in this job (the component's databand_url input reads it): add "
+                              f"it under Settings > CI/CD > Variables, e.g. {DATABAND_URL_EXAMPLE}; a Protected "
+                              "variable reaches only protected branches and tags.")
         url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
         if not _BULK_PATH.search(urlsplit(url).path):
             # Databand's UI also shows its own address and other API paths; only the bulk endpoint
@@ -341,7 +359,10 @@ def check_url(value: str | None, name: str, example: str) -> str:
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)} "
                           f"({error}).") from None
     if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}.")
+        # A CI/CD variable of type File holds the path of a file with the value, not the value.
+        path = " (a path: a CI/CD variable of type File holds one; make it of type Variable)" \
+            if value.strip().startswith("/") else ""
+        raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}{path}.")
     return value.strip().rstrip("/")
 
 
@@ -357,5 +378,24 @@ def check_id(value: str | int | None, name: str) -> int:
         raise ConfigError(f"{name} is not set.")
     text = str(value).strip()
     if not ids.is_number(text):
-        raise ConfigError(f"{name} must be a number; got {text!r}.")
+        # A pipeline's page pasted whole: its id is the number at the end.
+        tail = re.search(r"/pipelines/(\d+)/?$", text.split("?", 1)[0].split("#", 1)[0])
+        hint = f" (the id at the end of the pipeline's address: {name} {tail[1]})" if tail else ""
+        raise ConfigError(f"{name} must be a number{hint}; got {_show(text)}.")
     return int(text)
+
+
+def check_project(value: str, name: str) -> str:
+    """A project as GitLab's API names it, its id or its path: a pasted URL or clone address is
+    turned away with the path it holds (GitLab answers 404 to both, which would blame the ids)."""
+    text = value.strip()
+    if re.match(r"(https?|ssh)://|git@", text, re.I):
+        path = urlsplit(text).path if "://" in text else text.split(":", 1)[-1]
+        path = path.split("/-/", 1)[0].strip("/").removesuffix(".git")
+        if not path or "@" in path or "?" in path:
+            path = "group/project"
+        raise ConfigError(f"{name} takes the project's id or its path (group/project), not an address: "
+                          f"{name} {path}.")
+    if text.endswith(".git") and not ids.is_number(text):
+        raise ConfigError(f"{name} takes the project's path without .git: {name} {text[:-4]}.")
+    return text

@@ -11,10 +11,19 @@ from __future__ import annotations
 import re
 import socket
 
+# What OpenSSL says when an https:// URL points at a port that answers plain http: no certificate
+# was ever seen, so a CA file cannot help; the scheme is wrong.
+NOT_TLS = "the server there answers plain http, not TLS"
+_NOT_TLS = re.compile(r"WRONG_VERSION_NUMBER|wrong version number|record layer failure|"
+                      r"unknown protocol|packet length too long", re.I)
+
 
 def tls_problem(error: BaseException) -> str:
-    """The certificate problem OpenSSL named (self-signed, expired, hostname mismatch ...)."""
+    """The certificate problem OpenSSL named (self-signed, expired, hostname mismatch ...), or
+    NOT_TLS when the other side does not speak TLS at all."""
     text = str(error)
+    if _NOT_TLS.search(text):
+        return NOT_TLS
     match = re.search(r"certificate verify failed: ([^(\]'\"]+)", text) or \
         re.search(r"(Hostname mismatch[^'\"]*|[a-z ]*certificate[a-z ]*)", text)
     return match[1].strip().rstrip(",.") if match else type(error).__name__
@@ -36,8 +45,22 @@ def _chain(error: BaseException):
         current = current.__cause__ or current.__context__
 
 
+def through_proxy(error: BaseException) -> bool:
+    """The connection failed at a proxy (HTTP(S)_PROXY), not at the host the URL names."""
+    return any(type(link).__name__ == "ProxyError" for link in _chain(error))
+
+
+def proxy_variable(url: str) -> str:
+    """The variables that put a proxy in front of this URL, as requests reads them."""
+    scheme = "https" if url.lower().startswith("https:") else "http"
+    return f"{scheme.upper()}_PROXY (or {scheme}_proxy, ALL_PROXY)"
+
+
 def unresolved_host(error: BaseException) -> bool:
-    """The host's name did not resolve (DNS): retrying in seconds will not change that."""
+    """The host's name did not resolve (DNS): retrying in seconds will not change that. A proxy's
+    name that does not resolve is the proxy's failure, not the host's."""
+    if through_proxy(error):
+        return False
     for link in _chain(error):
         if isinstance(link, socket.gaierror):
             return True
@@ -50,8 +73,12 @@ def unresolved_host(error: BaseException) -> bool:
 
 def cause(error: BaseException) -> str:
     """Why a request got no answer, in a few words."""
+    if through_proxy(error):
+        return "the proxy could not be reached or refused the connection (ProxyError)"
     if unresolved_host(error):
         return "the host name does not resolve (DNS)"
+    if type(error).__name__ == "TooManyRedirects":
+        return "a redirect loop (TooManyRedirects)"
     for link in _chain(error):
         if isinstance(link, ConnectionRefusedError):
             return "connection refused"

@@ -407,3 +407,124 @@ def test_the_readme_job_log_is_the_summary_the_reporter_prints(gitlab, databand,
     shown = [line for line in shown if line.strip()]
     host = databand.url.split("/")[2]
     assert shown == [line.replace("databand.example.com", host) for line in block.splitlines()], result.stderr
+
+
+# -- every message troubleshooting.md quotes is one the tool prints ------------------------------
+
+TROUBLESHOOTING = REPO / "docs" / "troubleshooting.md"
+
+
+def _quoted_messages() -> list[tuple[str, int]]:
+    """The rows of docs/troubleshooting.md that quote a message with its exit code."""
+    return [(text, int(code)) for text, code in
+            re.findall(r"^\| `([^`]+)` \((\d+)[,)]", TROUBLESHOOTING.read_text(), re.M)]
+
+
+def _message_shape(message: str) -> re.Pattern:
+    """A quoted message as a pattern: `...` stands for what the tool fills in, a number for any
+    number (a timeout, a status, a count)."""
+    pattern = re.escape(message).replace(re.escape("..."), ".+?")
+    return re.compile(re.sub(r"\d+", r"\\d+", pattern))
+
+
+def _dead_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _provoke(start: str, gitlab, databand) -> tuple[int, list[str]]:
+    """Make the reporter print the message that starts so, the way a user meets it: the exit code
+    and the lines printed."""
+    from click.testing import CliRunner
+    from clirun import QUICK
+
+    from reporter.retry import POLICY
+
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+           "DATABAND_ACCESS_TOKEN": databand.token}
+    args = ["resend", "--project", "42", "--pipeline", "9001"]
+    bulk = "/api/v1/tracking/open-lineage/0000/events/bulk"
+    dead = f"http://127.0.0.1:{_dead_port()}"
+    if start.startswith("DATABAND_URL or"):
+        del env["DATABAND_URL"]
+    elif start.startswith("... is empty in this job (the component's databand_url input"):
+        # The component's command line with `databand_url: $DATABAND_URL` and the variable missing.
+        del env["DATABAND_URL"]
+        env.update(DATABAND_URL_INPUT="$DATABAND_URL", GITLAB_CI="true", CI_PROJECT_ID="42", CI_PIPELINE_ID="9001",
+                   CI_JOB_ID="7004")
+        args = ["report", "--databand-url", "", "--exclude-job", "databand-report*"]
+    elif start.startswith("DATABAND_ACCESS_TOKEN or"):
+        del env["DATABAND_ACCESS_TOKEN"]
+    elif start.startswith("DATABAND_URL must be an http(s) URL"):
+        env["DATABAND_URL"] = "databand.example.com" + bulk
+    elif start.startswith("DATABAND_URL must be the custom integration's"):
+        env["DATABAND_URL"] = "https://databand.example.com/"
+    elif start.startswith("No GitLab token"):
+        del env["GITLAB_TOKEN"]
+    elif start.startswith("CI_PROJECT_ID and CI_PIPELINE_ID"):
+        args = ["report"]
+    elif start.startswith("--project takes"):
+        args[2] = "https://gitlab.example.com/acme/data-platform/-/pipelines/9001"
+    elif start.startswith("While reading ...: GITLAB_URL is https://"):
+        env["GITLAB_URL"] = gitlab.url.replace("http://", "https://")
+    elif start.startswith("Could not reach GitLab through the proxy"):
+        env.update(GITLAB_URL=f"https://127.0.0.1:{_dead_port()}", HTTPS_PROXY=dead)
+    elif start.startswith("GitLab answered 502 (text/html)"):
+        gitlab.fail(r"/pipelines/9001", 502, times=100, headers={"Content-Type": "text/html"}, body=b"<html></html>")
+    elif start.startswith("GitLab refused the GITLAB_TOKEN (401)"):
+        env["GITLAB_TOKEN"] = "glpat-expired-expired-expired"
+    elif start.startswith("GitLab forbade"):
+        gitlab.fail(r"/pipelines/9001", 403, times=100, body=b'{"message": "403 Forbidden"}')
+    elif start.startswith("GitLab has no"):
+        args[4] = "1"
+    elif start.startswith("GitLab did not finish answering"):
+        gitlab.latency = 3
+        args += ["--gitlab-timeout", "1"]
+    elif start.startswith("Databand did not accept the events: 401"):
+        env["DATABAND_ACCESS_TOKEN"] = "not-the-token"
+    elif start.startswith("Databand did not accept the events: 404"):
+        env["DATABAND_URL"] = databand.url.split("/api/", 1)[0] + bulk
+    elif start.startswith("Databand did not accept the events: 302"):
+        databand.script({"status": 302, "headers": {"Location": "https://sso.example.com/login"}})
+    elif start.startswith("Databand did not accept the events: could not reach"):
+        env["DATABAND_URL"] = dead + bulk
+    elif start.startswith("Error: --json goes with --dry-run"):
+        args.append("--json")
+    elif start.startswith("pip could not install"):
+        # The component's own line, as its install step echoes it with the default package.
+        template = (REPO / "templates" / "report.yml").read_text()
+        echoed = re.findall(r"echo '(databand-gitlab-reporter: error: pip[^']+)'", template)
+        return 1, [line.replace("$[[ inputs.package ]]", "databand-gitlab-reporter==0.1.0") for line in echoed]
+    else:
+        raise AssertionError(f"no way to provoke {start!r}: add one to _provoke")
+    obj = {"delivery_bounds": QUICK, "gitlab_policy": POLICY.faster(0.01)}
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False, obj=obj)
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output.splitlines()
+
+
+QUOTED = _quoted_messages()
+
+
+def test_troubleshooting_quotes_the_messages_it_must():
+    assert len(QUOTED) >= 20, QUOTED
+    codes = {code for _, code in QUOTED}
+    assert {1, 2, 3, 4} <= codes
+
+
+@pytest.mark.parametrize("message, code", QUOTED, ids=[m[:48] for m, _ in QUOTED])
+def test_every_message_troubleshooting_quotes_is_one_the_tool_prints(message, code, gitlab, databand, workdir):
+    """Each quoted message is provoked as a user meets it (a setting, a refusing server, a dead
+    port), and the line printed is the quoted one, `...` standing for what it fills in."""
+    import pipelines
+
+    pipelines.mixed(gitlab.url).install(gitlab)
+    exit_code, lines = _provoke(message, gitlab, databand)
+    shape = _message_shape(message)
+    prefix = f"{PROG}: error: "
+    said = [line.removeprefix(prefix) for line in lines if line.startswith((prefix, "Error: "))]
+    assert exit_code == code, (message, lines)
+    assert any(shape.fullmatch(line) for line in said), (message, said)

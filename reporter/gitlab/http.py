@@ -48,10 +48,12 @@ class Access:
     verify: bool = True
     in_flight: int = IN_FLIGHT
     url_source: str = "GITLAB_URL"  # where the URL came from, for messages
+    token_source: str = "GITLAB_TOKEN"  # where the token came from (--gitlab-token or GITLAB_TOKEN)
 
     @property
     def token_kind(self) -> str:
-        return "token" if self.token else "CI_JOB_TOKEN"
+        """The token a message names: what the user set, else the job's own."""
+        return self.token_source if self.token else "CI_JOB_TOKEN"
 
 
 class ForeignURL(requests.RequestException):
@@ -94,6 +96,8 @@ class _GitLabAdapter(timebound.BoundedAdapter):
             scheme, host, port = _origin(request.url)
             plain = " (plain http, where GitLab's URL is https)" if scheme == "http" and \
                 self._origin[0] == "https" else ""
+            if scheme == "https" and self._origin[0] == "http" and host == self._origin[1]:
+                plain = f" (https, where GitLab's URL is http: write {self._url_source} with https://)"
             raise ForeignURL(f"GitLab sent the reporter to {scheme}://{host}:{port}{plain}, away from the GitLab "
                              "URL it was given; it was not followed, so the token stayed home. Set "
                              f"{self._url_source} to the address GitLab really answers on")
@@ -262,6 +266,10 @@ def failure(client: Client, error: Exception, shown: str) -> ReadError:
         return ReadError(shown, errors.FOREIGN, detail=str(error))
     if isinstance(error, Unresolved):
         return ReadError(shown, errors.UNRESOLVED)
+    if wire.through_proxy(error):
+        host = urlsplit(client.access.url).hostname
+        where = f"{wire.proxy_variable(client.access.url)}, or add {host} to NO_PROXY"
+        return ReadError(shown, errors.PROXY, detail=where)
     if isinstance(error, gitlab.GitlabError):  # python-gitlab's own refusals (a redirect on a POST ...)
         return ReadError(shown, errors.REFUSED, status=error.response_code or 0, content_type=content_type)
     return ReadError(shown, errors.UNREACHABLE, detail=wire.cause(error))

@@ -387,5 +387,5 @@ def list_pipelines(client: Client, project: str | int, *, updated_after: str, re
                 found.update((item["id"], item) for item in pager.result())
     except ReadError as error:
         raise errors.message(error, Context(f"the pipelines of project {project}", client.access.token_kind,
-                                            client.access.url_source)) from None
+                                            client.access.url_source, missing=f"project {project}")) from None
     return [found[i] for i in sorted(found)]
