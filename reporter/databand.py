@@ -48,7 +48,7 @@ class Databand:
                  say: Say | None = None, setting: str = "DATABAND_URL"):
         self.url = url
         self._token = token
-        self.verify = verify
+        self.verify = timebound.environ_verify(verify)
         self.bounds = bounds
         self._say = say
         self._setting = setting  # what the user set the URL with, for messages
@@ -56,6 +56,7 @@ class Databand:
 
     def _session(self) -> requests.Session:
         session = requests.Session()
+        timebound.settle_environment(session, self.url)  # proxies and CA environment read once, not per POST
         adapter = timebound.BoundedAdapter(max_retries=0, pool_maxsize=PARALLEL_POSTS)
         for scheme in ("https://", "http://"):
             session.mount(scheme, adapter)
@@ -137,7 +138,7 @@ class Databand:
                     # A redirect is never delivery: an SSO proxy answers the POST with a login page.
                     response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
-                    response.close()  # the answer's body says nothing we need
+                    _drain(response)
             except requests.exceptions.SSLError as error:
                 return (f"its TLS certificate was not accepted ({wire.tls_problem(error)}): set "
                         "DATABAND_CA_FILE to the PEM file of the CA that signed it")
@@ -180,6 +181,21 @@ class Databand:
                           f"({left:.0f} s left to retry)")
             if self._stop.wait(wait):
                 return "stopped by a signal"
+
+
+DRAIN_BYTES = 64 * 1024  # Databand's answer is a few bytes of JSON
+
+
+def _drain(response: requests.Response) -> None:
+    """Read the small answer to its end, so that its connection goes back to the pool and the next
+    part reuses it (closed unread, every POST would open a connection and a TLS session of its
+    own); a larger body says nothing we need and its connection is dropped."""
+    read = 0
+    for chunk in response.iter_content(chunk_size=DRAIN_BYTES):
+        read += len(chunk)
+        if read > DRAIN_BYTES:
+            break
+    response.close()
 
 
 def _refusal(status: int, setting: str) -> str:

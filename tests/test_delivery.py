@@ -142,3 +142,16 @@ def test_what_a_stop_says():
     assert stop_lines(Stop(2, resend="databand-gitlab-reporter resend --project 42 --pipeline 7")) == [
         "databand-gitlab-reporter: stopped by SIGINT before the report was sent. Send it later with: "
         "databand-gitlab-reporter resend --project 42 --pipeline 7"]
+
+
+def test_each_sender_keeps_one_connection_to_databand_for_all_its_parts():
+    """20 parts, 8 senders: the small answer is read before the connection goes back to the pool,
+    so the parts ride at most one connection per sender instead of one connection each."""
+    from reporter.databand import PARALLEL_POSTS
+    from standins import DatabandStandIn
+
+    many = [ROOT] + [{**EVENTS[1], "run": {**EVENTS[1]["run"], "runId": f"r{i}"}} for i in range(20 * 499)]  # 499 and the root a part
+    with DatabandStandIn(keep_alive=True) as databand:
+        outcome = Databand(databand.url, databand.token).send(many)
+        assert outcome.requests == len(databand.received) == 20 and len(databand.events) == len(many) + 19
+        assert 1 <= databand.connections <= PARALLEL_POSTS
