@@ -88,8 +88,9 @@ class Databand:
             outcome.sent += len(indices)
             accepted.update(indices)
             if made > 1 and self._say is not None:  # a large pipeline: the job log shows it advance
-                self._say(f"Databand: part {outcome.requests} acknowledged ({len(accepted)} of {len(events)} "
-                          "events)")
+                # Of how many only once they are all built: asking would build the rest now.
+                of = f"of {len(events)} events" if getattr(events, "complete", True) else "events so far"
+                self._say(f"Databand: part {outcome.requests} acknowledged ({len(accepted)} {of})")
 
         pool = ThreadPoolExecutor(max_workers=PARALLEL_POSTS, thread_name_prefix="databand-post")
         try:

@@ -155,3 +155,41 @@ def test_each_sender_keeps_one_connection_to_databand_for_all_its_parts():
         outcome = Databand(databand.url, databand.token).send(many)
         assert outcome.requests == len(databand.received) == 20 and len(databand.events) == len(many) + 19
         assert 1 <= databand.connections <= PARALLEL_POSTS
+
+
+def _made(count: int, built: list[float]):
+    """The root and `count` runs, as a builder makes them; the time the last one was made."""
+    import time
+
+    yield ROOT
+    for i in range(count):
+        yield {**EVENTS[1], "run": {**EVENTS[1]["run"], "runId": f"r{i}"}}
+    built.append(time.monotonic())
+
+
+def test_the_first_part_is_posted_before_the_last_event_is_built():
+    from reporter.stream import StreamedEvents
+    from standins import DatabandStandIn
+
+    built: list[float] = []
+    with DatabandStandIn(keep_alive=True) as databand:
+        streamed = StreamedEvents(_made(10_000, built))
+        outcome = Databand(databand.url, databand.token).send(streamed)
+        assert outcome.sent == 10_001 + outcome.requests - 1 and streamed.complete
+        assert min(r.started for r in databand.received) < built[0]
+
+
+def test_streamed_events_are_the_packed_events_byte_for_byte_and_a_refusal_keeps_them_all(tmp_path):
+    from reporter.packed import PackedEvents
+    from reporter.stream import StreamedEvents
+    from standins import DatabandStandIn
+
+    whole = PackedEvents(_made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
+    streamed = StreamedEvents(_made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
+    assert [streamed.raw(i) for i in range(3)] == [whole.raw(i) for i in range(3)] and not streamed.complete
+    assert [streamed.raw(i) for i in range(len(streamed))] == [whole.raw(i) for i in range(len(whole))]
+    with DatabandStandIn(keep_alive=True) as databand:
+        target = Databand(databand.url, "not-the-token")
+        done = delivery.deliver([target], StreamedEvents(_made(1_200, [])), "p", str(tmp_path))
+    [unsent] = kept(tmp_path, "databand")
+    assert not done.ok and unsent == list(PackedEvents(_made(1_200, [])))  # every one, the unbuilt too
