@@ -54,8 +54,9 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, own_job
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
     naming = settings.naming(client.access.url, pipeline.project_path, pipeline.name)
     # Built as delivery reaches them (stream.py): the first part is posted while the rest is made.
-    built = stream.StreamedEvents(events.EventBuilder(pipeline, naming, now, cost_factors=settings.cost_factors)
-                                  .events(), mask=settings.redactor().known)
+    built = stream.StreamedEvents(lambda: events.EventBuilder(pipeline, naming, now,
+                                                              cost_factors=settings.cost_factors).events(),
+                                  mask=settings.redactor().known)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:

@@ -173,7 +173,7 @@ def test_the_first_part_is_posted_before_the_last_event_is_built():
 
     built: list[float] = []
     with DatabandStandIn(keep_alive=True) as databand:
-        streamed = StreamedEvents(_made(10_000, built))
+        streamed = StreamedEvents(lambda: _made(10_000, built))
         outcome = Databand(databand.url, databand.token).send(streamed)
         assert outcome.sent == 10_001 + outcome.requests - 1 and streamed.complete
         assert min(r.started for r in databand.received) < built[0]
@@ -185,11 +185,33 @@ def test_streamed_events_are_the_packed_events_byte_for_byte_and_a_refusal_keeps
     from standins import DatabandStandIn
 
     whole = PackedEvents(_made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
-    streamed = StreamedEvents(_made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
+    streamed = StreamedEvents(lambda: _made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
     assert [streamed.raw(i) for i in range(3)] == [whole.raw(i) for i in range(3)] and not streamed.complete
     assert [streamed.raw(i) for i in range(len(streamed))] == [whole.raw(i) for i in range(len(whole))]
     with DatabandStandIn(keep_alive=True) as databand:
         target = Databand(databand.url, "not-the-token")
-        done = delivery.deliver([target], StreamedEvents(_made(1_200, [])), "p", str(tmp_path))
+        done = delivery.deliver([target], StreamedEvents(lambda: _made(1_200, [])), "p", str(tmp_path))
     [unsent] = kept(tmp_path, "databand")
     assert not done.ok and unsent == list(PackedEvents(_made(1_200, [])))  # every one, the unbuilt too
+
+
+def test_a_signal_while_the_events_are_built_loses_none_of_them():
+    """Delivery builds the events now: a signal landing mid-build (here at event 700) drops what
+    was half-built, and every event is built again for the file kept for the resend."""
+    from reporter.packed import PackedEvents
+    from reporter.stream import StreamedEvents
+
+    calls: list[int] = []
+
+    def make():
+        calls.append(1)
+        for index, event in enumerate(_made(1_200, [])):
+            if len(calls) == 1 and index == 700:
+                raise KeyboardInterrupt  # what a signal handler raises into the main thread
+            yield event
+
+    streamed = StreamedEvents(make)
+    with pytest.raises(KeyboardInterrupt):
+        list(delivery.parts(streamed))
+    assert len(streamed) == 1_201 and list(streamed) == list(PackedEvents(_made(1_200, [])))
+    assert len(calls) == 2
