@@ -48,7 +48,7 @@ class Databand:
                  say: Say | None = None, setting: str = "DATABAND_URL"):
         self.url = url
         self._token = token
-        self.verify = verify
+        self.verify = timebound.environ_verify(verify)
         self.bounds = bounds
         self._say = say
         self._setting = setting  # what the user set the URL with, for messages
@@ -56,6 +56,7 @@ class Databand:
 
     def _session(self) -> requests.Session:
         session = requests.Session()
+        timebound.settle_environment(session, self.url)  # proxies and CA environment read once, not per POST
         adapter = timebound.BoundedAdapter(max_retries=0, pool_maxsize=PARALLEL_POSTS)
         for scheme in ("https://", "http://"):
             session.mount(scheme, adapter)
@@ -87,8 +88,9 @@ class Databand:
             outcome.sent += len(indices)
             accepted.update(indices)
             if made > 1 and self._say is not None:  # a large pipeline: the job log shows it advance
-                self._say(f"Databand: part {outcome.requests} acknowledged ({len(accepted)} of {len(events)} "
-                          "events)")
+                # Of how many only once they are all built: asking would build the rest now.
+                of = f"of {len(events)} events" if getattr(events, "complete", True) else "events so far"
+                self._say(f"Databand: part {outcome.requests} acknowledged ({len(accepted)} {of})")
 
         pool = ThreadPoolExecutor(max_workers=PARALLEL_POSTS, thread_name_prefix="databand-post")
         try:
@@ -137,7 +139,7 @@ class Databand:
                     # A redirect is never delivery: an SSO proxy answers the POST with a login page.
                     response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
-                    response.close()  # the answer's body says nothing we need
+                    _drain(response)
             except requests.exceptions.SSLError as error:
                 if wire.tls_problem(error) == wire.NOT_TLS:  # an https:// URL on a plain-http port
                     return f"{wire.NOT_TLS} ({_host(self.url)}): check the scheme of {self._setting} (http:// or https://)"
@@ -187,6 +189,21 @@ class Databand:
                           f"({left:.0f} s left to retry)")
             if self._stop.wait(wait):
                 return "stopped by a signal"
+
+
+DRAIN_BYTES = 64 * 1024  # Databand's answer is a few bytes of JSON
+
+
+def _drain(response: requests.Response) -> None:
+    """Read the small answer to its end, so that its connection goes back to the pool and the next
+    part reuses it (closed unread, every POST would open a connection and a TLS session of its
+    own); a larger body says nothing we need and its connection is dropped."""
+    read = 0
+    for chunk in response.iter_content(chunk_size=DRAIN_BYTES):
+        read += len(chunk)
+        if read > DRAIN_BYTES:
+            break
+    response.close()
 
 
 def _refusal(status: int, setting: str) -> str:

@@ -9,7 +9,8 @@ the events not acknowledged, and raises a new Interrupted that names the files.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from reporter import eventfiles
@@ -42,7 +43,7 @@ def parts(events: Sequence[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
     head_bytes = [raw_of(events, i) for i in head]
     indices, body, size = list(head), list(head_bytes), sum(map(len, head_bytes)) + 2
     sent_any = False
-    for index in range(len(events)):
+    for index in _indices(events):
         if index == root:
             continue
         encoded = raw_of(events, index)
@@ -55,6 +56,13 @@ def parts(events: Sequence[dict], max_events: int = MAX_EVENTS_PER_REQUEST,
         size += len(encoded) + 1
     if len(indices) > len(head) or (indices and not sent_any):  # a pipeline of the root alone too
         yield indices, b"[" + b",".join(body) + b"]"
+
+
+def _indices(events: Sequence[dict]) -> Iterable[int]:
+    """Every index of the events, in order; of events still being built (stream.StreamedEvents),
+    each one as it is made, so that the first part goes before the last event is built."""
+    has = getattr(events, "has", None)
+    return range(len(events)) if has is None else itertools.takewhile(has, itertools.count())
 
 
 @dataclass(frozen=True)

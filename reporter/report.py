@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from reporter import delivery, eventfiles, events, ids, status, targets
+from reporter import delivery, eventfiles, events, ids, status, stream, targets
 from reporter.delivery import Delivery
 from reporter.errors import DeliveryError, ReporterError
 from reporter.gitlab import http, read
@@ -52,8 +52,11 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, own_job
                                   depth=settings.downstream_depth, tests=settings.test_results,
                                   exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
-    built = events.build_events(pipeline, settings.naming(client.access.url, pipeline.project_path, pipeline.name),
-                                now, mask=settings.redactor().known, cost_factors=settings.cost_factors)
+    naming = settings.naming(client.access.url, pipeline.project_path, pipeline.name)
+    # Built as delivery reaches them (stream.py): the first part is posted while the rest is made.
+    built = stream.StreamedEvents(lambda: events.EventBuilder(pipeline, naming, now,
+                                                              cost_factors=settings.cost_factors).events(),
+                                  mask=settings.redactor().known)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:

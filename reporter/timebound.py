@@ -28,13 +28,19 @@ and `request()` hand `self.sock` to the calling thread's bound, so a kept-alive 
 by the bound of the request that uses it now. Both are documented customization points of
 urllib3 2.x (pyproject pins urllib3>=2,<3); tests/test_timebound.py fails, without any timing,
 when the hooks stop firing.
+
+TLS goes through the same adapter: `build_connection_pool_key_attributes` (requests' documented
+hook) hands urllib3 one verifying context per CA file for the whole process, loaded once, and
+`cert_verify` keeps urllib3 from loading the CA into it again for each new connection.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -44,6 +50,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.timeout import Timeout
 
 
@@ -299,12 +306,71 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
+# One verifying TLS context per CA file or folder for the whole process, shared by every session
+# (GitLab's and Databand's): left to urllib3, each new connection builds a context and loads the CA
+# file into it again (a system-sized bundle is about 18 ms of CPU a connection).
+_CONTEXTS: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_SHARED: set[ssl.SSLContext] = set()
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def shared_context(ca_certs: str | None, ca_cert_dir: str | None) -> ssl.SSLContext:
+    """The process's context trusting exactly that CA file (or folder), made and loaded once. As
+    strict as urllib3's own for a request with `verify`: CERT_REQUIRED and the host name checked."""
+    key = (ca_certs, ca_cert_dir)
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(key)
+        if context is None:
+            context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            context.load_verify_locations(cafile=ca_certs, capath=ca_cert_dir)
+            _CONTEXTS[key] = context
+            _SHARED.add(context)
+        return context
+
+
+def environ_verify(verify: bool | str) -> bool | str:
+    """`verify` as requests would settle it from the environment (REQUESTS_CA_BUNDLE, then
+    CURL_CA_BUNDLE, when nothing more precise is given), for sessions that do not read it on every
+    request (trust_env off: see `settle_environment`)."""
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
+
+
+def settle_environment(session: requests.Session, url: str) -> None:
+    """Read the proxy environment once, for the one origin the session talks to, instead of on
+    every request: requests' merge walks the whole environment each time (about 0.5 ms with a CI
+    job's ~290 variables). NO_PROXY is applied as requests applies it (get_environ_proxies). The
+    CA environment goes through `environ_verify`; .netrc is not read (the reporter sends its own
+    credentials, never a netrc's)."""
+    session.trust_env = False
+    session.proxies = dict(requests.utils.get_environ_proxies(url))
+
+
 class BoundedAdapter(HTTPAdapter):
-    """An HTTPAdapter whose connections obey `bounded`."""
+    """An HTTPAdapter whose connections obey `bounded`, verifying TLS with the process's shared
+    context (`shared_context`) for the CA that requests would use."""
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host_params.get("scheme") == "https" and verify is not False and "ssl_context" not in pool_kwargs:
+            ca_certs, ca_cert_dir = pool_kwargs.pop("ca_certs", None), pool_kwargs.pop("ca_cert_dir", None)
+            if ca_certs is None and ca_cert_dir is None:  # verify=True: requests' own bundle (certifi)
+                ca_certs = requests.utils.DEFAULT_CA_BUNDLE_PATH
+            with contextlib.suppress(OSError):  # a CA file gone: cert_verify says so, as before
+                pool_kwargs["ssl_context"] = shared_context(ca_certs, ca_cert_dir)
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert) -> None:
+        super().cert_verify(conn, url, verify, cert)
+        if verify and getattr(conn, "conn_kw", {}).get("ssl_context") in _SHARED:
+            # The shared context holds the CA already; left set, urllib3 loads it into the context
+            # again on every new connection.
+            conn.ca_certs = conn.ca_cert_dir = None
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None,
              proxies=None) -> requests.Response:

@@ -17,6 +17,7 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -196,7 +197,16 @@ def serve_tls(standin: _StandInServer, cert: Path, key: Path) -> str:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
     server = standin._server
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # The handshake in each connection's own thread, as a real front end makes them side by side:
+    # done in accept(), one connection's handshake would hold up every other's.
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+    said = server.handle_error
+
+    def handle_error(request, client_address):  # a client refusing the certificate is no server error
+        if not isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionResetError)):
+            said(request, client_address)
+
+    server.handle_error = handle_error
     return f"https://127.0.0.1:{server.server_port}"
 
 

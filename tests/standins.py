@@ -1189,10 +1189,12 @@ class GitLabStandIn(_StandInServer):
             self.requests.clear()
             self.connections = 0
 
-    def count(self, path_regex: str) -> int:
+    def count(self, path_regex: str, where: Callable[[Recorded], bool] | None = None) -> int:
+        """Requests whose path matches, and that `where` (given) keeps: `unfiltered`, say."""
         pattern = re.compile(path_regex)
         with self._lock:
-            return sum(1 for request in self.requests if pattern.search(request.path))
+            return sum(1 for request in self.requests if pattern.search(request.path)
+                       and (where is None or where(request)))
 
     # ---- request handling -----------------------------------------------
 
@@ -1784,3 +1786,12 @@ class DatabandStandIn(_StandInServer):
             self.payloads.append(events)
             self.events.extend(events)
         return _json_response(200, {})
+
+
+def unfiltered(request: Recorded) -> bool:
+    """A listing's request without a status filter (the reporter also lists the failed jobs alone)."""
+    return "scope[]" not in request.query and "scope" not in request.query
+
+
+def failed_only(request: Recorded) -> bool:
+    return request.query.get("scope[]") == "failed"

@@ -142,3 +142,76 @@ def test_what_a_stop_says():
     assert stop_lines(Stop(2, resend="databand-gitlab-reporter resend --project 42 --pipeline 7")) == [
         "databand-gitlab-reporter: stopped by SIGINT before the report was sent. Send it later with: "
         "databand-gitlab-reporter resend --project 42 --pipeline 7"]
+
+
+def test_each_sender_keeps_one_connection_to_databand_for_all_its_parts():
+    """20 parts, 8 senders: the small answer is read before the connection goes back to the pool,
+    so the parts ride at most one connection per sender instead of one connection each."""
+    from reporter.databand import PARALLEL_POSTS
+    from standins import DatabandStandIn
+
+    many = [ROOT] + [{**EVENTS[1], "run": {**EVENTS[1]["run"], "runId": f"r{i}"}} for i in range(20 * 499)]  # 499 and the root a part
+    with DatabandStandIn(keep_alive=True) as databand:
+        outcome = Databand(databand.url, databand.token).send(many)
+        assert outcome.requests == len(databand.received) == 20 and len(databand.events) == len(many) + 19
+        assert 1 <= databand.connections <= PARALLEL_POSTS
+
+
+def _made(count: int, built: list[float]):
+    """The root and `count` runs, as a builder makes them; the time the last one was made."""
+    import time
+
+    yield ROOT
+    for i in range(count):
+        yield {**EVENTS[1], "run": {**EVENTS[1]["run"], "runId": f"r{i}"}}
+    built.append(time.monotonic())
+
+
+def test_the_first_part_is_posted_before_the_last_event_is_built():
+    from reporter.stream import StreamedEvents
+    from standins import DatabandStandIn
+
+    built: list[float] = []
+    with DatabandStandIn(keep_alive=True) as databand:
+        streamed = StreamedEvents(lambda: _made(10_000, built))
+        outcome = Databand(databand.url, databand.token).send(streamed)
+        assert outcome.sent == 10_001 + outcome.requests - 1 and streamed.complete
+        assert min(r.started for r in databand.received) < built[0]
+
+
+def test_streamed_events_are_the_packed_events_byte_for_byte_and_a_refusal_keeps_them_all(tmp_path):
+    from reporter.packed import PackedEvents
+    from reporter.stream import StreamedEvents
+    from standins import DatabandStandIn
+
+    whole = PackedEvents(_made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
+    streamed = StreamedEvents(lambda: _made(1_200, []), mask=lambda text: text.replace("r7", "[MASKED]"))
+    assert [streamed.raw(i) for i in range(3)] == [whole.raw(i) for i in range(3)] and not streamed.complete
+    assert [streamed.raw(i) for i in range(len(streamed))] == [whole.raw(i) for i in range(len(whole))]
+    with DatabandStandIn(keep_alive=True) as databand:
+        target = Databand(databand.url, "not-the-token")
+        done = delivery.deliver([target], StreamedEvents(lambda: _made(1_200, [])), "p", str(tmp_path))
+    [unsent] = kept(tmp_path, "databand")
+    assert not done.ok and unsent == list(PackedEvents(_made(1_200, [])))  # every one, the unbuilt too
+
+
+def test_a_signal_while_the_events_are_built_loses_none_of_them():
+    """Delivery builds the events now: a signal landing mid-build (here at event 700) drops what
+    was half-built, and every event is built again for the file kept for the resend."""
+    from reporter.packed import PackedEvents
+    from reporter.stream import StreamedEvents
+
+    calls: list[int] = []
+
+    def make():
+        calls.append(1)
+        for index, event in enumerate(_made(1_200, [])):
+            if len(calls) == 1 and index == 700:
+                raise KeyboardInterrupt  # what a signal handler raises into the main thread
+            yield event
+
+    streamed = StreamedEvents(make)
+    with pytest.raises(KeyboardInterrupt):
+        list(delivery.parts(streamed))
+    assert len(streamed) == 1_201 and list(streamed) == list(PackedEvents(_made(1_200, [])))
+    assert len(calls) == 2

@@ -43,6 +43,44 @@ def test_pages_without_a_count_are_read_ahead_within_the_in_flight_bound():
         assert waves(pages) <= 124 / 4
 
 
+def test_failed_jobs_logs_go_out_with_the_other_pages_not_a_wave_after_them():
+    """GitLab lists newest first, so failed jobs are on every page, often the last; listed on their
+    own beside page 1 (scope[]=failed), all their logs go out with pages 2.. of the listing, not
+    once those pages are in. Causal, not timed: the stand-in holds pages 2.. until every log has
+    been asked for (at most 5 s). With 12 pages and 25 logs, 37 in flight: the bound is raised."""
+    import threading
+
+    from hostile import HostileGitLab
+    from standins import failed_only
+
+    with HostileGitLab(keep_alive=True) as gitlab:
+        project, pipeline, jobs = generate_pipeline(gitlab.url, 1_250, seed=21, failed_every=50)
+        failed = {job["id"] for job in jobs if job["status"] == "failed"}
+        gitlab.add_pipeline(project, pipeline, jobs, [], {i: b"ERROR: Job failed: exit code 1\n" for i in failed})
+        asked: set[str] = set()
+        every_log_asked = threading.Event()
+
+        def count_log(request):
+            asked.add(request.path)
+            if len(asked) == len(failed):
+                every_log_asked.set()
+
+        held: list[bool] = []
+
+        def hold_later_pages(request):
+            if request.args.get("page") not in (None, "1") and "scope[]" not in request.args:
+                held.append(every_log_asked.wait(5))
+
+        gitlab.then(r"/trace$", count_log)
+        gitlab.then(r"/pipelines/\d+/jobs\?", hold_later_pages)
+        report = lib.collect(settings_for(gitlab, test_results=False, downstream_depth=0, gitlab_concurrency=40),
+                             project["id"], pipeline["id"])
+        assert {job.id for job in report.pipeline.jobs if job.log_tail} == failed
+        assert len(held) == 12 and all(held)  # every log was asked for while the pages were held
+        assert gitlab.count(r"/trace$") == len(failed) == 25  # each log read once, though listed twice
+        assert gitlab.count(r"/jobs$", failed_only) == 1
+
+
 def test_an_empty_job_list_is_a_token_without_build_access_not_an_empty_pipeline(databand, workdir):
     import pipelines
     from clirun import env_for, resend

@@ -32,8 +32,8 @@ from reporter.errors import GitLabError
 from reporter.retry import POLICY
 from reporter.settings import ReadBounds, Settings
 from reporter.cli import cli
-from standins import DatabandStandIn, GitLabStandIn, generate_pipeline, make_bridge, make_job, make_pipeline, \
-    make_project
+from standins import DatabandStandIn, GitLabStandIn, generate_pipeline, failed_only, make_bridge, make_job, \
+    make_pipeline, make_project, unfiltered
 
 EVENTS_OF_MIXED = 16  # the root, 4 stages, 10 job attempts and the bridge
 PIPELINE_PATH = "/api/v4/projects/42/pipelines/9001"
@@ -191,7 +191,7 @@ def test_pages_shifting_while_read_lose_and_double_nothing(hostile, databand, wo
     def retry_at_the_head(request):
         # A job is retried while the reporter reads: the new attempt comes first on page 1, every
         # other item moves one place down, and the last one onto a third page.
-        if request.args.get("page") == "1" and not inserted:
+        if request.args.get("page") == "1" and "scope[]" not in request.args and not inserted:
             job = dict(jobs[0], id=newest, status="running")
             hostile._pipelines[project["id"]][pipeline["id"]].jobs.append(job)
             inserted.append(job)
@@ -203,7 +203,8 @@ def test_pages_shifting_while_read_lose_and_double_nothing(hostile, databand, wo
     names = [e["run"]["runId"] for e in job_runs]
     assert inserted and len(names) == len(set(names))  # no job twice
     assert len(job_runs) == 200  # every job counted when the listing began (the inserted one came later)
-    assert hostile.count(r"/jobs$") == 3  # the two pages counted, and the third the shift made
+    assert hostile.count(r"/jobs$", unfiltered) == 3  # the two pages counted, and the third the shift made
+    assert hostile.count(r"/jobs$", failed_only) == 1  # and the failed jobs, beside page 1
     assert result.elapsed < 5 and kept_files(workdir) == []
 
 
@@ -256,8 +257,8 @@ def test_page_that_repeats_itself_is_stopped(hostile, databand, workdir):
     assert result.exit_code == 0, result.output
     assert "repeated items already read" in result.stderr
     # Page 1 has no count, so the next pages go out read ahead, 32 at once (the in-flight bound);
-    # page 2 repeats page 1, so no more are sent.
-    assert hostile.count(r"/jobs$") == 1 + 32
+    # page 2 repeats page 1, so no more are sent. The failed jobs' listing, answered the same, too.
+    assert hostile.count(r"/jobs$", unfiltered) == hostile.count(r"/jobs$", failed_only) == 1 + 32
     job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
     assert len(job_runs) == 100 and len({e["run"]["runId"] for e in job_runs}) == 100
     assert result.elapsed < 5

@@ -692,7 +692,8 @@ def test_bench_runs_the_command_once(tmp_path):
     with bench.standins(case) as (gitlab_, databand_):
         where = bench.serve(case, gitlab_)
         run = bench.run_case_once(case, where, gitlab_, databand_, bench.child_env(gitlab_, databand_), str(tmp_path))
-    assert run["gitlab_by_kind"]["jobs"] == 1 and run["gitlab_by_kind"]["trace"] == 1
+    # Page 1 and the failed jobs' listing; the one failed job's log.
+    assert run["gitlab_by_kind"]["jobs"] == 2 and run["gitlab_by_kind"]["trace"] == 1
     assert run["databand_posts"] >= 1 and run["events_accepted"] > 10
     assert run["databand_json_bytes"] > run["databand_gzip_bytes"] > 0
     assert bench.spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "runs": 3}

@@ -5,10 +5,12 @@ doing so, the bounds would silently go; these tests fail at once then, without a
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 
 import pytest
 import requests
+from hostile import self_signed
 from urllib3.util.timeout import Timeout
 
 from reporter import timebound
@@ -120,3 +122,129 @@ def test_socket_timeouts_never_outlast_the_time_left(given, clamped):
     assert timebound._clamped(given, 2.0) == clamped
     urllib3_form = timebound._clamped(Timeout(connect=5, read=1), 2.0)
     assert (urllib3_form.connect_timeout, urllib3_form.read_timeout) == (2.0, 1)
+
+
+# -- TLS: one context per CA file for the process -------------------------------------------
+
+
+class _Fresh(_KeepAlive):
+    protocol_version = "HTTP/1.0"  # a new connection (and TLS handshake) for every request
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    cert, key = self_signed(tmp_path)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fresh)
+    httpd.ports = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd, cert
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def ca_loads(monkeypatch):
+    """Every CA file or folder loaded into any TLS context from now on (a spy: the load still runs)."""
+    monkeypatch.setattr(timebound, "_CONTEXTS", {})
+    loads: list[tuple] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def spy(context, *args, **kwargs):
+        loads.append(args + tuple(kwargs.values()))
+        return original(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", spy)
+    return loads
+
+
+def _bounded_session() -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", timebound.BoundedAdapter())
+    return session
+
+
+def test_the_ca_file_is_loaded_once_for_every_connection_of_every_session(tls_server, ca_loads):
+    httpd, cert = tls_server
+    url = f"https://127.0.0.1:{httpd.server_port}/"
+    with _bounded_session() as gitlab_like, _bounded_session() as databand_like:
+        for session in (gitlab_like, databand_like, gitlab_like, databand_like):
+            with timebound.bounded(30):
+                assert session.get(url, timeout=30, verify=str(cert)).status_code == 200
+    assert len(set(httpd.ports)) == 4  # four connections, four handshakes
+    assert [load for load in ca_loads if str(cert) in map(str, load)] == [(str(cert), None)]
+
+
+def test_the_shared_context_verifies_as_strictly_as_requests_own(tls_server, tmp_path, ca_loads):
+    httpd, cert = tls_server
+    (tmp_path / "other").mkdir()
+    other, _ = self_signed(tmp_path / "other")  # a CA of its own, for the same name
+    with _bounded_session() as session:
+        assert session.get(f"https://127.0.0.1:{httpd.server_port}/", timeout=30, verify=str(cert)).ok
+        context = timebound.shared_context(str(cert), None)
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        with pytest.raises(requests.exceptions.SSLError, match="self-signed|certificate verify failed"):
+            session.get(f"https://127.0.0.1:{httpd.server_port}/", timeout=30, verify=str(other))  # another CA
+        with pytest.raises(requests.exceptions.SSLError, match="match|mismatch"):
+            session.get(f"https://localhost:{httpd.server_port}/", timeout=30, verify=str(cert))  # not its name
+        with pytest.raises(requests.exceptions.SSLError):
+            session.get(f"https://127.0.0.1:{httpd.server_port}/", timeout=30)  # certifi does not know it
+    assert len(httpd.ports) == 1
+    assert timebound.shared_context(str(cert), None) is context
+
+
+def test_a_missing_ca_file_is_still_said_by_requests(tls_server):
+    httpd, _ = tls_server
+    with _bounded_session() as session, pytest.raises(OSError, match="invalid path"):
+        session.get(f"https://127.0.0.1:{httpd.server_port}/", timeout=30, verify="/nonexistent/ca.pem")
+
+
+# -- the environment, read once per session -------------------------------------------------
+
+
+@pytest.fixture
+def proxy():
+    """A loopback HTTP proxy that answers every request itself, counting them."""
+    class Proxy(_KeepAlive):
+        def do_GET(self):  # noqa: N802
+            self.server.ports.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "7")
+            self.end_headers()
+            self.wfile.write(b"proxied")
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    httpd.ports = []
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_proxies_are_read_once_as_requests_reads_them(server, proxy, monkeypatch):
+    url = f"http://127.0.0.1:{server.server_port}/"
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+    with requests.Session() as through:
+        timebound.settle_environment(through, url)
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # later changes are not read per request
+        assert through.get(url, timeout=30).content == b"proxied"
+    assert proxy.ports == [url] and server.ports == []
+    monkeypatch.setenv("NO_PROXY", "example.org,127.0.0.1")  # a dead proxy, loopback bypassing it
+    with requests.Session() as around:
+        timebound.settle_environment(around, url)
+        assert around.get(url, timeout=30).status_code == 200 and not around.trust_env
+    assert len(server.ports) == 1
+
+
+def test_the_ca_environment_is_read_as_requests_reads_it(monkeypatch):
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/curl.pem")
+    assert timebound.environ_verify(True) == "/curl.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/requests.pem")
+    assert timebound.environ_verify(True) == "/requests.pem"
+    assert timebound.environ_verify("/given.pem") == "/given.pem" and timebound.environ_verify(False) is False

@@ -169,9 +169,11 @@ class Client:
 def connect(access: Access, *, policy: RetryPolicy = POLICY, bounds: ReadBounds | None = None,
             progress: Callable[[str], None] | None = None) -> Client:
     """One client per command, made by its caller and passed down."""
-    verify: bool | str = (access.ca_file or True) if access.verify else False
+    # Settled once for the command (the CA environment, proxies), not on every request.
+    verify = timebound.environ_verify((access.ca_file or True) if access.verify else False)
     kwargs = {"private_token": access.token} if access.token else {"job_token": access.job_token}
     session = requests.Session()
+    timebound.settle_environment(session, access.url)
     adapter = _GitLabAdapter(_origin(access.url), access.in_flight, access.url_source)
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)

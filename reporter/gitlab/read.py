@@ -8,6 +8,7 @@ left out.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -50,17 +51,17 @@ def read_pipeline(
     redact: Callable[[str], str] = lambda s: s,
     depth: int = DOWNSTREAM_DEPTH,
     tests: bool = True,
-    workers: int = WORKERS,
+    workers: int | None = None,
     exclude: tuple[str, ...] = (),
     version: bool = True,
 ) -> Pipeline:
     """Read a pipeline into a snapshot; `context` is the reporting job's, needed with a job token.
 
     Everything goes out as soon as it can, on one bounded pool: the pipeline with the first page
-    of jobs and of bridges (and the test report's summary); then every other page; each failed
-    job's log as soon as the page listing it arrives; the test cases and downstream pipelines once
-    the jobs are known. So the wait is about three round trips whatever the pipeline's size, as
-    long as the pool is wide enough (past 10,000 jobs GitLab stops sending the page count, and the
+    of jobs and of bridges, the failed jobs alone (and the test report's summary); then every
+    other page and each failed job's log; the test cases and downstream pipelines once the jobs
+    are known. So the wait is about two round trips whatever the pipeline's size, as long as the
+    pool is wide enough (past 10,000 jobs GitLab stops sending the page count, and the
     pages past the first are then followed one after another).
     """
     access = client.access
@@ -74,15 +75,28 @@ def read_pipeline(
         return lambda page: without([parse.job(raw, kind) for raw in page], exclude)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        # A thread for every request the bound lets be in flight (--gitlab-concurrency above 32 too).
+        with ThreadPoolExecutor(max_workers=workers or max(WORKERS, access.in_flight)) as pool:
             logs_read: list[Future[None]] = []
+            read_for: dict[int, Job] = {}  # job id -> the job whose log_tail the log went into
+            lock = threading.Lock()
 
             def read_logs_of(jobs: list[Job]) -> None:
                 for job in jobs:
                     if job.status == "failed" and job.kind == "job":
+                        with lock:
+                            if job.id in read_for:  # listed failed twice: by the failed listing and a page
+                                continue
+                            read_for[job.id] = job
                         logs_read.append(pool.submit(_read_log_into, client, encoded, job, log_lines, redact, notes))
 
             on_page = read_logs_of if access.token and log_lines > 0 else None
+            # The failed jobs, asked for beside page 1: their logs go out with the other pages, not a
+            # wave after the last page (GitLab lists newest first; a pipeline's failures are often
+            # at its end). The full listing stays the record: a job failed after this listing still
+            # has its log read from its page, and a log read here goes only to a job its page says failed.
+            failed = Pager(client, pool, f"{base}/jobs", {"scope[]": "failed", "include_retried": "true"}, "job",
+                           jobs_of("job"), on_page) if on_page is not None else None
             raw_pipeline = pool.submit(http.get_json, client, base) if access.token else None
             asked = pool.submit(gitlab_version, client, notes) \
                 if version and access.token and not _version_in(context, access.url) else None
@@ -104,6 +118,7 @@ def read_pipeline(
             for listing in (raw_jobs, raw_bridges):
                 if listing is not None:
                     listing.start_rest()  # both lists' other pages go out together
+            failed = _started(failed)
             if raw_pipeline is not None:
                 answer = raw_pipeline.result()
                 try:
@@ -124,6 +139,7 @@ def read_pipeline(
                 jobs += raw_bridges.result()
             if not raw_jobs.count and not (raw_bridges and raw_bridges.count):
                 raise GitLabError(_no_jobs(pipeline_id, project, what, context))
+            _started(failed, whole=True)
             pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
             later = []
             if summary is not None:
@@ -134,6 +150,9 @@ def read_pipeline(
                                          exclude))
             for future in [*logs_read, *later]:
                 future.result()
+            for job in pipeline.jobs:  # the logs read for the failed listing's copy of a job
+                if job.status == "failed" and job.kind == "job" and read_for.get(job.id, job) is not job:
+                    job.log_tail = read_for[job.id].log_tail
             if graph is not None and (found := graph.result()) is not None:
                 needs.apply(found, pipeline.jobs)
                 notes.extend(found.notes)
@@ -177,6 +196,21 @@ def gitlab_version(client: Client, notes: list[str]) -> str | None:
                              "for processing_engine's)")
         found = client.once.values["version"]
         return found if isinstance(found, str) else None
+
+
+def _started(listing: Pager | None, whole: bool = False) -> Pager | None:
+    """The failed jobs' listing, its other pages sent (or all of it read, `whole`). It is pages of
+    the same listing, so it fails as they would; but a GitLab refusing the filter itself (400) only
+    loses the head start: the full listing reads every failed job's log anyway."""
+    if listing is None:
+        return None
+    try:
+        listing.result() if whole else listing.start_rest()
+    except ReadError as error:
+        if error.kind == errors.REFUSED and error.status == 400:
+            return None
+        raise
+    return listing
 
 
 def _no_jobs(pipeline_id: int, project: str | int, what: Context, context: CIContext) -> str:
