@@ -163,6 +163,10 @@ class Databand:
             else:
                 status = response.status_code
                 if 200 <= status < 300:
+                    if _a_page(response):  # an SSO proxy's login page at the very URL: nothing reached Databand
+                        return (f"{status} with an HTML page, not Databand's answer, which is not delivery: "
+                                f"{self._setting} is likely behind a login (SSO) proxy; use the URL "
+                                "Databand's integration page gives")
                     return None
                 if 300 <= status < 400:
                     where = response.headers.get("Location") or "nowhere said"
@@ -192,6 +196,13 @@ class Databand:
 
 
 DRAIN_BYTES = 64 * 1024  # Databand's answer is a few bytes of JSON
+
+
+def _a_page(response: requests.Response) -> bool:
+    """Databand answers its bulk endpoint in JSON (or with no body); a web page there comes from
+    something in front of it."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml")
 
 
 def _drain(response: requests.Response) -> None:

@@ -174,6 +174,19 @@ def test_databand_redirect_is_never_delivery(gitlab, mixed_plain, workdir, statu
     assert "within" not in line and result.elapsed < 5
 
 
+def test_databand_login_page_answering_200_is_not_delivery(gitlab, mixed_plain, workdir):
+    # An SSO proxy that serves its login page at the very URL asked, with 200: nothing reached Databand.
+    with DatabandStandIn() as databand:
+        databand.script({"status": 200, "headers": {"Content-Type": "text/html; charset=utf-8"},
+                         "body": "<html><body>Sign in</body></html>"})
+        result = run(env_for(gitlab, databand))
+        assert result.exit_code == 4
+        assert_one_clear_line(result, "200 with an HTML page, not Databand's answer", "DATABAND_URL")
+        assert databand.payloads == []
+    [kept] = kept_files(workdir)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+
+
 @pytest.fixture
 def mixed_plain(gitlab):
     return pipelines.mixed(gitlab.url).install(gitlab)
