@@ -1,0 +1,169 @@
+"""Settings that would fail only at send time are refused up front (exit 2, one line naming the
+setting, before GitLab is read): a CA file that is missing, not a file or not a certificate, a
+token a header cannot carry, a job token bound for another GitLab than its own."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import pipelines
+from clirun import quick
+from reporter.cli import cli
+from standins import GitLabStandIn
+
+PROG = "databand-gitlab-reporter"
+
+
+@pytest.fixture(autouse=True)
+def _in_a_fresh_folder(workdir):
+    """Kept files land in the test's own folder."""
+
+
+def run(args, env):
+    return CliRunner().invoke(cli, args, env=env, catch_exceptions=False, obj=quick())
+
+
+def resend_env(gitlab, databand, **extra):
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+           "DATABAND_ACCESS_TOKEN": databand.token}
+    env.update(extra)
+    return env
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{PROG}: error: ") and "unexpected" not in lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def sample(gitlab):
+    return pipelines.mixed(gitlab.url).install(gitlab)
+
+
+def _bad_ca_files(folder):
+    text = folder / "notes.txt"
+    text.write_text("this is not a certificate\n")
+    empty = folder / "empty.pem"
+    empty.write_bytes(b"")
+    fifo = folder / "ca.fifo"
+    os.mkfifo(fifo)
+    huge = folder / "huge.pem"
+    with open(huge, "wb") as handle:  # sparse: no disk used
+        handle.truncate(64 * 2**20)
+    return {"missing": (folder / "no-such-ca.pem", "does not exist"), "text": (text, "no PEM certificate"),
+            "empty": (empty, "no PEM certificate"), "fifo": (fifo, "not a regular file"),
+            "huge": (huge, "larger than"), "under a file": (text / "ca.pem", "does not exist")}
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "empty", "fifo", "huge", "under a file"])
+@pytest.mark.parametrize("variable", ["CI_SERVER_TLS_CA_FILE", "DATABAND_CA_FILE", "REQUESTS_CA_BUNDLE"])
+def test_a_ca_file_that_cannot_serve_is_refused_before_gitlab_is_read(gitlab, databand, sample, tmp_path,
+                                                                      variable, case):
+    path, why = _bad_ca_files(tmp_path)[case]
+    result = run(["resend", "--project", "42", "--pipeline", "9001"],
+                 resend_env(gitlab, databand, **{variable: str(path)}))
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert variable in line and why in line, line
+    assert gitlab.requests == [] and databand.requests_seen == 0
+
+
+def test_a_good_ca_file_and_a_folder_of_them_are_taken(gitlab, databand, sample, tmp_path):
+    import certifi
+
+    for variable in ("CI_SERVER_TLS_CA_FILE", "DATABAND_CA_FILE", "REQUESTS_CA_BUNDLE"):
+        result = run(["resend", "--project", "42", "--pipeline", "9001"],
+                     resend_env(gitlab, databand, **{variable: certifi.where()}))
+        assert result.exit_code == 0, result.output
+    result = run(["resend", "--project", "42", "--pipeline", "9001"],
+                 resend_env(gitlab, databand, DATABAND_CA_FILE=str(tmp_path)))
+    assert result.exit_code == 0, result.output
+
+
+def test_insecure_needs_no_ca_file(gitlab, databand, sample, tmp_path):
+    result = run(["resend", "--project", "42", "--pipeline", "9001", "--insecure"],
+                 resend_env(gitlab, databand, DATABAND_CA_FILE=str(tmp_path / "gone.pem")))
+    assert result.exit_code == 0, result.output
+
+
+# Characters no header carries as they are. No NUL in a variable: the environment cannot hold one,
+# so it is given by a flag.
+BAD = {"a line break": "glpat-\nabcdef", "a carriage return": "glpat-abc\rdef", "not ASCII": "glpat-abcdé",
+       "an emoji": "glpat-abc😀", "DEL": "glpat-abc\x7f", "undecodable bytes": "glpat-abc\udcff",
+       "a leading space": " glpat-abc", "a tab": "glpat-a\tbc"}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+@pytest.mark.parametrize("variable", ["GITLAB_TOKEN", "DATABAND_ACCESS_TOKEN", "OPENLINEAGE_API_KEY"])
+def test_a_token_a_header_cannot_carry_is_refused_up_front(gitlab, databand, sample, variable, kind):
+    value = BAD[kind]
+    env = resend_env(gitlab, databand, **{variable: value})
+    args = ["resend", "--project", "42", "--pipeline", "9001"]
+    if variable == "OPENLINEAGE_API_KEY":
+        env["OPENLINEAGE_URL"] = databand.server_url
+        args += ["--target", "databand", "--target", "openlineage"]
+    if kind == "a leading space":  # a variable's value is stripped: only a flag keeps the space
+        env.pop(variable)
+        flag = {"GITLAB_TOKEN": "--gitlab-token", "DATABAND_ACCESS_TOKEN": "--databand-token"}.get(variable)
+        if flag is None:
+            env[variable] = "abc def\x0b"
+        else:
+            args += [flag, value]
+    result = run(args, env)
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert ("--" in line or variable in line) and "HTTP header" in line, line
+    assert value.strip() not in result.output
+    assert gitlab.requests == [] and databand.requests_seen == 0
+
+
+@pytest.mark.parametrize("flag", ["--gitlab-token", "--databand-token"])
+def test_a_nul_in_a_token_flag_is_refused_up_front(gitlab, databand, sample, flag):
+    result = run(["resend", "--project", "42", "--pipeline", "9001", flag, "glpat-abc\x00def"],
+                 resend_env(gitlab, databand))
+    assert result.exit_code == 2, result.output
+    assert flag in one_error_line(result) and "NUL" in result.stderr
+    assert gitlab.requests == [] and databand.requests_seen == 0
+
+
+def test_a_job_token_that_a_header_cannot_carry_is_refused(gitlab, databand, sample):
+    env = pipelines.ci_env(sample, gitlab.url, job_token="glcbt-abc\ndef")
+    env.update(DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
+    result = run(["report"], env)
+    assert result.exit_code == 2 and "CI_JOB_TOKEN" in one_error_line(result)
+    assert gitlab.requests == []
+
+
+def test_a_job_token_goes_only_to_its_own_gitlab(gitlab, databand, sample):
+    # The job's GitLab (CI_SERVER_URL) and another one GITLAB_URL names: only the job token is there.
+    with GitLabStandIn() as other:
+        pipelines.mixed(other.url).install(other)
+        env = pipelines.ci_env(sample, gitlab.url, job_token=gitlab.job_token)
+        env.update(GITLAB_URL=other.url, DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
+        for args in (["report"], ["resend", "--project", "42", "--pipeline", "9001"],
+                     ["resend", "--project", "42", "--pipeline", "9001", "--gitlab-url", other.url, "--dry-run"]):
+            result = run(args, env)
+            assert result.exit_code == 2, result.output
+            line = one_error_line(result)
+            assert "CI_JOB_TOKEN" in line and "GITLAB_TOKEN" in line and "CI_SERVER_URL" in line, line
+        assert other.requests == [] and gitlab.requests == [] and databand.requests_seen == 0
+        # With a token of its own for that GitLab, it reads there, and the job token stays home.
+        env["GITLAB_TOKEN"] = other.token
+        result = run(["report"], env)
+        assert result.exit_code == 0, result.output
+        assert other.requests and {r.auth for r in other.requests} == {"private"}
+        assert gitlab.requests == []
+
+
+def test_the_job_token_is_used_on_its_own_gitlab_named_twice(gitlab, databand, sample):
+    env = pipelines.ci_env(sample, gitlab.url, job_token=gitlab.job_token)
+    env.update(GITLAB_URL=gitlab.url + "/", DATABAND_URL=databand.url, DATABAND_ACCESS_TOKEN=databand.token)
+    result = run(["report"], env)
+    assert result.exit_code == 0, result.output
+    assert {r.auth for r in gitlab.requests} == {"job"}
