@@ -4,6 +4,7 @@ token a header cannot carry, a job token bound for another GitLab than its own."
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -167,3 +168,139 @@ def test_the_job_token_is_used_on_its_own_gitlab_named_twice(gitlab, databand, s
     result = run(["report"], env)
     assert result.exit_code == 0, result.output
     assert {r.auth for r in gitlab.requests} == {"job"}
+
+
+# -- files checked whole ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def events(gitlab, sample):
+    printed = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", "9001", "--dry-run", "--json"],
+                                 env={"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token},
+                                 catch_exceptions=False)
+    assert printed.exit_code == 0, printed.output
+    gitlab.requests.clear()
+    return json.loads(printed.stdout)
+
+
+def _deep(levels):
+    value: object = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+SPOILED = {
+    "tags a list of lists": (lambda e: e[2]["run"]["facets"]["tags"].update(tags=[["k", "v"]]), "tags.tags"),
+    "a tag value a number": (lambda e: e[2]["run"]["facets"]["tags"]["tags"][0].update(value=7), "tags.tags"),
+    "a facet a string": (lambda e: e[1]["run"]["facets"].update(parent="root"), "run.facets"),
+    "job facets null inside": (lambda e: e[3]["job"]["facets"].update(jobType=None), "job.facets"),
+    "startTime a number": (lambda e: e[4]["run"]["facets"].update(startTime={"startTime": 5}), "startTime"),
+    "eventType a list": (lambda e: e[5].update(eventType=["COMPLETE"]), "eventType"),
+    "eventType unknown": (lambda e: e[5].update(eventType="DONE"), "eventType"),
+    "inputs an object": (lambda e: e[5].update(inputs={}), "inputs"),
+    "an event a string": (lambda e: e.insert(3, "event"), "not an object"),
+    "a run twice": (lambda e: e.append(json.loads(json.dumps(e[3]))), "two events"),
+    "a run its own ancestor": (lambda e: e[3]["run"]["facets"]["parent"]["run"].update(runId=e[3]["run"]["runId"]),
+                               "its own ancestor"),
+    "nesting 70 deep": (lambda e: e[2]["run"]["facets"].update(deep=_deep(70)), "nests deeper"),
+}
+
+
+def _send_file(path, databand, *args):
+    env = {"DATABAND_URL": databand.url, "DATABAND_ACCESS_TOKEN": databand.token}
+    return run(["resend", "--from-file", str(path), "--target", "databand", "--target", "console", *args], env)
+
+
+@pytest.mark.parametrize("case", sorted(SPOILED))
+def test_a_hand_edited_kept_file_is_refused_whole(databand, events, tmp_path, case):
+    spoil, words = SPOILED[case]
+    spoil(events)
+    path = tmp_path / "databand-unsent-9001-20261124T101500Z.json"
+    path.write_text(json.dumps(events))
+    for extra in ((), ("--dry-run",)):
+        result = _send_file(path, databand, *extra)
+        assert result.exit_code == 2, result.output
+        line = one_error_line(result)
+        assert words in line and "nothing was sent" in line, line
+        assert result.stdout == ""  # not a line of the console target, nor of the tree
+    assert databand.requests_seen == 0
+
+
+RAW = {
+    "a lone surrogate": lambda raw: raw.replace(b'"acme.data-platform"', b'"acme\\ud800"', 1),
+    "a lone surrogate in a name": lambda raw: raw.replace(b'"runId"', b'"run\\udfffId"', 1),
+    "NaN": lambda raw: raw.replace(b'"processingType": "BATCH"', b'"processingType": NaN', 1),
+    "cut short": lambda raw: raw[:len(raw) // 2],
+    "not UTF-8": lambda raw: raw.replace(b"acme", b"\xffcme", 1),
+    "nesting a million deep": lambda raw: b"[" * 1_000_000,
+}
+
+
+@pytest.mark.parametrize("case", sorted(RAW))
+def test_a_kept_file_whose_text_no_request_can_carry_is_refused_whole(databand, events, tmp_path, case):
+    path = tmp_path / "databand-unsent-9001-20261124T101500Z.json"
+    raw = json.dumps(events).encode()
+    spoiled = RAW[case](raw)
+    assert spoiled != raw
+    path.write_bytes(spoiled)
+    result = _send_file(path, databand)
+    assert result.exit_code == 2, result.output
+    assert "nothing was sent" in one_error_line(result)
+    assert databand.requests_seen == 0
+
+
+def test_a_huge_kept_file_is_refused_without_reading_it(databand, tmp_path):
+    path = tmp_path / "databand-unsent-9001-20261124T101500Z.json"
+    with open(path, "wb") as handle:
+        handle.write(b"[")
+        handle.truncate(300 * 2**20)  # sparse
+    result = _send_file(path, databand)
+    assert result.exit_code == 2 and "larger than 256 MiB" in one_error_line(result)
+    assert databand.requests_seen == 0
+
+
+def test_the_kept_file_as_written_is_still_sent(databand, events, tmp_path):
+    path = tmp_path / "databand-unsent-9001-20261124T101500Z.json"
+    path.write_text(json.dumps(events))
+    result = _send_file(path, databand)
+    assert result.exit_code == 0, result.output
+    assert databand.requests_seen == 1
+
+
+# -- cursors ----------------------------------------------------------------------------------------
+
+
+def _listed(gitlab) -> bool:
+    return any(r.path.endswith("/pipelines") for r in gitlab.requests)
+
+
+@pytest.mark.parametrize("command", ["backfill", "sweep"])
+@pytest.mark.parametrize("where", ["a folder", "under a file", "read-only file system"])
+def test_a_cursor_that_cannot_be_written_is_refused_before_anything_is_listed(gitlab, databand, sample, tmp_path,
+                                                                             command, where):
+    (tmp_path / "file").write_text("x")
+    cursor = {"a folder": tmp_path, "under a file": tmp_path / "file" / "cursor.json",
+              "read-only file system": "/proc/databand-cursor.json"}[where]
+    args = ["resend", "--project", "42", "--since", "2026-01-01"] if command == "backfill" else \
+        ["sweep", "--project", "42", "--hours", "744"]
+    result = run([*args, "--cursor", str(cursor)], resend_env(gitlab, databand))
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert f"The cursor {cursor} cannot be written" in line, line
+    assert not _listed(gitlab) and databand.requests_seen == 0
+
+
+@pytest.mark.parametrize("command", ["backfill", "sweep"])
+@pytest.mark.parametrize("text", ['{"done": [1], "versions": {"1": ["x"]}}', '{"done": "1"}', "null",
+                                  '{"done": [NaN]}', '{"done": ["1\\ud800"]}', "[" * 100_000])
+def test_a_cursor_of_the_wrong_shape_is_refused_before_anything_is_listed(gitlab, databand, sample, tmp_path,
+                                                                         command, text):
+    cursor = tmp_path / "cursor.json"
+    cursor.write_text(text)
+    args = ["resend", "--project", "42", "--since", "2026-01-01"] if command == "backfill" else \
+        ["sweep", "--project", "42", "--hours", "744"]
+    result = run([*args, "--cursor", str(cursor)], resend_env(gitlab, databand))
+    assert result.exit_code == 2, result.output
+    assert str(cursor) in one_error_line(result)
+    assert not _listed(gitlab) and databand.requests_seen == 0
