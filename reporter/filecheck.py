@@ -97,15 +97,15 @@ def event_problem(event: object) -> str | None:
     if not isinstance(job, dict) or not all(_text(job.get(k)) for k in ("namespace", "name")):
         return "no job.namespace and job.name"
     for where, holder in (("run", run), ("job", job)):
-        facets = holder.get("facets")
-        if facets is None:
+        if "facets" not in holder:
             continue
+        facets = holder["facets"]  # null too is refused: every reader takes an absent facets as {}
         if not isinstance(facets, dict) or not all(isinstance(f, dict) for f in facets.values()):
             return f"{where}.facets is not an object of objects"
     for key in ("inputs", "outputs"):
         if key in event and not (isinstance(event[key], list) and all(isinstance(d, dict) for d in event[key])):
             return f"{key} is not a list of objects"
-    return _facet_problem(run.get("facets") or {}, job.get("facets") or {})
+    return _facet_problem(run.get("facets", {}), job.get("facets", {}))
 
 
 # The facet fields the reporter itself reads, and the type each must have when present.
@@ -134,7 +134,7 @@ def _facet_problem(run_facets: dict, job_facets: dict) -> str | None:
 
 
 def parent_of(event: dict) -> str | None:
-    parent = (event["run"].get("facets") or {}).get("parent")
+    parent = event["run"].get("facets", {}).get("parent")
     return None if parent is None else parent["run"]["runId"]
 
 

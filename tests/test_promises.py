@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -304,3 +306,96 @@ def test_a_cursor_of_the_wrong_shape_is_refused_before_anything_is_listed(gitlab
     assert result.exit_code == 2, result.output
     assert str(cursor) in one_error_line(result)
     assert not _listed(gitlab) and databand.requests_seen == 0
+
+
+# -- stdout closed, and eval "$(parent-env)" under set -e ------------------------------------------
+
+EXECUTABLE = os.path.join(os.path.dirname(sys.executable), PROG)
+JOB = {"GITLAB_CI": "true", "CI_SERVER_URL": "https://gitlab.example.com", "CI_PROJECT_ID": "42",
+       "CI_PROJECT_PATH": "acme/data-platform", "CI_PIPELINE_ID": "9001", "CI_JOB_ID": "7",
+       "CI_JOB_NAME": "dbt", "CI_JOB_STAGE": "transform"}
+
+
+def _clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABAND_", "CI_", "OPENLINEAGE_"))}
+    env.update(extra)
+    return env
+
+
+def bash(script, env, *args, cwd=None, stdout=subprocess.PIPE):
+    return subprocess.run(["bash", "-c", script, "bash", *args], env=env, cwd=cwd, stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def with_stdout(how, script, env, cwd=None):
+    """Run with stdout a pipe whose reader is gone before it starts (as `| head -0` ends up), or
+    with no stdout at all (`>&-`)."""
+    if how == "closed":
+        return bash(script + " >&-", env, cwd=cwd)
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        return bash(script, env, cwd=cwd, stdout=writer)
+    finally:
+        os.close(writer)
+
+
+STRICT = 'set -e\neval "$("$0" parent-env "$@")"\necho "went on: ${OPENLINEAGE_PARENT_RUN_ID:-unset}"\n'
+
+
+@pytest.mark.parametrize("why, env, args", [
+    ("not in a job", {}, []),
+    ("an id that is not a number", {**JOB, "CI_JOB_ID": "7x"}, []),
+    ("an unknown option", JOB, ["--no-such-option"]),
+    ("a bad format value", JOB, ["--format", "yaml"]),
+    ("a pipeline name with a control character", JOB, ["--pipeline-name", "a\x01b"]),
+])
+def test_a_failing_parent_env_stops_a_set_e_shell_that_evals_it(why, env, args):
+    done = bash(STRICT.replace('"$0"', EXECUTABLE), _clean_env(**env), *args)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert "went on" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_parent_env_under_set_e_goes_on_when_it_works():
+    done = bash(STRICT.replace('"$0"', EXECUTABLE), _clean_env(**JOB))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("went on: ") and "unset" not in done.stdout
+
+
+def test_an_interactive_shell_is_not_closed_by_a_failing_eval():
+    # Without set -e (a terminal's shell), the eval only sets $?: `(exit 2)` is a subshell's exit.
+    done = bash(f'eval "$({EXECUTABLE} parent-env)"; echo "still here, status $?"', _clean_env())
+    assert done.returncode == 0 and done.stdout.strip() == "still here, status 2"
+
+
+def test_dotenv_gets_no_shell_statement_on_failure(tmp_path):
+    done = bash(f'{EXECUTABLE} parent-env --format dotenv > "$1"', _clean_env(), str(tmp_path / "p.env"))
+    assert done.returncode == 2 and (tmp_path / "p.env").read_text() == ""
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed"])
+def test_parent_env_into_a_closed_stdout_is_exit_4_in_one_line(how):
+    done = with_stdout(how, f"{EXECUTABLE} parent-env", _clean_env(**JOB))
+    assert done.returncode == 4, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"{PROG}: error: stdout was closed"), line
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed"])
+@pytest.mark.parametrize("args", [["--dry-run"], ["--dry-run", "--json"], ["--target", "console"],
+                                  ["--target", "console", "--target", "databand"]])
+def test_a_closed_stdout_is_no_delivery(gitlab, databand, sample, tmp_path, how, args):
+    env = _clean_env(**resend_env(gitlab, databand))
+    command = " ".join([EXECUTABLE, "resend", "--project", "42", "--pipeline", "9001", *args])
+    done = with_stdout(how, command, env, cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr and "unexpected" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if f"{PROG}: error:" in line]
+    assert len(errors) == 1 and "stdout" in errors[0], done.stderr
+    if "console" in args:  # the console's events are kept, with the command that prints them again
+        [kept] = tmp_path.glob("console-unsent-9001-*.json")
+        assert len(json.loads(kept.read_text())) > 1
+        assert f"resend --from-file {kept.name} --target console" in done.stderr
+    if "databand" in args:
+        assert databand.requests_seen == 1 and not list(tmp_path.glob("databand-unsent-*"))
