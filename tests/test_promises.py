@@ -399,3 +399,53 @@ def test_a_closed_stdout_is_no_delivery(gitlab, databand, sample, tmp_path, how,
         assert f"resend --from-file {kept.name} --target console" in done.stderr
     if "databand" in args:
         assert databand.requests_seen == 1 and not list(tmp_path.glob("databand-unsent-*"))
+
+
+# -- a name lookup that never answers ---------------------------------------------------------------
+
+
+@pytest.fixture
+def hanging_resolver(monkeypatch):
+    """getaddrinfo for *.hang.test blocks (up to 20 s, so a failing run ends), as a resolver that
+    never answers does; every other name resolves as usual. No root needed: socket's own function,
+    in this process."""
+    import socket
+    import threading
+
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".hang.test"):
+            release.wait(20)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield
+    release.set()
+
+
+def test_a_name_lookup_that_never_answers_is_bounded_for_databand(gitlab, sample, hanging_resolver):
+    import time
+
+    started = time.monotonic()
+    result = run(["resend", "--project", "42", "--pipeline", "9001"],
+                 {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_ACCESS_TOKEN": "t" * 20,
+                  "DATABAND_URL": "http://databand.hang.test/api/v1/tracking/open-lineage/u/events/bulk"})
+    took = time.monotonic() - started
+    assert result.exit_code == 4, result.output
+    assert ("timed out" in result.stderr or "no complete answer within" in result.stderr), result.stderr
+    assert "databand-unsent-9001-" in result.stderr
+    assert took < 2 + 1 + 2  # the quick budget, one attempt, and slack for a loaded machine
+
+
+def test_a_name_lookup_that_never_answers_is_bounded_for_gitlab(hanging_resolver):
+    import time
+
+    started = time.monotonic()
+    result = run(["resend", "--project", "42", "--pipeline", "9001", "--dry-run", "--gitlab-timeout", "2"],
+                 {"GITLAB_URL": "http://gitlab.hang.test", "GITLAB_TOKEN": "glpat-" + "x" * 20})
+    took = time.monotonic() - started
+    assert result.exit_code == 3, result.output
+    assert took < 2 + 2
