@@ -5,9 +5,12 @@ token a header cannot carry, a job token bound for another GitLab than its own."
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
+
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -449,3 +452,94 @@ def test_a_name_lookup_that_never_answers_is_bounded_for_gitlab(hanging_resolver
     took = time.monotonic() - started
     assert result.exit_code == 3, result.output
     assert took < 2 + 2
+
+
+# -- the bounds table says what the code does ----------------------------------------------------
+
+FAILURE_MODES = Path(__file__).resolve().parent.parent / "docs" / "failure-modes.md"
+
+
+def _table(heading: str) -> dict[str, list[str]]:
+    """The rows of the first table under a heading: first cell -> the other cells."""
+    text = FAILURE_MODES.read_text()
+    section = text[text.index(heading):]
+    rows = {}
+    for line in section.splitlines()[1:]:
+        if line.startswith("#"):
+            break
+        if line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows[cells[0]] = cells[1:]
+    rows.pop(next(iter(rows)))  # the header
+    return rows
+
+
+def _row(rows: dict[str, list[str]], words: str) -> list[str]:
+    [found] = [cells for first, cells in rows.items() if words in first]
+    return found
+
+
+def _row_key(rows: dict[str, list[str]], words: str) -> str:
+    [found] = [first for first in rows if words in first]
+    return found
+
+
+def _numbers(cell: str) -> list[float]:
+    return [float(n) for n in re.findall(r"\d+(?:\.\d+)?", cell)]
+
+
+def test_the_bounds_table_is_the_code_s_constants():
+    from reporter.settings import ReadBounds, Settings
+    from reporter.targets import BOUNDS
+
+    gitlab, policy = ReadBounds(), BOUNDS.retry
+    rows = _table("## Bounds")
+    assert _numbers(_row(rows, "one GitLab read")[0]) == [gitlab.read]
+    waits = ", ".join(f"{policy.backoff_wait(retry):g}" for retry in range(1, policy.attempts))
+    [wait] = [k for k in rows if k.startswith("one wait before GitLab's next attempt")]
+    assert _numbers(rows[wait][0]) == [policy.longest_wait] and f"else {waits} s" in wait
+    assert f"up to {policy.attempts - 1} retries" in _row_key(rows, "one GitLab read")
+    assert _numbers(_row(rows, "one failed job's log")[0]) == [gitlab.log, gitlab.log_cut]
+    assert _numbers(_row(rows, "all of GitLab's reading")[0]) == [Settings().gitlab_timeout]
+    attempt = [k for k in rows if k.startswith("one Databand attempt")][0]
+    assert _numbers(attempt) == [BOUNDS.connect, BOUNDS.read, BOUNDS.attempt]
+    assert _numbers(rows[attempt][0]) == [BOUNDS.attempt]
+    new_attempts = [k for k in rows if k.startswith("no new Databand attempt")][0]
+    assert _numbers(rows[new_attempts][0]) == [policy.budget]
+    assert f"at most {policy.attempts} attempts" in new_attempts
+    assert f"waits {waits} s" in new_attempts
+    assert f"at most {policy.longest_wait:g} s a wait" in new_attempts
+    worst = _row(rows, "delivery in the worst case")
+    assert _numbers(worst[0]) == [policy.budget + BOUNDS.attempt]
+    assert _numbers(_row(rows, "a new connection")[0]) == [30, BOUNDS.connect]  # python-gitlab's timeout, ours
+    from reporter.gitlab.http import SOCKET_TIMEOUT
+
+    assert SOCKET_TIMEOUT == 30
+
+
+def test_the_bounds_table_has_a_row_for_every_command():
+    import click
+
+    from reporter.settings import Settings
+    from reporter.targets import BOUNDS
+
+    rows = _table("### By command")
+    named = " ".join(rows)
+    commands = set(cli.commands)  # type: ignore[attr-defined]
+    assert commands == {"report", "resend", "sweep", "parent-env", "demo"}
+    for command in commands:
+        assert f"`{command}" in named, command
+    for mode in ("`resend --pipeline`", "`resend --from-file`", "`resend --since`"):
+        assert mode in named
+    resend = cli.commands["resend"]  # type: ignore[attr-defined]
+    assert {"--pipeline", "--from-file", "--since"} <= {o for p in resend.params if isinstance(p, click.Option)
+                                                        for o in p.opts}
+    gitlab, delivery = Settings().gitlab_timeout, BOUNDS.retry.budget + BOUNDS.attempt
+    assert _numbers(_row(rows, "`report`")[2]) == [gitlab + delivery]
+    assert _numbers(_row(rows, "`resend --from-file`")[2]) == [delivery]
+    assert _numbers(_row(rows, "backfill")[2]) == [gitlab, gitlab + delivery]
+    for cells in rows.values():
+        if cells[0] != "none":
+            assert _numbers(cells[0])[0] == gitlab
+        if not cells[1].startswith("none"):
+            assert _numbers(cells[1]) == [delivery]
