@@ -44,9 +44,9 @@ def check_ca_file(path: str | None, name: str) -> None:
         return
     import ssl  # here: --help and parent-env import the settings, and need no TLS
 
-    fix = f"set {name} to the PEM file of the CA that signed the server's certificate"
+    fix = f"set {name} to the PEM file of the CA that signed the server's certificate (a CI/CD variable of type File)"
     if not os.path.exists(path):
-        raise ConfigError(f"{name} names {path!r}, which does not exist: {fix} (a CI/CD variable of type File).")
+        raise ConfigError(f"{name} names {path!r}, which does not exist: {fix}.")
     if os.path.isfile(path) and os.path.getsize(path) > MAX_CA_BYTES:
         raise ConfigError(f"{name} names {path!r}, larger than {MAX_CA_BYTES // 2**20} MiB, which is no CA "
                           f"bundle: {fix}.")

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipelines
+from budget import examples
 from clirun import quick
 from reporter.cli import cli
 from standins import DatabandStandIn, GitLabStandIn
@@ -94,7 +95,7 @@ def assert_sent_or_refused_whole(result, sent):
 TARGETS = st.sampled_from([["--dry-run"], ["--target", "databand", "--target", "console"]])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES)
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=FIXTURES)
 @given(data=st.data(), args=TARGETS)
 def test_a_kept_file_with_any_value_anywhere_is_sent_or_refused_whole(servers, tmp_path, data, args):
     _, databand, events = servers
@@ -107,7 +108,7 @@ def test_a_kept_file_with_any_value_anywhere_is_sent_or_refused_whole(servers, t
     assert_sent_or_refused_whole(result, sent)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=FIXTURES)
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=FIXTURES)
 @given(data=st.data())
 def test_a_kept_file_cut_or_spliced_anywhere_is_sent_or_refused_whole(servers, tmp_path, data):
     _, databand, events = servers
@@ -126,7 +127,7 @@ def test_a_kept_file_cut_or_spliced_anywhere_is_sent_or_refused_whole(servers, t
     assert_sent_or_refused_whole(result, sent)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURES)
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=FIXTURES)
 @given(document=json_values, command=st.sampled_from(["backfill", "sweep"]))
 def test_a_cursor_of_any_shape_is_read_or_refused_before_gitlab_lists(servers, tmp_path, document, command):
     gitlab, databand, _ = servers
