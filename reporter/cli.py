@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import importlib
 import json
@@ -123,6 +124,13 @@ class OutputLost(ReporterError):
     def __init__(self, what: str):
         super().__init__(f"stdout was closed before {what} could be printed whole: nothing that reads it got it "
                          f"(exit {process.DELIVERY}).")
+
+
+def _stdout_gone(error: BaseException) -> bool:
+    """Whether a write failed because stdout's reader went away or stdout was closed."""
+    if isinstance(error, ValueError):
+        return "closed file" in str(error)
+    return isinstance(error, BrokenPipeError) or (isinstance(error, OSError) and error.errno == errno.EBADF)
 
 
 def _out(text: str, what: str) -> None:
@@ -537,7 +545,14 @@ def demo(output):
       databand-gitlab-reporter demo
       databand-gitlab-reporter demo --output /tmp/demo-events.json
     """
-    sys.exit(lib.demo.run(output))
+    try:
+        code = lib.demo.run(output)
+    except (BrokenPipeError, ValueError, OSError) as error:  # the demo is all output: a closed stdout ends it
+        if not _stdout_gone(error):
+            raise
+        _say(f"{PROG}: error: {OutputLost('the demo')}")
+        sys.exit(process.DELIVERY)
+    sys.exit(code)
 
 
 def _wants_json() -> bool:

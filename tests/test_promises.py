@@ -543,3 +543,12 @@ def test_the_bounds_table_has_a_row_for_every_command():
             assert _numbers(cells[0])[0] == gitlab
         if not cells[1].startswith("none"):
             assert _numbers(cells[1]) == [delivery]
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed"])
+def test_the_demo_into_a_closed_stdout_is_exit_4_in_one_line(tmp_path, how):
+    done = with_stdout(how, f"{EXECUTABLE} demo", _clean_env(), cwd=tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"{PROG}: error: stdout was closed before the demo could be printed whole: nothing that reads it got it "
+        "(exit 4)."]
