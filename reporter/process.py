@@ -37,7 +37,7 @@ EXIT_CODES = """\b
 Exit codes: 0 sent (warnings included); 1 a bug of the reporter; 2 a setting; 3 GitLab
 (refused, unreachable, too slow, or not GitLab's API answering); 4 delivery (the events not
 accepted are kept in a file, named with the command that sends it), or a closed stdout that
-did not take the output (--target console, --dry-run, parent-env); 130 stopped by SIGINT
+did not take the output (--target console, --dry-run, parent-env, demo); 130 stopped by SIGINT
 (Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job): the events not yet
 acknowledged are kept in a file the same way, within a couple of seconds. A second signal
 exits at once."""
