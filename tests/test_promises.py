@@ -200,6 +200,7 @@ SPOILED = {
     "a tag value a number": (lambda e: e[2]["run"]["facets"]["tags"]["tags"][0].update(value=7), "tags.tags"),
     "a facet a string": (lambda e: e[1]["run"]["facets"].update(parent="root"), "run.facets"),
     "job facets null inside": (lambda e: e[3]["job"]["facets"].update(jobType=None), "job.facets"),
+    "run facets null": (lambda e: e[3]["run"].update(facets=None), "run.facets"),  # found by the fuzzing
     "startTime a number": (lambda e: e[4]["run"]["facets"].update(startTime={"startTime": 5}), "startTime"),
     "eventType a list": (lambda e: e[5].update(eventType=["COMPLETE"]), "eventType"),
     "eventType unknown": (lambda e: e[5].update(eventType="DONE"), "eventType"),
