@@ -95,6 +95,25 @@ def _environ_can_hold(value: str) -> bool:
     return True
 
 
+def _tokens_sent(variables: dict, flags: dict) -> list[str]:
+    """The token values the command would send: a flag wins over its variable; a variable's value is
+    stripped and a blank one is unset; OPENLINEAGE_API_KEY goes as it is."""
+    chosen = []
+    for variable, flag in (("GITLAB_TOKEN", "--gitlab-token"), ("DATABAND_ACCESS_TOKEN", "--databand-token"),
+                           ("CI_JOB_TOKEN", None)):
+        if flag and (flags.get(flag) or "").strip():
+            chosen.append(flags[flag])
+        elif (variables.get(variable) or "").strip():
+            chosen.append(variables[variable].strip())
+    if variables.get("OPENLINEAGE_API_KEY"):
+        chosen.append(variables["OPENLINEAGE_API_KEY"])
+    return chosen
+
+
+def _no_header_carries(token: str) -> bool:
+    return token != token.strip() or any(not 0x20 <= ord(c) < 0x7F for c in token)
+
+
 @settings(max_examples=examples(40), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(variables=st.dictionaries(st.sampled_from(VARIABLES + ["OPENLINEAGE_API_KEY", "CI_JOB_TOKEN"]),
@@ -116,6 +135,8 @@ def test_any_settings_through_the_cli_are_one_line_or_a_report(gitlab, databand,
     result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False, obj=quick())
     assert "Traceback" not in result.output and "unexpected" not in result.stderr, result.output
     assert result.exit_code in (0, 2, 3, 4), result.output
+    if any(_no_header_carries(token) for token in _tokens_sent(variables, flags)):
+        assert result.exit_code == 2, result.output  # refused up front, never found at send time
     if result.exit_code == 2:
         lines = [line for line in result.stderr.strip().splitlines() if line]
         # click's usage errors end with one "Error: ..." line after the usage lines
