@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
-from reporter import eventfiles, ids, report, status, targets
+from reporter import eventfiles, filecheck, ids, report, status, targets
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
 from reporter.settings import Settings
@@ -45,16 +46,21 @@ class Cursor:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def open(cls, path: str, query: dict) -> Cursor:
+    def open(cls, path: str, query: dict, *, written: bool = True) -> Cursor:
+        """The cursor at `path`, checked whole (reporter.filecheck), and, when it will be `written`,
+        shown to be writable now: before anything is listed or sent, not after the first pipeline."""
         cursor = cls(path=path, query=query)
+        if written:
+            _check_writable(path)
         if not os.path.exists(path):
             return cursor
-        unreadable = ConfigError(f"The backfill cursor {path} is unreadable; delete it to start over.")
         try:
-            with open(path, "rb") as handle:
-                saved = json.load(handle)
-        except (OSError, ValueError, RecursionError):
-            raise unreadable from None
+            saved = filecheck.read_json(path)
+        except (OSError, filecheck.BadFile) as error:
+            why = str(error) if isinstance(error, filecheck.BadFile) else error.strerror or type(error).__name__
+            raise ConfigError(f"The backfill cursor {path} is unreadable ({why}); delete it to start over.") from None
+        unreadable = ConfigError(f"The backfill cursor {path} is not a cursor the reporter wrote (an object of "
+                                 '"query", "done" and "versions"); delete it to start over.')
         if not isinstance(saved, dict):
             raise unreadable
         done, versions = saved.get("done", []), saved.get("versions") or {}
@@ -62,8 +68,10 @@ class Cursor:
                 or not all(isinstance(v, str) for v in versions.values()):
             raise unreadable
         if saved.get("query") != query:
-            raise ConfigError(f"The backfill cursor {path} belongs to another query ({saved.get('query')}); "
-                              "pass another --cursor or delete it.")
+            shown = json.dumps(saved.get("query"), ensure_ascii=True)  # one line, whatever it holds
+            raise ConfigError(f"The backfill cursor {path} belongs to another query "
+                              f"({shown if len(shown) <= 200 else shown[:200] + ' ...'}); pass another --cursor or "
+                              "delete it.")
         cursor.done = {int(i) for i in done}
         cursor.versions = {int(i): v for i, v in versions.items()}
         return cursor
@@ -81,6 +89,25 @@ class Cursor:
                 handle.write(json.dumps(saved).encode())
 
             eventfiles.write_atomic(self.path, write)
+
+
+def _check_writable(path: str) -> None:
+    """The cursor is written as every file of the reporter is (eventfiles.write_atomic: a temporary
+    file beside it, renamed), so its folder must take a new file and the path must not be a folder."""
+    problem = None
+    if os.path.isdir(path):
+        problem = "it is a folder"
+    else:
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".databand-", suffix=".tmp"):
+                pass
+        except OSError as error:
+            problem = f"{error.strerror or type(error).__name__} in {folder}"
+    if problem is not None:
+        raise ConfigError(f"The cursor {path} cannot be written ({problem}); pass a --cursor in a folder the "
+                          "job can write (nothing was listed or sent).")
 
 
 def _is_id(value: object) -> bool:
@@ -123,7 +150,12 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
             send(pipeline_id)
         except ReporterError as error:
             return Result(pipeline_id, error=error)
-        cursor.mark(pipeline_id, None if versions is None else versions.get(pipeline_id, ""))
+        try:
+            cursor.mark(pipeline_id, None if versions is None else versions.get(pipeline_id, ""))
+        except OSError as error:  # writable when the run began; a full disk since
+            return Result(pipeline_id, error=ConfigError(
+                f"sent, but the cursor {cursor.path} could not be written ({error.strerror or type(error).__name__}): "
+                "the next run sends this pipeline again"))
         return Result(pipeline_id)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -184,11 +216,12 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
     targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     project_ref: str | int = int(project) if ids.is_number(project) else project
     updated_after = parse_since(since)
-    found = read.list_pipelines(_listing(settings, client), project_ref, updated_after=updated_after, ref=ref,
-                                statuses=statuses)
     query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
-    cursor = Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query)
+    # Before the listing: a cursor that cannot be read or written is said before GitLab is asked.
+    cursor = Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query, written=not settings.dry_run)
+    found = read.list_pipelines(_listing(settings, client), project_ref, updated_after=updated_after, ref=ref,
+                                statuses=statuses)
     return Backfill(project=str(project), since=updated_after, cursor=cursor,
                     pipeline_ids=[int(p["id"]) for p in found], client=client)
 
@@ -244,12 +277,12 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
     project_ref: str | int = int(project) if ids.is_number(project) else project
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
+    cursor = Cursor.open(cursor_path or f".databand-sweep-{safe}.json",
+                         {"project": str(project), "sweep": sorted(statuses)}, written=not settings.dry_run)
     # One listing of every status (fewer pages than one per final status), filtered here.
     found = [p for p in read.list_pipelines(_listing(settings, client), project_ref, updated_after=since)
              if p.get("status") in statuses]
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
-    cursor = Cursor.open(cursor_path or f".databand-sweep-{safe}.json",
-                         {"project": str(project), "sweep": sorted(statuses)})
     versions = {int(p["id"]): str(p.get("updated_at") or "") for p in found}
     # The cursor keeps only what the window still lists: it stays small however long it is used.
     cursor.versions = {i: v for i, v in cursor.versions.items() if i in versions}

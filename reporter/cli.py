@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import importlib
 import json
@@ -114,6 +116,32 @@ def _common(command):
     return command
 
 
+class OutputLost(ReporterError):
+    """stdout was closed (`| head -0`, `>&-`) before the command's output was printed whole:
+    nothing that reads it got it, so it is no success."""
+
+    exit_code = process.DELIVERY
+
+    def __init__(self, what: str):
+        super().__init__(f"stdout was closed before {what} could be printed whole: nothing that reads it got it "
+                         f"(exit {process.DELIVERY}).")
+
+
+def _stdout_gone(error: BaseException) -> bool:
+    """Whether a write failed because stdout's reader went away or stdout was closed."""
+    if isinstance(error, ValueError):
+        return "closed file" in str(error)
+    return isinstance(error, BrokenPipeError) or (isinstance(error, OSError) and error.errno == errno.EBADF)
+
+
+def _out(text: str, what: str) -> None:
+    try:
+        click.echo(text)
+        sys.stdout.flush()
+    except (OSError, ValueError):  # a closed pipe, or a stdout closed outright
+        raise OutputLost(what) from None
+
+
 def _say(text: str) -> None:
     click.echo(text, err=True)
 
@@ -163,6 +191,7 @@ def main() -> None:
     """The console script: the click group, with signals turned into kept files and exit 130/143
     (reporter/process.py)."""
     process.install()
+    process.guard_streams()
     try:
         cli.main(prog_name=PROG)
     except Interrupted as stop:
@@ -421,7 +450,28 @@ def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor
     _execute(settings, plan, concurrency)
 
 
-@cli.command("parent-env")
+class _ParentEnvCommand(click.Command):
+    """parent-env, whose usage errors stop an eval as its other failures do."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            if _format_asked(args) == "shell":
+                _stop_the_eval(error.exit_code)
+            raise
+
+
+def _format_asked(args: list[str]) -> str:
+    for index, arg in enumerate(args):
+        if arg.startswith("--format="):
+            return arg.partition("=")[2]
+        if arg == "--format" and index + 1 < len(args):
+            return args[index + 1]
+    return "shell"
+
+
+@cli.command("parent-env", cls=_ParentEnvCommand)
 @click.option("--format", "form", type=click.Choice(handoff.FORMATS), default="shell", show_default=True,
               help="shell: export lines to eval or source; dotenv: KEY=VALUE for artifacts:reports:dotenv; "
                    "airflow-conf: the DAG run conf (JSON) for airflow dags trigger -c or the REST API; "
@@ -468,15 +518,26 @@ def _run_parent_env(form, namespace, pipeline_name, gitlab_url):
     try:
         variables = handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url)
         text = handoff.render(variables, form)
-    except ReporterError as error:
-        # eval "$(...)" runs whatever was printed and ignores the exit status: a failing statement is
-        # the only way the failure reaches a set -e shell. A terminal gets the error line alone.
-        if form == "shell" and not sys.stdout.isatty():
-            click.echo(f"(exit {error.exit_code})")
+        for note in handoff.notes(variables, form):
+            click.echo(f"{PROG}: note: {note}", err=True)
+        _out(text, "the parent's variables")
+    except Exception as error:
+        if form == "shell":
+            _stop_the_eval(error.exit_code if isinstance(error, ReporterError) else process.BUG)
         raise
-    for note in handoff.notes(variables, form):
-        click.echo(f"{PROG}: note: {note}", err=True)
-    click.echo(text)
+
+
+def _stop_the_eval(code: int) -> None:
+    """eval "$(...)" runs whatever was printed and ignores the exit status: a failing statement is
+    the only way a failure reaches a `set -e` shell. A subshell's `(exit N)`: a script under set -e
+    stops, an interactive shell only sets $? (a bare `exit` would close the terminal). A terminal
+    gets the error line alone; the dotenv and conf formats get nothing, which their reader refuses
+    or which the failing command's own exit status stops."""
+    if sys.stdout.isatty():
+        return
+    with contextlib.suppress(OSError, ValueError):  # a closed stdout: no eval reads it either
+        click.echo(f"(exit {code})")
+        sys.stdout.flush()
 
 
 @cli.command()
@@ -497,7 +558,14 @@ def demo(output):
       databand-gitlab-reporter demo
       databand-gitlab-reporter demo --output /tmp/demo-events.json
     """
-    sys.exit(lib.demo.run(output))
+    try:
+        code = lib.demo.run(output)
+    except (BrokenPipeError, ValueError, OSError) as error:  # the demo is all output: a closed stdout ends it
+        if not _stdout_gone(error):
+            raise
+        _say(f"{PROG}: error: {OutputLost('the demo')}")
+        sys.exit(process.DELIVERY)
+    sys.exit(code)
 
 
 def _wants_json() -> bool:
@@ -508,20 +576,28 @@ def _wants_json() -> bool:
 def _finish(settings: Settings, report: Report, label) -> None:
     """Print the dry run (a tree, or the events with --json), deliver, and end with the summary,
     also when a delivery failed: it then names what was kept and the command that sends it."""
+    lost = None
     if settings.dry_run:
-        sys.stdout.flush()
-        if _wants_json():
-            lib.eventfiles.dump(report.events, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        else:
-            click.echo("\n".join(summary.tree(summary.view_of(report), len(report.events))))
-    report = lib.report.deliver(settings, report, label)
+        try:
+            sys.stdout.flush()
+            if _wants_json():
+                lib.eventfiles.dump(report.events, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            else:
+                _out("\n".join(summary.tree(summary.view_of(report), len(report.events))), "the dry run's tree")
+        except (OSError, ValueError):
+            lost = OutputLost("the dry run's events")
+        except OutputLost as error:
+            lost = error
+    report = lib.report.deliver(settings, report, label)  # --output is still written
     try:
         _log(_summary(settings, report, label))
         if not report.delivery.ok:
             # The summary above names each kept file and its command; the error line says why.
             _say(f"{PROG}: error: {settings.redactor()(report.delivery.message())}")
             sys.exit(process.DELIVERY)
+        if lost is not None:
+            raise lost
     except Interrupted as stop:  # every event was acknowledged or kept before it came
         raise stop.with_(acknowledged=report.delivery.ok) from None
 

@@ -29,9 +29,8 @@ PARALLEL_POSTS = 8  # parts of a large pipeline in flight at once
 
 
 def verify_of(settings: Settings) -> bool | str:
-    """TLS verification for the targets: CI_SERVER_TLS_CA_FILE is GitLab's CA only, so they get
-    their own (DATABAND_CA_FILE), or the system's."""
-    return False if settings.insecure else (settings.databand_ca_file or True)
+    """TLS verification for the targets (Settings.target_verify: its CA file checked up front)."""
+    return settings.target_verify()
 
 
 def build(name: str, settings: Settings) -> Databand:

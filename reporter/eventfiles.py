@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO
 
-from reporter import PROG
+from reporter import PROG, filecheck
 from reporter.errors import ConfigError
 from reporter.packed import raw_of
 from reporter.targets import NAMES
@@ -126,20 +126,18 @@ def _one_object_a_line(path: str) -> bool:
 
 def load_events(path: str) -> list[dict]:
     """Events from a file written by --output, --dry-run or a failed delivery, checked whole before
-    anything is sent: a JSON array of run events (run.runId, eventType, eventTime, job.namespace and
-    job.name) of one pipeline, so with exactly one root run."""
+    anything is sent (reporter.filecheck): a JSON array of run events of one pipeline, one event a
+    run, with exactly one root run."""
     lines = (f"{path} holds a JSON document a line (the file target's lifecycle events, which resend does "
              "not take): resend the pipeline by id, --project ... --pipeline ...; nothing was sent.")
     try:
-        with open(path, "rb") as handle:
-            events = json.load(handle)
+        events = filecheck.read_json(path)
     except OSError as error:
-        raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+        raise ConfigError(f"Cannot read {path}: {error.strerror or type(error).__name__}; nothing was sent.") from None
+    except filecheck.BadFile as error:
         if _one_object_a_line(path):
             raise ConfigError(lines) from None
-        raise ConfigError(f"{path} is not a JSON array of events (cut short, or not a file the reporter "
-                          "wrote?); nothing was sent.") from None
+        raise ConfigError(f"{path} is not a file of events the reporter wrote: {error}; nothing was sent.") from None
     if events == []:
         raise ConfigError(f"{path} holds no events (an empty array); nothing was sent.")
     if isinstance(events, dict) and _one_object_a_line(path):
@@ -148,28 +146,15 @@ def load_events(path: str) -> list[dict]:
         raise ConfigError(f"{path} is not a JSON array of events (is it a file the reporter wrote?); "
                           "nothing was sent.")
     for index, event in enumerate(events):
-        problem = _event_problem(event)
+        problem = filecheck.event_problem(event)
         if problem:
             raise ConfigError(f"{path}: item {index} is not a run event the reporter wrote ({problem}); "
                               "nothing was sent.")
-    roots = sum(1 for event in events if "parent" not in (event["run"].get("facets") or {}))
+    roots = sum(1 for event in events if filecheck.parent_of(event) is None)
     if roots != 1:
         raise ConfigError(f"{path} has {roots} root run events where one is due (Databand drops a payload "
                           "without it; a file holds one pipeline); nothing was sent.")
+    problem = filecheck.runs_problem(events)
+    if problem:
+        raise ConfigError(f"{path} is not one pipeline's events: {problem}; nothing was sent.")
     return events
-
-
-def _event_problem(event: object) -> str | None:
-    if not isinstance(event, dict):
-        return "not an object"
-    run, job = event.get("run"), event.get("job")
-    if not isinstance(run, dict) or not isinstance(run.get("runId"), str) or not run["runId"]:
-        return "no run.runId"
-    if run.get("facets") is not None and not isinstance(run["facets"], dict):
-        return "run.facets is not an object"
-    for key in ("eventType", "eventTime"):
-        if not isinstance(event.get(key), str) or not event[key]:
-            return f"no {key}"
-    if not isinstance(job, dict) or not all(isinstance(job.get(k), str) and job[k] for k in ("namespace", "name")):
-        return "no job.namespace and job.name"
-    return None

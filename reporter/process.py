@@ -10,6 +10,8 @@ at once.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import signal
 import sys
@@ -24,7 +26,7 @@ OK = 0
 BUG = 1  # a bug of the reporter: one line naming it
 SETTING = 2
 GITLAB = 3
-DELIVERY = 4  # a target did not accept every event: they are kept
+DELIVERY = 4  # a target did not accept every event (they are kept), or stdout was closed before the output
 
 
 def signal_exit(signum: int) -> int:
@@ -34,7 +36,8 @@ def signal_exit(signum: int) -> int:
 EXIT_CODES = """\b
 Exit codes: 0 sent (warnings included); 1 a bug of the reporter; 2 a setting; 3 GitLab
 (refused, unreachable, too slow, or not GitLab's API answering); 4 delivery (the events not
-accepted are kept in a file, named with the command that sends it); 130 stopped by SIGINT
+accepted are kept in a file, named with the command that sends it), or a closed stdout that
+did not take the output (--target console, --dry-run, parent-env, demo); 130 stopped by SIGINT
 (Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job): the events not yet
 acknowledged are kept in a file the same way, within a couple of seconds. A second signal
 exits at once."""
@@ -128,14 +131,48 @@ def stopped(stop: Stop, say: Callable[[str], None]) -> None:
     exit_now(OK if stop.acknowledged and not (stop.kept or stop.lost) else signal_exit(stop.signum))
 
 
+class _Closed(io.TextIOBase):
+    """What the process has for stdout when it was started with it closed (`>&-`): Python gives
+    None, and None makes click print nothing and logging print to stderr, as if all went well.
+    Every write fails instead, as a write to a closed pipe does, so the output is not delivered."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @property
+    def buffer(self) -> _Closed:  # --json writes bytes
+        return self
+
+    def write(self, text) -> int:  # type: ignore[override]
+        raise OSError(errno.EBADF, f"{self.name} is closed")
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+
+def guard_streams() -> None:
+    """A closed stdout fails every write (see _Closed); a closed stderr takes the lines and drops
+    them, since there is nowhere left to say anything."""
+    if sys.stdout is None:
+        sys.stdout = _Closed("stdout")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # for the life of the process
+
+
 def settle_stdout() -> None:
     """A reader of stdout that went away (a closed pipe) has been told in the exit code already;
     Python's own flush at exit must not turn it into 120 with a traceback."""
+    if sys.stdout is None or isinstance(sys.stdout, _Closed):
+        return
     try:
         sys.stdout.flush()
     except OSError:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor: nothing to flush
+            os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     except ValueError:  # closed outright: nothing is left to flush
         pass

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from reporter import cost, ids
+from reporter import cost, ids, sendable
 from reporter.errors import ConfigError
 from reporter.redact import Redactor
 from reporter.retry import POLICY, RetryPolicy
@@ -182,6 +182,7 @@ SOURCES: dict[str, Source] = {
     "job_token": Source(None, ("CI_JOB_TOKEN",)),
     "ca_file": Source(None, ("CI_SERVER_TLS_CA_FILE",)),
     "databand_ca_file": Source(None, ("DATABAND_CA_FILE",)),
+    "ca_bundle": Source(None, ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")),  # requests reads them when verifying
     "databand_url": Source("--databand-url", ("DATABAND_URL",)),
     "databand_token": Source("--databand-token", ("DATABAND_ACCESS_TOKEN",)),
     "databand_ui_url": Source(None, ("DATABAND_UI_URL",)),  # the job page's link (summary.databand_ui)
@@ -210,6 +211,7 @@ class Settings:
     job_token: str | None = None
     ca_file: str | None = None  # GitLab's CA (CI_SERVER_TLS_CA_FILE)
     databand_ca_file: str | None = None
+    ca_bundle: str | None = None  # REQUESTS_CA_BUNDLE: requests' CA for a side without a CA file of its own
     databand_url: str | None = None
     databand_token: str | None = None
     databand_ui_url: str | None = None
@@ -279,6 +281,11 @@ class Settings:
         for name in ("namespace", "pipeline_name"):  # names dbt-ol must be able to split apart
             if values.get(name):
                 ids.check_name(values[name], sources[name])
+        # Every token is sent in a header: one no header can carry is refused now, for any command
+        # (before the masking of error lines is made from it, and before GitLab is read).
+        for name in ("gitlab_token", "job_token", "databand_token"):
+            sendable.check_token(values.get(name), sources.get(name, name))
+        sendable.check_token(environ.get("OPENLINEAGE_API_KEY"), "OPENLINEAGE_API_KEY")
         values["context"] = CIContext.from_env(environ)
         values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
         return cls(**values, sources=sources)
@@ -313,6 +320,11 @@ class Settings:
         if not self.gitlab_token and not self.job_token:
             raise ConfigError("No GitLab token; set GITLAB_TOKEN (a token with read_api) or run inside a job "
                               "where CI_JOB_TOKEN is set.")
+        if not self.gitlab_token:  # only the job token: it goes to its own GitLab or nowhere
+            sendable.check_job_token_origin(url, self.context.server_url, self.source("gitlab_url"))
+        if not self.insecure:
+            name = "ca_file" if self.ca_file else "ca_bundle"
+            sendable.check_ca_file(getattr(self, name), self.source(name))
         return url
 
     def databand(self) -> tuple[str, str]:
@@ -335,6 +347,15 @@ class Settings:
             raise ConfigError(f"{self.source('databand_token')} is not set: add it as a masked CI/CD variable "
                               "(or use --dry-run to only print the events).")
         return url, self.databand_token
+
+    def target_verify(self) -> bool | str:
+        """TLS verification for the targets, its CA file checked: CI_SERVER_TLS_CA_FILE is GitLab's CA
+        only, so they get their own (DATABAND_CA_FILE), else requests' (REQUESTS_CA_BUNDLE) or the system's."""
+        if self.insecure:
+            return False
+        name = "databand_ca_file" if self.databand_ca_file else "ca_bundle"
+        sendable.check_ca_file(getattr(self, name), self.source(name))
+        return self.databand_ca_file or True
 
     def naming(self, gitlab_url: str, project_path: str, workflow_name: str | None = None) -> ids.Naming:
         return ids.Naming(

@@ -19,8 +19,11 @@ The bounds (README "Failure modes" keeps a table of them):
 - Databand (reporter.delivery): each attempt inside `bounded`, the attempts within the
   delivery's own deadline.
 
-One wait is not cut: a name lookup (getaddrinfo) runs before there is a socket to shut, so the
-system resolver's own timeouts bound it (glibc: 5 s per server and attempt, resolv.conf).
+A name lookup (getaddrinfo) runs before there is a socket to shut, and no socket timeout reaches
+it: a resolver that never answers would hold the call forever. So every new connection (its name
+lookup, TCP connect and TLS handshake) is made in a thread of its own and waited for at most its
+connect timeout (itself clamped to the time left): past that the call fails as a connect timeout,
+the thread is left to end on its own, and a socket it still opens is closed.
 
 How it hooks into urllib3, and only there: `BoundedAdapter` gives its pool manager pool classes
 (`pool_classes_by_scheme`) whose `ConnectionCls` is ours. That connection's public `connect()`
@@ -50,6 +53,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.timeout import Timeout
 
@@ -278,9 +282,52 @@ def _forget(bound: Bound) -> None:
                 del _OWNERS[id(sock)]
 
 
+def _connect_within(connection: HTTPConnection, connect) -> None:
+    """Run `connect` (lookup, TCP, TLS) for at most the connection's timeout; see the module's docstring."""
+    timeout = connection.timeout
+    seconds = float(timeout) if isinstance(timeout, (int, float)) else None
+    bound = current()
+    if bound is not None:
+        seconds = max(min(seconds if seconds is not None else bound.left(), bound.left()), 0.0)
+    if seconds is None:  # nothing bounds this call at all: as urllib3 does it
+        connect()
+        return
+    state: dict[str, object] = {"finished": False, "abandoned": False, "error": None}
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            connect()
+        except BaseException as error:  # noqa: BLE001  # handed to the waiting thread
+            state["error"] = error
+        with lock:
+            state["finished"] = True
+            if state["abandoned"]:  # nobody waits for this connection any more
+                connection.close()
+        finished.set()
+
+    threading.Thread(target=run, name="connect", daemon=True).start()
+    deadline = time.monotonic() + seconds
+    try:
+        while not finished.wait(min(0.1, max(deadline - time.monotonic(), 0.0))):
+            if time.monotonic() >= deadline or _STOPPED.is_set():
+                break
+    finally:
+        with lock:
+            if not state["finished"]:
+                state["abandoned"] = True
+    if state["abandoned"]:
+        raise ConnectTimeoutError(connection, f"Connection to {connection.host} timed out: no name lookup, "
+                                              f"connection and handshake within {seconds:g} s")
+    error = state["error"]
+    if isinstance(error, BaseException):
+        raise error
+
+
 class _WatchedHTTPConnection(HTTPConnection):
     def connect(self) -> None:
-        super().connect()
+        _connect_within(self, super().connect)
         _watch(self.sock)
 
     def request(self, *args, **kwargs) -> None:
@@ -290,7 +337,7 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 class _WatchedHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
-        super().connect()
+        _connect_within(self, super().connect)
         _watch(self.sock)
 
     def request(self, *args, **kwargs) -> None:

@@ -3,13 +3,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# The property tests' runs: `ci` (the default, and what CI runs) derandomised, so the examples are
+# the same on every run and a failure is reproducible; `long` for a deeper search by hand:
+# HYPOTHESIS_PROFILE=long python -m pytest -q -n 2 tests/test_bad_input.py tests/test_file_properties.py
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("long", max_examples=2000)  # tests/budget.py scales the tests' own budgets
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from standins import DatabandStandIn, GitLabStandIn  # noqa: E402
 
 # Variables that would change what the reporter does; a developer's shell or a CI job may have them.
-_OURS = ("GITLAB_", "DATABAND_", "CI_", "OPENLINEAGE_URL", "REQUESTS_CA_BUNDLE")
+_OURS = ("GITLAB_", "DATABAND_", "CI_", "OPENLINEAGE_URL", "OPENLINEAGE_API_KEY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def pytest_collection_modifyitems(config, items):

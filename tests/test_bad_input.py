@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from budget import examples
+from clirun import quick
 from reporter import targets
 from reporter.cli import cli
 from reporter.errors import ConfigError
@@ -68,3 +70,75 @@ def test_any_variables_are_a_setting_or_one_config_error(values):
         targets.make_targets(chosen)
     except ConfigError as error:
         assert "\n" not in str(error).strip(), str(error)
+
+
+# Every variable and flag of resend at once, any text: control characters, lone surrogates (as the
+# environment gives undecodable bytes), and values of up to 10,000 characters. Through the CLI, with
+# stand-ins that count what reaches them: exit 0 or 2 only, one line on stderr when 2, no
+# traceback, nothing sent when refused. Budget: 40 examples, 2 s on
+# one core of a loaded machine (twenty times the examples under HYPOTHESIS_PROFILE=long).
+
+FLAGS = ["--gitlab-url", "--gitlab-token", "--databand-url", "--databand-token", "--namespace", "--pipeline-name",
+         "--project-name", "--gitlab-timeout", "--gitlab-concurrency", "--downstream-depth", "--log-lines",
+         "--exclude-job", "--cost-factor", "--target-file"]
+# The environment holds no NUL; every other character, and surrogates as os.environ decodes bytes.
+env_text = st.one_of(st.text(st.characters(codec=None, categories=None, exclude_characters="\x00"), max_size=60),
+                     st.sampled_from(["x" * 10_000, "\udcff\udcfe", "nan", "1e999", "٣", "http://[::1", " "]))
+flag_text = st.text(st.characters(codec=None, categories=None, exclude_characters="\x00"), max_size=60)
+
+
+def _environ_can_hold(value: str) -> bool:
+    try:
+        value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _tokens_sent(variables: dict, flags: dict) -> list[str]:
+    """The token values the command would send: a flag wins over its variable; a variable's value is
+    stripped and a blank one is unset; OPENLINEAGE_API_KEY goes as it is."""
+    chosen = []
+    for variable, flag in (("GITLAB_TOKEN", "--gitlab-token"), ("DATABAND_ACCESS_TOKEN", "--databand-token"),
+                           ("CI_JOB_TOKEN", None)):
+        if flag and (flags.get(flag) or "").strip():
+            chosen.append(flags[flag])
+        elif (variables.get(variable) or "").strip():
+            chosen.append(variables[variable].strip())
+    if variables.get("OPENLINEAGE_API_KEY"):
+        chosen.append(variables["OPENLINEAGE_API_KEY"])
+    return chosen
+
+
+def _no_header_carries(token: str) -> bool:
+    return token != token.strip() or any(not 0x20 <= ord(c) < 0x7F for c in token)
+
+
+@settings(max_examples=examples(40), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(variables=st.dictionaries(st.sampled_from(VARIABLES + ["OPENLINEAGE_API_KEY", "CI_JOB_TOKEN"]),
+                                 env_text.filter(_environ_can_hold), max_size=5),
+       flags=st.dictionaries(st.sampled_from(FLAGS), flag_text, max_size=3))
+def test_any_settings_through_the_cli_are_one_line_or_a_report(gitlab, databand, workdir, variables, flags):
+    import pipelines
+
+    if not getattr(gitlab, "sample_installed", False):  # the fixtures live for every example of the test
+        pipelines.mixed(gitlab.url).install(gitlab)
+        gitlab.sample_installed = True
+    env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+           "DATABAND_ACCESS_TOKEN": databand.token, **variables}
+    args = ["resend", "--project", "42", "--pipeline", "9001"]
+    for flag, value in flags.items():
+        args += [flag, value]
+    before = databand.requests_seen
+    gitlab.requests.clear()
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False, obj=quick())
+    assert "Traceback" not in result.output and "unexpected" not in result.stderr, result.output
+    assert result.exit_code in (0, 2, 3, 4), result.output
+    if any(_no_header_carries(token) for token in _tokens_sent(variables, flags)):
+        assert result.exit_code == 2, result.output  # refused up front, never found at send time
+    if result.exit_code == 2:
+        lines = [line for line in result.stderr.strip().splitlines() if line]
+        # click's usage errors end with one "Error: ..." line after the usage lines
+        assert len(lines) == 1 or lines[-1].startswith("Error: "), result.stderr
+        assert databand.requests_seen == before and gitlab.requests == []

@@ -9,6 +9,7 @@ and long flags the CLI has, checked against the click command tree itself."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -435,6 +436,22 @@ def _dead_port() -> int:
         return s.getsockname()[1]
 
 
+def _closed_stdout(gitlab, databand) -> tuple[int, list[str]]:
+    """The dry-run tree printed into a pipe closed at once, as `| head -0` does."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token}
+    code = "import sys; from reporter.cli import main; sys.argv[0] = 'databand-gitlab-reporter'; main()"
+    with subprocess.Popen([sys.executable, "-c", code, "resend", "--project", "42", "--pipeline", "9001",
+                           "--dry-run"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                          cwd=str(REPO)) as process:
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=60)
+    return process.returncode, stderr.splitlines()
+
+
 def _provoke(start: str, gitlab, databand) -> tuple[int, list[str]]:
     """Make the reporter print the message that starts so, the way a user meets it: the exit code
     and the lines printed."""
@@ -491,6 +508,22 @@ def _provoke(start: str, gitlab, databand) -> tuple[int, list[str]]:
         databand.script({"status": 302, "headers": {"Location": "https://sso.example.com/login"}})
     elif start.startswith("Databand did not accept the events: could not reach"):
         env["DATABAND_URL"] = dead + bulk
+    elif start.startswith("GITLAB_TOKEN holds"):
+        env["GITLAB_TOKEN"] = gitlab.token[:6] + "\n" + gitlab.token[6:]  # two lines pasted as one value
+    elif start.startswith("DATABAND_CA_FILE names"):
+        env["DATABAND_CA_FILE"] = "/nonexistent/databand-ca.pem"
+    elif start.startswith("GITLAB_URL is not this job's GitLab"):
+        del env["GITLAB_TOKEN"]
+        env.update(CI_JOB_TOKEN="job-token-of-another-gitlab", CI_SERVER_URL="https://gitlab.example.com")
+    elif start.startswith("... is not a file of events the reporter wrote"):
+        with open("kept.json", "w") as handle:
+            handle.write("[" * 100 + "]" * 100)  # nested past any event's depth
+        args = ["resend", "--from-file", "kept.json"]
+    elif start.startswith("The cursor"):
+        os.mkdir("a-folder")
+        args = ["resend", "--project", "42", "--since", "2026-01-01", "--cursor", "a-folder"]
+    elif start.startswith("stdout was closed"):
+        return _closed_stdout(gitlab, databand)
     elif start.startswith("Error: --json goes with --dry-run"):
         args.append("--json")
     elif start.startswith("pip could not install"):
