@@ -53,7 +53,7 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, own_job
                                   exclude=settings.exclude_jobs)
     pipeline = status.with_own_job(pipeline, own_job_id, own_status, now)
     built = events.build_events(pipeline, settings.naming(client.access.url, pipeline.project_path, pipeline.name),
-                                now, mask=settings.redactor().known, cost_factors=settings.cost_factors)
+                                now, mask=settings.redactor(), cost_factors=settings.cost_factors)
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:
