@@ -285,7 +285,8 @@ def view_forms(secret: str) -> set[str]:
     UTF-8, UTF-16 LE and BE bytes and of its base64, and its hex."""
     data = secret.encode("utf-8", "surrogatepass")
     units = secret.encode("utf-16-be", "surrogatepass")
-    plain = {secret, secret.replace(" ", "+"), data.decode("latin-1"),
+    # Case changed after it got there (a GitLab slug, a shell's ${x^^}): "ß" upper-cases to "SS".
+    plain = {secret, secret.upper(), secret.lower(), secret.replace(" ", "+"), data.decode("latin-1"),
              "".join(chr(int.from_bytes(units[i: i + 2], "big")) for i in range(0, len(units), 2))}
     derived = {data.hex()}
     for encoded in (data, secret.encode("utf-16-le", "surrogatepass"), secret.encode("utf-16-be", "surrogatepass")):
