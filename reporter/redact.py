@@ -3,7 +3,7 @@
 Two layers:
 
 - The secrets the reporter was given or can see (settings.known_secrets) are known exactly. Text
-  is looked at through a *view*: percent-escapes (%hh, %25hh), JSON escapes (\\uXXXX of any
+  is looked at through a *view*: percent-escapes (%hh, %25hh, %2525hh ...), JSON escapes (\\uXXXX of any
   character, \\/ \\" \\\\ \\t) decoded, line breaks (real or JSON-escaped, with the indentation
   after them) dropped, lower-cased, and "-" "_" read as "+" "/" (base64's URL-safe alphabet). In
   that view every form a secret takes is one of a few strings worked out once: the secret, the
@@ -97,7 +97,8 @@ class Redactor:
         # How many characters a form can span at most, for a caller that must mask a margin
         # around what it keeps (logs.clean): every character may be on a line of its own.
         self.reach = max(map(len, self._forms), default=0)
-        self._cache: dict[str, str] = {}
+        self._cache: dict[str, str] = {}  # string -> masked, for values()
+        self._clean: set[str] = set()  # pieces of JSON text found to hold no form
 
     def known(self, text: str) -> str:
         """The known secrets masked, in all their forms; nothing else. For text, not encoded JSON:
@@ -125,10 +126,28 @@ class Redactor:
         return any(map(view.__contains__, self._forms))
 
     def might_hold_json(self, text: str) -> bool:
-        """For JSON text: False only when no string in it can hold a known form. The view of JSON
-        text decodes its escapes, so each string's own view is in it, except where a string holds
-        a backslash (an escaped backslash in the JSON): then its escapes are escaped twice."""
-        return bool(self._forms) and ("\\\\" in text or self.might_hold(text))
+        """For JSON text: False only when no string in it can hold a known form.
+
+        Events repeat most of their strings (producer, schema URLs, names), so the text is split at
+        its quotes and only the pieces not seen before are searched, joined (a piece found clean
+        is remembered). The view decodes a piece's escapes, so it holds the view of the string it
+        encodes; a string with a quote or a backslash in it is not one piece, or has escapes
+        escaped twice: then the whole text is searched, or each string (True)."""
+        if not self._forms:
+            return False
+        if "\\\\" in text:
+            return True
+        if '\\"' in text:
+            return self.might_hold(text)
+        new = set(text.split('"')).difference(self._clean)
+        if not new:
+            return False
+        if self.might_hold("\0".join(new)):
+            return True
+        if len(self._clean) >= _CACHE:
+            self._clean.clear()
+        self._clean.update(new)
+        return False
 
     def values(self, value: Any) -> Any:
         """A JSON-ready value with every string in it (keys too) masked by known(); a string seen
@@ -198,7 +217,7 @@ def _blocks(text: str) -> Iterable[str]:
 # What the view decodes or drops. Every alternative starts with a literal (%, \\, CR, LF), so re
 # scans for those four characters alone; every match is bounded (at most a run of indentation).
 _ESCAPE = re.compile(
-    r"%(?:25)?([0-9A-Fa-f]{2})"
+    r"%(?:25)*([0-9A-Fa-f]{2})"
     r"|\\(?:u([0-9A-Fa-f]{4})|([\\/\"])|([tbf])|(?:r\\n|n|r)(?:[ \t]|\\t)*)"
     r"|\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*")
 _CONTROL = {"t": "\t", "b": "\b", "f": "\f"}
