@@ -186,7 +186,9 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
     updated_after = parse_since(since)
     found = read.list_pipelines(_listing(settings, client), project_ref, updated_after=updated_after, ref=ref,
                                 statuses=statuses)
-    query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
+    # Masked as it is written and as it is compared: the cursor file is an exit too.
+    query = settings.redactor().values({"project": str(project), "since": updated_after, "ref": ref,
+                                        "status": sorted(statuses)})
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
     cursor = Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query)
     return Backfill(project=str(project), since=updated_after, cursor=cursor,
@@ -248,9 +250,10 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     found = [p for p in read.list_pipelines(_listing(settings, client), project_ref, updated_after=since)
              if p.get("status") in statuses]
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
+    mask = settings.redactor()  # the cursor file is an exit too: what it holds is masked
     cursor = Cursor.open(cursor_path or f".databand-sweep-{safe}.json",
-                         {"project": str(project), "sweep": sorted(statuses)})
-    versions = {int(p["id"]): str(p.get("updated_at") or "") for p in found}
+                         mask.values({"project": str(project), "sweep": sorted(statuses)}))
+    versions = {int(p["id"]): mask.known(str(p.get("updated_at") or "")) for p in found}
     # The cursor keeps only what the window still lists: it stays small however long it is used.
     cursor.versions = {i: v for i, v in cursor.versions.items() if i in versions}
     cursor.done &= set(versions)

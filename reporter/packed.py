@@ -107,8 +107,8 @@ def raw_of(events: Sequence[dict], index: int) -> bytes:
 
 
 def masked(events: Sequence[dict], mask: Redactor) -> PackedEvents:
-    """The events packed with `mask`, unless they already are (events read back from a file, or a
-    library caller's list, pass the same mask as those the reporter built)."""
-    if isinstance(events, PackedEvents) and events._mask is mask:
+    """The events packed with `mask`, unless they are packed masked already (events read back from
+    a file, or a library caller's list, pass the same mask as those the reporter built)."""
+    if isinstance(events, PackedEvents) and events._mask is not None:
         return events
     return PackedEvents(events, mask)

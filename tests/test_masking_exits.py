@@ -167,3 +167,19 @@ def test_a_log_tail_is_masked_before_it_is_cut():
         kept = logs.clean(log.encode(), lines=lines, redact=Redactor([secret]))
         assert len(kept.splitlines()) <= lines
         assert not any(encoded[i: i + 6] in kept.replace("\n", "") for i in range(len(encoded) - 5)), (lines, kept)
+
+
+def test_a_tag_is_masked_before_it_is_cut(workdir):
+    # Tags are cut at 200 characters: a failure reason with the secret across the cut was cut first.
+    with GitLabStandIn() as gitlab, DatabandStandIn() as databand:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 500, status="running")
+        reason = "x" * 190 + REGISTRY
+        jobs = [make_job(project, pipeline, 1, "build", "build", "failed", failure_reason=reason),
+                make_job(project, pipeline, 99, "databand-report", ".post", "running")]
+        gitlab.add_pipeline(project, pipeline, jobs)
+        result = CliRunner().invoke(cli, ["report"], env=job_env(gitlab, databand, workdir), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        tags = [t for e in databand.events for t in e["run"]["facets"].get("tags", {}).get("tags", [])]
+    [cut] = [t["value"] for t in tags if t["key"] == "gitlab.failure_reason"]
+    assert cut.startswith("x" * 190 + MASK) and REGISTRY[:6] not in cut
