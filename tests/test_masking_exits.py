@@ -183,3 +183,24 @@ def test_a_tag_is_masked_before_it_is_cut(workdir):
         tags = [t for e in databand.events for t in e["run"]["facets"].get("tags", {}).get("tags", [])]
     [cut] = [t["value"] for t in tags if t["key"] == "gitlab.failure_reason"]
     assert cut.startswith("x" * 190 + MASK) and REGISTRY[:6] not in cut
+
+
+def test_a_backfill_cursor_holds_no_secret_and_still_resumes(workdir):
+    ref = f"fix-{REGISTRY}"
+    with GitLabStandIn() as gitlab, DatabandStandIn() as databand:
+        project = make_project(gitlab.url)
+        for pipeline_id in (700, 701):
+            pipeline = make_pipeline(project, pipeline_id, status="success", ref=ref,
+                                     created_at="2026-10-02T10:00:00.000Z", started_at=None, finished_at=None)
+            pipeline["updated_at"] = "2026-10-02T11:00:00.000Z"
+            gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, pipeline_id * 10, "b", "b", "success")])
+        env = {"GITLAB_URL": gitlab.url, "GITLAB_TOKEN": gitlab.token, "DATABAND_URL": databand.url,
+               "DATABAND_ACCESS_TOKEN": databand.token, "CI_REGISTRY_PASSWORD": REGISTRY}
+        args = ["resend", "--project", "42", "--since", "2026-10-01", "--ref", ref, "--cursor", "cursor.json"]
+        first = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+        again = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    assert first.exit_code == 0 and again.exit_code == 0, (first.output, again.output)
+    text = (workdir / "cursor.json").read_text()
+    assert REGISTRY not in text and MASK in text and json.loads(text)["done"] == [700, 701]
+    assert "2 already sent" in again.stderr
+    assert REGISTRY not in first.stderr + again.stderr + json.dumps(databand.payloads)
