@@ -66,6 +66,11 @@ def crafted(size: int) -> dict[str, str]:
         "base64 run": b64("x" * (size * 3 // 4)) + " " + b64("u:" + DATABAND_TOKEN),
         "section_start:1:a[": "section_start:1:a[" * (size // 18) + f" {GITLAB_TOKEN}",
         "unterminated escapes": "\x1b]" * (size // 2) + f" {GITLAB_TOKEN}",
+        # Against the view of the known forms: escapes everywhere, and a secret begun, never ended.
+        "percent escapes": "%2525%41" * (size // 8) + f" {DATABAND_TOKEN}",
+        "JSON escapes": "\\u0041\\/" * (size // 8) + f" {DATABAND_TOKEN}",
+        "line breaks": "a\r\n \\n" * (size // 7) + f" {DATABAND_TOKEN}",
+        "a secret begun": (DATABAND_TOKEN[:12] + "%") * (size // 13) + f" {DATABAND_TOKEN}",
     }
 
 

@@ -258,10 +258,9 @@ def _fold(text: str) -> str:
 
 def _decoded(match: re.Match) -> str:
     hexa, unicode, itself, control = match.groups()
-    if hexa is not None:
-        return chr(int(hexa, 16))
-    if unicode is not None:
-        return chr(int(unicode, 16))
+    if hexa is not None or unicode is not None:
+        decoded = chr(int(hexa or unicode, 16))
+        return "" if decoded in "\r\n" else decoded  # an encoded line break (%0D%0A) breaks a base64 too
     if itself is not None:
         return itself
     if control is not None:

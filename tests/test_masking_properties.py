@@ -9,9 +9,10 @@ every output is searched for any piece of the secret, decoded every way the form
 stdout, stderr, the bodies Databand received, --output, the kept file (Databand refusing) and the
 annotations file.
 
-Budgets (examples in the `ci` profile, fixed seed; `long` is HYPOTHESIS_PROFILE=long, see
-docs/failure-modes.md): the report path 40 (about 20 s), the forms 400 (about 5 s), values and JSON
-300 (about 3 s), unchanged events 60 (about 3 s), adversarial sizes 20 (about 5 s).
+Budgets (examples in the `ci` profile, fixed seed, and seconds measured on 2 shared cores; `long`
+is HYPOTHESIS_PROFILE=long, 25 times the examples, see docs/failure-modes.md): the report path 40
+(about 35 s), the forms in text 400 (about 9 s), events as values 200 (about 6 s), unchanged
+events 60 (about 5 s). Time on adversarial input is measured by benchmarks/masking.py, not here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import base64
 import json
 import os
 import re
-import time
 from urllib.parse import quote, unquote
 
 from click.testing import CliRunner
@@ -204,18 +204,23 @@ def report_outputs(secret: str, holder: str, planted: dict[str, str], refuse: bo
             env[holder] = secret
         if "ui url" in planted:
             env["DATABAND_UI_URL"] = f"https://databand.example.com/app?q={quote(planted['ui url'], safe='')}"
-        output = tmp_path / "events.json"
-        result = CliRunner().invoke(cli, ["report", "--output", str(output)], env=env, catch_exceptions=False,
-                                    obj={"delivery_bounds": _quick()})
+        here = os.getcwd()
+        os.chdir(tmp_path)  # the job's folder: kept files and the annotations file are written there
+        try:
+            result = CliRunner().invoke(cli, ["report", "--output", "events.json"], env=env, catch_exceptions=False,
+                                        obj={"delivery_bounds": _quick()})
+        finally:
+            os.chdir(here)
         bodies = json.dumps(databand.payloads, ensure_ascii=False)
     assert result.exit_code == (4 if refuse else 0), result.output
-    files = [path.read_text(encoding="utf-8") for path in tmp_path.iterdir() if path.is_file()]
-    for path in tmp_path.iterdir():
-        path.unlink()
+    names = sorted(path.name for path in tmp_path.iterdir())
+    expected = {"events.json", "databand-annotations.json"} | ({"databand-unsent"} if refuse else set())
+    assert {n.split("-500-")[0] for n in names} == expected, names
+    files = [(tmp_path / name).read_text(encoding="utf-8") for name in names]
+    for name in names:
+        (tmp_path / name).unlink()
     for text in files:
-        if text.startswith(("[", "{")):
-            json.loads(text)  # every file written is still JSON
-    assert any(n.startswith("databand-unsent-") for n in files) or True
+        json.loads(text)  # every file written is still JSON
     return [result.stdout, result.stderr, bodies, *files]
 
 
@@ -233,10 +238,6 @@ def test_a_known_secret_in_any_field_and_form_never_leaves(tmp_path_factory, dat
     secret = data.draw(secrets(HEADER_SAFE if HOLDERS[holder] else tuple(ALPHABETS)), "secret")
     assume(not leaks(secret, _BACKGROUND.get()))  # no piece of it in what every report prints anyway
     planted = {name: data.draw(form_of(secret), name) for name in sorted(fields)}
-    if HOLDERS[holder]:
-        # A header carries no line break, and a token GitLab issues has none: those forms are for
-        # the fields only, where GitLab sends whatever a pipeline author wrote.
-        pass
     outputs = report_outputs(secret, holder, planted, refuse, tmp_path_factory.mktemp("report"))
     found = leaks(secret, *outputs)
     assert not found, (found[:3], [o for o in outputs if any(p in "".join(decodings(o)) for p in found)][:1])
@@ -316,24 +317,3 @@ def test_events_without_a_secret_are_byte_for_byte_what_the_builder_made(pipelin
     masked = reporter_events.build_events(pipeline, NAMING, BASE,
                                           mask=Redactor(["glpat-Z9yX8wV7uT6sR5qP4oN3", "dbnd-Known/secret+="]))
     assert [masked.raw(i) for i in range(len(masked))] == [encode(e) for e in built]
-
-
-# ---- linear time --------------------------------------------------------------------------------
-
-@settings(max_examples=examples(20), deadline=None)
-@given(secrets(), st.sampled_from(["%", "%2", "%25", "\\u00", "\\", "\n", "\r\n", "a", "Zm9v", "%41"]),
-       st.integers(1, 4))
-def test_masking_time_grows_linearly_with_adversarial_input(secret, unit, seed):
-    redact = Redactor([secret])
-    start = secret[: len(secret) // 2]  # the beginning of the secret, over and over, never ending it
-    piece = (unit + start) * 4
-
-    def timed(repeats: int) -> float:
-        text = piece * repeats
-        began = time.perf_counter()
-        redact(text)
-        return time.perf_counter() - began
-
-    small, large = min(timed(500) for _ in range(3)), min(timed(4000) for _ in range(3))
-    # 8x the input: linear is 8x; a quadratic pass would be 64x. Generous for a loaded machine.
-    assert large < 24 * small + 0.05, (small, large)
