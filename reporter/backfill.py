@@ -216,7 +216,9 @@ def plan(settings: Settings, project: str, since: str, ref: str | None, statuses
     targets.make_targets(settings)  # every target's settings are checked before GitLab is read
     project_ref: str | int = int(project) if ids.is_number(project) else project
     updated_after = parse_since(since)
-    query = {"project": str(project), "since": updated_after, "ref": ref, "status": sorted(statuses)}
+    # Masked as it is written and as it is compared: the cursor file is an exit too.
+    query = settings.redactor().values({"project": str(project), "since": updated_after, "ref": ref,
+                                        "status": sorted(statuses)})
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(project))
     # Before the listing: a cursor that cannot be read or written is said before GitLab is asked.
     cursor = Cursor.open(cursor_path or f".databand-backfill-{safe}.json", query, written=not settings.dry_run)
@@ -283,7 +285,8 @@ def sweep_plan(settings: Settings, project: str, hours: float, cursor_path: str 
     # One listing of every status (fewer pages than one per final status), filtered here.
     found = [p for p in read.list_pipelines(_listing(settings, client), project_ref, updated_after=since)
              if p.get("status") in statuses]
-    versions = {int(p["id"]): str(p.get("updated_at") or "") for p in found}
+    mask = settings.redactor()  # the cursor file is an exit too: what it holds is masked
+    versions = {int(p["id"]): mask.known(str(p.get("updated_at") or "")) for p in found}
     # The cursor keeps only what the window still lists: it stays small however long it is used.
     cursor.versions = {i: v for i, v in cursor.versions.items() if i in versions}
     cursor.done &= set(versions)

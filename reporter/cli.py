@@ -20,7 +20,8 @@ import click
 from reporter import PROG, __version__, handoff, process, summary
 from reporter.errors import ConfigError, ReporterError
 from reporter.process import Interrupted
-from reporter.settings import Settings, check_id, check_project, check_url
+from reporter.redact import Redactor
+from reporter.settings import Settings, check_id, check_project, check_url, known_secrets
 from reporter.status import KNOWN, SETTLED
 from reporter.targets import NAMES
 
@@ -116,6 +117,19 @@ def _common(command):
     return command
 
 
+# The one mask of every line the commands print, stdout and stderr: the secrets of the environment
+# (and flags) from the start, the settings' own once they are read.
+_masking = {"redact": Redactor()}
+
+
+def _mask_with(redact: Redactor) -> None:
+    _masking["redact"] = redact
+
+
+def _mask(text: str) -> str:
+    return _masking["redact"](text)
+
+
 class OutputLost(ReporterError):
     """stdout was closed (`| head -0`, `>&-`) before the command's output was printed whole:
     nothing that reads it got it, so it is no success."""
@@ -136,20 +150,20 @@ def _stdout_gone(error: BaseException) -> bool:
 
 def _out(text: str, what: str) -> None:
     try:
-        click.echo(text)
+        click.echo(_mask(text))
         sys.stdout.flush()
     except (OSError, ValueError):  # a closed pipe, or a stdout closed outright
         raise OutputLost(what) from None
 
 
 def _say(text: str) -> None:
-    click.echo(text, err=True)
+    click.echo(_mask(text), err=True)
 
 
 def _log(text: str) -> None:
     """Text for the job log byte for byte: click.echo strips escape sequences when stderr is not a
     terminal, as on a runner, and GitLab's section markers are escape sequences."""
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(_mask(text) + "\n")
     sys.stderr.flush()
 
 
@@ -164,6 +178,8 @@ def _settings(flags: dict) -> Settings:
     if flags.pop("as_json", None) and not flags.get("dry_run"):
         raise click.UsageError("--json goes with --dry-run (to write the events while sending, use --output FILE).")
     given = click.get_current_context().obj  # settings without a flag, from a caller (tests: quick bounds)
+    # An error below may quote a value: the environment's secrets are masked before anything is said.
+    _mask_with(Redactor(known_secrets(os.environ, flags)))
     try:
         settings = Settings.from_env(os.environ, flags)
         if isinstance(given, Mapping):
@@ -178,7 +194,9 @@ def _settings(flags: dict) -> Settings:
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
         _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
     # A line per retry and per wait (Databand's, GitLab's), so that a wrong host shows in seconds.
-    return settings.replace(progress=_say)
+    settings = settings.replace(progress=_say)
+    _mask_with(settings.redactor())
+    return settings
 
 
 def _context(settings: Settings) -> tuple[bool, str | None, int | None, int | None]:
@@ -327,7 +345,9 @@ def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cur
 def _run_from_file(settings: Settings, path: str, also_pipelines: bool):
     if also_pipelines:
         raise ConfigError("Use either --from-file or --project/--pipeline, not both.")
-    report = lib.report.Report(pipeline=None, events=lib.eventfiles.load_events(path))
+    # Read back, they are masked as the reporter's own events are, whatever the file holds.
+    events = lib.packed.masked(lib.eventfiles.load_events(path), settings.redactor())
+    report = lib.report.Report(pipeline=None, events=events)
     _finish(settings, report, lib.eventfiles.label_of(path))
 
 
@@ -515,11 +535,12 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
 
 @_friendly
 def _run_parent_env(form, namespace, pipeline_name, gitlab_url):
+    _mask_with(Redactor(known_secrets(os.environ)))
     try:
         variables = handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url)
         text = handoff.render(variables, form)
         for note in handoff.notes(variables, form):
-            click.echo(f"{PROG}: note: {note}", err=True)
+            _say(f"{PROG}: note: {note}")
         _out(text, "the parent's variables")
     except Exception as error:
         if form == "shell":
@@ -614,7 +635,7 @@ def _annotate(settings: Settings, label) -> None:
     in_a_job = bool(_context(settings)[1])
     if settings.dry_run or "databand" not in settings.targets or url is None or not in_a_job:
         return
-    document = summary.annotations_report(url, label)
+    document = settings.redactor().values(summary.annotations_report(url, label))
     try:
         # Beside databand-events.json: the job's folder, where its artifacts paths are resolved.
         with open(summary.ANNOTATIONS_FILE, "w", encoding="utf-8") as handle:

@@ -242,5 +242,6 @@ def _host(url: str) -> str:
 
 
 def _location(where: str) -> str:
-    # Only the address: a login page's query may carry a state or a token.
-    return where.split("?", 1)[0].split("#", 1)[0][:200]
+    # Only the address: a login page's query may carry a state or a token. Not cut: a cut could
+    # split a secret in the path where masking (at the line's exit) no longer knows it.
+    return where.split("?", 1)[0].split("#", 1)[0]

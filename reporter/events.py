@@ -4,10 +4,10 @@ one run per job attempt, as plain JSON data. Pure: the same snapshot and clock g
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from reporter import PRODUCER, cost, facets, ids
 from reporter.failure_reasons import in_words as failure_in_words
@@ -16,6 +16,9 @@ from reporter.packed import PackedEvents
 from reporter.snapshot import Job as GitLabJob
 from reporter.snapshot import Pipeline, TestResults, bounded, parse_time
 from reporter.status import FINAL, event_type, flaky, latest, pipeline_status, stage_order, stage_status
+
+if TYPE_CHECKING:
+    from reporter.redact import Redactor
 
 UNKNOWN_VERSION = facets.UNKNOWN_VERSION
 
@@ -398,10 +401,10 @@ def _job_context(tags: dict[str, str], job: GitLabJob) -> None:
 
 
 def build_events(pipeline: Pipeline, naming: Naming, now: datetime,
-                 mask: Callable[[str], str] | None = None,
+                 mask: Redactor | None = None,
                  cost_factors: Mapping[str, float] | None = None) -> PackedEvents:
     """The pipeline's events, the root run first, packed (a sequence of JSON-ready dicts); `mask`
-    (Redactor.known) passes over each event's JSON as it is packed; `cost_factors` (--cost-factor)
+    (the settings' Redactor) masks each event's strings as it is packed; `cost_factors` (--cost-factor)
     are the self-managed runners' compute-minute factors by tag (cost.py)."""
     return PackedEvents(EventBuilder(pipeline, naming, now, cost_factors=cost_factors).events(), mask)
 

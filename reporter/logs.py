@@ -60,11 +60,13 @@ def tail_bytes(chunks: Iterable[bytes], max_bytes: int = DEFAULT_MAX_BYTES,
 
 
 def clean(raw: bytes, lines: int = DEFAULT_LINES, redact: Callable[[str], str] = lambda s: s) -> str:
-    """Decode, drop cut-off edge lines, strip terminal codes and section markers, mask secrets line
-    by line, keep the last lines.
+    """Decode, drop cut-off edge lines, strip terminal codes and section markers, mask secrets, keep
+    the last lines.
 
-    Lines are masked whole, before a carriage return's redraw is applied, and before anything is cut
-    away, so no token is ever split by the cutting.
+    Only the end of the window is cleaned: the last lines and a margin above them as long as the
+    longest form of a known secret (`reach`: a base64 wrapped a character a line still ends in
+    the margin). That whole region is masked at once, before a carriage return's redraw is
+    applied and before anything is cut away, so no secret is ever split by the cutting.
     """
     text = raw.decode("utf-8", errors="replace")
     if getattr(raw, "starts_cut", False):
@@ -73,14 +75,32 @@ def clean(raw: bytes, lines: int = DEFAULT_LINES, redact: Callable[[str], str] =
         text = text[edge.end():] if edge else ""
     if getattr(raw, "ends_cut", False):
         text = text[: text.rfind("\n") + 1]
-    text = _SECTION.sub("", _ANSI.sub("", text))
-    rows = text.split("\n")
-    # The last lines worth showing: what a terminal shows of a line is the text after its last \r.
-    end = len(rows)
-    while end and not _shown(rows[end - 1]).strip():
-        end -= 1
-    start = max(0, end - lines) if lines > 0 else end
-    return "\n".join(_shown(redact(row)) for row in rows[start:end])
+    if lines <= 0:
+        return ""
+    margin = 2 * getattr(redact, "reach", 0) + 2
+    wanted = lines + margin
+    while True:
+        start = _start_of_last(text, wanted)
+        rows = redact(_SECTION.sub("", _ANSI.sub("", text[start:]))).split("\n")
+        # The last lines worth showing: what a terminal shows of a line is the text after its last \r.
+        end = len(rows)
+        while end and not _shown(rows[end - 1]).strip():
+            end -= 1
+        if start == 0 or end - lines >= margin:
+            break
+        wanted *= 2  # blank lines at the end took some of the region: take more
+    first = max(0, end - lines)
+    return "\n".join(_shown(row) for row in rows[first:end])
+
+
+def _start_of_last(text: str, count: int) -> int:
+    """Where the last `count` lines of the text begin (0: the text has no more)."""
+    at = len(text)
+    for _ in range(count):
+        at = text.rfind("\n", 0, at)
+        if at < 0:
+            return 0
+    return at + 1
 
 
 def _shown(line: str) -> str:

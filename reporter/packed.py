@@ -10,14 +10,30 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reporter.redact import Redactor
 
 
-def encode(event: dict, mask: Callable[[str], str] | None = None) -> bytes:
-    text = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    # The last seam before anything leaves: a secret the reporter knows, in any of its forms, is
-    # masked wherever it got into an event (a job name, a tag, a URL), whatever put it there.
-    return (mask(text) if mask else text).encode("utf-8")
+def _dumps(event: object, ascii_only: bool = False) -> str:
+    return json.dumps(event, ensure_ascii=ascii_only, separators=(",", ":"))
+
+
+def encode(event: dict, mask: Redactor | None = None) -> bytes:
+    """An event's compact JSON. The last seam before anything leaves: a secret the reporter knows,
+    in any of its forms, is masked wherever it got into an event (a job name, a tag, a URL),
+    whatever put it there. Masked as values, so the JSON stays JSON; an event with no known form
+    in it (one pass over its JSON says so) is exactly what the builder made."""
+    text = _dumps(event)
+    if mask is not None and mask.might_hold_json(text):
+        event = mask.values(event)
+        text = _dumps(event)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (GitLab can send one in a name): escaped, still JSON
+        return _dumps(event, ascii_only=True).encode("ascii")
 
 
 class PackedEvents(Sequence):
@@ -26,7 +42,7 @@ class PackedEvents(Sequence):
 
     CHUNK = 64
 
-    def __init__(self, events: Iterable[dict] = (), mask: Callable[[str], str] | None = None):
+    def __init__(self, events: Iterable[dict] = (), mask: Redactor | None = None):
         self._mask = mask
         self._chunks: list[bytes] = []
         self._open: list[bytes] = []  # the chunk being filled, not packed yet
@@ -88,3 +104,11 @@ class PackedEvents(Sequence):
 
 def raw_of(events: Sequence[dict], index: int) -> bytes:
     return events.raw(index) if isinstance(events, PackedEvents) else encode(events[index])
+
+
+def masked(events: Sequence[dict], mask: Redactor) -> PackedEvents:
+    """The events packed with `mask`, unless they are packed masked already (events read back from
+    a file, or a library caller's list, pass the same mask as those the reporter built)."""
+    if isinstance(events, PackedEvents) and events._mask is not None:
+        return events
+    return PackedEvents(events, mask)

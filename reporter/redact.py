@@ -1,17 +1,28 @@
-"""Masking of secrets in any text that leaves the reporter: logs, errors, events.
+"""Masking of secrets in any text that leaves the reporter: logs, errors, events, files.
 
 Two layers:
 
-- The secrets the reporter was given are known exactly, so every form they take in a log is
-  computed once: as is, percent-encoded, JSON-escaped, and the part of their base64 that depends on
-  them alone at each of the three byte alignments (docker's config.json and HTTP Basic put
-  base64("user:token") in logs). `Redactor.known` replaces those with plain str.replace; it is cheap
-  enough to run over every byte that leaves.
+- The secrets the reporter was given or can see (settings.known_secrets) are known exactly. Text
+  is looked at through a *view*: percent-escapes (%hh, %25hh, %2525hh ...), JSON escapes (\\uXXXX of any
+  character, \\/ \\" \\\\ \\t) decoded, line breaks (real or JSON-escaped, with the indentation
+  after them) dropped, lower-cased, and "-" "_" read as "+" "/" (base64's URL-safe alphabet). In
+  that view every form a secret takes is one of a few strings worked out once: the secret, the
+  base64 characters fixed by its bytes at each of the three alignments (UTF-8, UTF-16 LE and BE;
+  docker's config.json and HTTP Basic put base64("user:token") in logs; base64 of that base64),
+  and its hex. So one search per form finds it percent-encoded with any safe set, escaped as our
+  own names are (%2E, %2F), JSON-escaped, base64 wrapped at 76 columns or anywhere, in either
+  case. `Redactor.known` masks those, mapping the view back to the text.
 - Secrets nobody told us about are found by their shape: GitLab's token prefixes, credentials
   after a name (headers, assignments, JSON and YAML keys, command-line options), passwords in URLs,
   signatures in query strings. `Redactor(text)` does both.
 
-Linear time. Python's re backtracks, and it pays for every position it tries, so each shape:
+Events are masked as values, never as encoded JSON (a mask placed in JSON text can break it):
+`might_hold_json` says, from an event's JSON in one pass, whether any value can hold a known
+form, and only then is each string of the event masked (`values`, cached per distinct string).
+
+Linear time. The view is one regex pass whose every match starts with one of four characters;
+each form is then found with str.find (CPython's search is linear in the text). The shapes use
+Python's re, which backtracks and pays for every position it tries, so each shape:
 - starts with a literal (a keyword, "://", "gl"), which re finds with a fast scan, and is tried
   only when a plain `in` finds that literal at all;
 - after the literal, either fails within a bounded number of steps or runs over characters no
@@ -26,11 +37,11 @@ between blocks; only a single line longer than a block is one piece, still linea
 from __future__ import annotations
 
 import base64
-import json
 import re
 import string
+from bisect import bisect_right
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from typing import Any
 
 MASK = "[MASKED]"
 
@@ -80,27 +91,87 @@ class Redactor:
     def __init__(self, secrets: Iterable[str | None] = ()):
         forms: set[str] = set()
         for secret in {s for s in secrets if s and len(s) >= 4}:
-            forms.add(secret)
-            forms.update(f for f in derived_forms(secret) if len(f) >= _SHORTEST_FORM)
-        # Longest first, so that a form containing another is masked whole.
+            forms.update(view_forms(secret))
+        # Longest first: a form containing another is found whole.
         self._forms = sorted(forms, key=lambda f: (-len(f), f))
+        # How many characters a form can span at most, for a caller that must mask a margin
+        # around what it keeps (logs.clean): every character may be on a line of its own.
+        self.reach = max(map(len, self._forms), default=0)
+        self._cache: dict[str, str] = {}  # string -> masked, for values()
+        self._clean: set[str] = set()  # pieces of JSON text found to hold no form
 
     def known(self, text: str) -> str:
-        """The known secrets masked, in all their forms; nothing else. Meant also for encoded JSON:
-        the mask has no quote or backslash, and the JSON-escaped forms are among those replaced.
-        (One way to break JSON remains: a secret starting with n, t, r, b, f, u or / whose tail
-        follows that escape, as in "\\n" + secret[1:]; then that escape is masked too.)"""
+        """The known secrets masked, in all their forms; nothing else. For text, not encoded JSON:
+        events go through `values`."""
+        if not self._forms or not text:
+            return text
+        view, where = _view(text)
+        spans: list[tuple[int, int]] = []
         for form in self._forms:
-            text = text.replace(form, MASK)
-        return text
+            start = view.find(form)
+            while start >= 0:
+                spans.append((start, start + len(form)))
+                start = view.find(form, start + 1)
+        if not spans:
+            return text
+        if where is not None:
+            spans = [where.original(start, end) for start, end in spans]
+        return _masked(text, spans)
+
+    def might_hold(self, text: str) -> bool:
+        """Whether a known form is in the text (False: known() would return it unchanged)."""
+        if not self._forms:
+            return False
+        view = _view(text)[0]
+        return any(map(view.__contains__, self._forms))
+
+    def might_hold_json(self, text: str) -> bool:
+        """For JSON text: False only when no string in it can hold a known form.
+
+        Events repeat most of their strings (producer, schema URLs, names), so the text is split at
+        its quotes and only the pieces not seen before are searched, joined (a piece found clean
+        is remembered). The view decodes a piece's escapes, so it holds the view of the string it
+        encodes; a string with a quote or a backslash in it is not one piece, or has escapes
+        escaped twice: then the whole text is searched, or each string (True)."""
+        if not self._forms:
+            return False
+        if "\\\\" in text:
+            return True
+        if '\\"' in text:
+            return self.might_hold(text)
+        new = set(text.split('"')).difference(self._clean)
+        if not new:
+            return False
+        if self.might_hold("\0".join(new)):
+            return True
+        if len(self._clean) >= _CACHE:
+            self._clean.clear()
+        self._clean.update(new)
+        return False
+
+    def values(self, value: Any) -> Any:
+        """A JSON-ready value with every string in it (keys too) masked by known(); a string seen
+        before is looked up, not masked again."""
+        if isinstance(value, str):
+            masked = self._cache.get(value)
+            if masked is None:
+                if len(self._cache) >= _CACHE:
+                    self._cache.clear()
+                masked = self._cache[value] = self.known(value)
+            return masked
+        if isinstance(value, dict):
+            return {self.values(k) if isinstance(k, str) else k: self.values(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.values(v) for v in value]
+        return value
 
     def __call__(self, text: str) -> str:
+        text = self.known(text)  # whole: a wrapped base64 crosses line ends, so blocks too
         if len(text) <= _BLOCK:
-            return self._block(text)
-        return "".join(self._block(block) for block in _blocks(text))
+            return self._shapes(text)
+        return "".join(self._shapes(block) for block in _blocks(text))
 
-    def _block(self, text: str) -> str:
-        text = self.known(text)
+    def _shapes(self, text: str) -> str:
         lower = text.lower()
         if len(lower) != len(text):  # a few characters lower-case to two ("İ"); positions must carry over
             lower = text.translate(_ASCII_LOWER)
@@ -143,24 +214,110 @@ def _blocks(text: str) -> Iterable[str]:
         start = cut + 1
 
 
-def derived_forms(secret: str) -> set[str]:
-    """Other forms the secret takes in logs and JSON: percent-encoded (upper and lower hex, in a
-    path, a query, twice), base64 cores (standard, URL-safe, percent-encoded, encoded twice), each
-    also JSON-escaped and with "/" escaped."""
-    forms: set[str] = set()
-    for safe in ("", "/", ":/@"):
-        encoded = quote(secret, safe=safe)
-        forms.update((encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), encoded)))
-    forms.add(quote_plus(secret))
-    forms.add(quote(quote(secret, safe=""), safe=""))
-    for core in base64_cores(secret.encode("utf-8")):
-        forms.update((core, core.translate(str.maketrans("+/", "-_")), quote(core, safe="")))
+# What the view decodes or drops. Every alternative starts with a literal (%, \\, CR, LF), so re
+# scans for those four characters alone; every match is bounded (at most a run of indentation).
+_ESCAPE = re.compile(
+    r"%(?:25)*([0-9A-Fa-f]{2})"
+    r"|\\(?:u([0-9A-Fa-f]{4})|([\\/\"])|([tbf])|(?:r\\n|n|r)(?:[ \t]|\\t)*)"
+    r"|\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*")
+_CONTROL = {"t": "\t", "b": "\b", "f": "\f"}
+_CACHE = 100_000  # distinct strings remembered by values(); a backfill's pipelines share a Redactor
+
+
+class _Where:
+    """Where each piece of a view came from: a run of text as is, or one decoded escape."""
+
+    def __init__(self) -> None:
+        self.view_starts: list[int] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.literal: list[bool] = []
+
+    def add(self, view_start: int, start: int, end: int, literal: bool) -> None:
+        self.view_starts.append(view_start)
+        self.starts.append(start)
+        self.ends.append(end)
+        self.literal.append(literal)
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """The text's span behind the view's [start, end): escapes whole, the dropped line breaks
+        inside it included."""
+        i = bisect_right(self.view_starts, start) - 1
+        first = self.starts[i] + (start - self.view_starts[i]) if self.literal[i] else self.starts[i]
+        j = bisect_right(self.view_starts, end - 1) - 1
+        last = self.starts[j] + (end - self.view_starts[j]) if self.literal[j] else self.ends[j]
+        return first, last
+
+
+def _fold(text: str) -> str:
+    lower = text.lower()
+    if len(lower) != len(text):
+        lower = text.translate(_ASCII_LOWER)
+    return lower.replace("-", "+").replace("_", "/")
+
+
+def _decoded(match: re.Match) -> str:
+    hexa, unicode, itself, control = match.groups()
+    if hexa is not None or unicode is not None:
+        decoded = chr(int(hexa or unicode, 16))
+        return "" if decoded in "\r\n" else decoded  # an encoded line break (%0D%0A) breaks a base64 too
+    if itself is not None:
+        return itself
+    if control is not None:
+        return _CONTROL[control]
+    return ""  # a line break
+
+
+def _view(text: str) -> tuple[str, _Where | None]:
+    """The text as the known forms are searched in, and how to map it back (None: position for
+    position)."""
+    if "%" not in text and "\\" not in text and "\n" not in text and "\r" not in text:
+        return _fold(text), None
+    pieces: list[str] = []
+    where = _Where()
+    done = size = 0
+    for match in _ESCAPE.finditer(text):
+        start, end = match.span()
+        if start > done:
+            pieces.append(text[done:start])
+            where.add(size, done, start, True)
+            size += start - done
+        decoded = _decoded(match)
+        if decoded:
+            pieces.append(decoded)
+            where.add(size, start, end, False)
+            size += 1
+        done = end
+    if done < len(text):
+        pieces.append(text[done:])
+        where.add(size, done, len(text), True)
+    if not where.starts:  # only line breaks: nothing to map a match to
+        where.add(0, 0, len(text), False)
+    return _fold("".join(pieces)), where
+
+
+def view_forms(secret: str) -> set[str]:
+    """Every form the secret takes, as the view shows it: the secret (as is, and as the view reads
+    it when it holds escapes of its own), its UTF-8 bytes one by one (each percent-encoded), its
+    UTF-16 code units (JSON's \\uD83D\\uDE00), "+" for spaces (forms), the base64 cores of its
+    UTF-8, UTF-16 LE and BE bytes and of its base64, and its hex."""
+    data = secret.encode("utf-8", "surrogatepass")
+    units = secret.encode("utf-16-be", "surrogatepass")
+    # Case changed after it got there (a GitLab slug, a shell's ${x^^}): "ß" upper-cases to "SS".
+    plain = {secret, secret.upper(), secret.lower(), secret.replace(" ", "+"), data.decode("latin-1"),
+             "".join(chr(int.from_bytes(units[i: i + 2], "big")) for i in range(0, len(units), 2))}
+    derived = {data.hex()}
+    for encoded in (data, secret.encode("utf-16-le", "surrogatepass"), secret.encode("utf-16-be", "surrogatepass")):
+        derived.update(base64_cores(encoded))
+    for core in base64_cores(data):
         # base64 inside base64: a Kubernetes secret's .dockerconfigjson holds docker's "auth".
-        forms.update(base64_cores(core.encode("ascii")))
-    for form in [*forms, secret]:
-        forms.update((json.dumps(form)[1:-1], json.dumps(form, ensure_ascii=False)[1:-1], form.replace("/", "\\/")))
-    forms.discard(secret)
-    return forms
+        derived.update(base64_cores(core.encode("ascii")))
+    forms = set()
+    for form in plain | {f for f in derived if len(f) >= _SHORTEST_FORM}:
+        forms.add(_fold(form))
+        forms.add(_view(form)[0])
+        forms.add(form.translate(_ASCII_LOWER).replace("-", "+").replace("_", "/"))
+    return {f for f in forms if len(f) >= 4}
 
 
 def base64_cores(secret: bytes) -> list[str]:

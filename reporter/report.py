@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-from reporter import delivery, eventfiles, events, ids, status, stream, targets
+from reporter import delivery, eventfiles, events, ids, packed, status, stream, targets
 from reporter.delivery import Delivery
 from reporter.errors import DeliveryError, ReporterError
 from reporter.gitlab import http, read
@@ -56,7 +56,7 @@ def collect(settings: Settings, project: str | int, pipeline_id: int, *, own_job
     # Built as delivery reaches them (stream.py): the first part is posted while the rest is made.
     built = stream.StreamedEvents(lambda: events.EventBuilder(pipeline, naming, now,
                                                               cost_factors=settings.cost_factors).events(),
-                                  mask=settings.redactor().known)
+                                  mask=settings.redactor())
     notes = [f"Left out: {what}." for what in pipeline.left_out]
     unknown = status.unknown_statuses(pipeline.jobs)
     if unknown:
@@ -85,6 +85,8 @@ def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str 
     failure with the file its unsent events were kept in. A signal meanwhile keeps every event not
     acknowledged and raises a new Interrupted naming the files."""
     chosen = targets.make_targets(settings)  # all built first: a bad setting stops before any send
+    # Whoever built them (a library caller's list), what leaves is masked like the reporter's own.
+    report = replace(report, events=packed.masked(report.events, settings.redactor()))
     outcomes: list[Outcome] = []
     notes = list(report.notes)
     try:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from reporter import cost, ids, sendable
 from reporter.errors import ConfigError
@@ -75,6 +75,33 @@ def _targets(value: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"some of {', '.join(TARGETS)}")
     return names
+
+
+# Every secret the reporter is handed or can see in a job, masked wherever it shows: its own tokens,
+# the OpenLineage target's key, and GitLab's predefined secrets (docs: "Predefined CI/CD variables";
+# CI_REPOSITORY_URL holds the job token as gitlab-ci-token:<token>@).
+SECRET_VARIABLES = ("GITLAB_TOKEN", "CI_JOB_TOKEN", "DATABAND_ACCESS_TOKEN", "OPENLINEAGE_API_KEY",
+                    "CI_REGISTRY_PASSWORD", "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD")
+_URL_VARIABLES = ("CI_REPOSITORY_URL", "GITLAB_URL", "CI_SERVER_URL", "DATABAND_URL", "OPENLINEAGE_URL")
+_USER_INFO = re.compile(r"://[^/?#@]*?:([^/?#@]*)@")
+
+
+def known_secrets(environ: Mapping[str, str], flags: Mapping[str, object] | None = None) -> tuple[str, ...]:
+    """The secrets in the environment and the flags: the token variables, and the password of any
+    URL with user info. Read before the settings are checked, so that an error quoting a value
+    is masked too."""
+    flags = flags or {}
+    found: list[str] = []
+    for value in [*(environ.get(name) for name in SECRET_VARIABLES), flags.get("gitlab_token"),
+                  flags.get("databand_token")]:
+        if isinstance(value, str) and value.strip():
+            found.extend((value, value.strip()))
+    for url in [*(environ.get(name) for name in _URL_VARIABLES), flags.get("gitlab_url"), flags.get("databand_url")]:
+        if isinstance(url, str) and "@" in url:
+            for password in _USER_INFO.findall(url):
+                if password:
+                    found.extend((password, unquote(password)))
+    return tuple(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)
@@ -239,6 +266,8 @@ class Settings:
     progress: Callable[[str], None] | None = None  # where a line per wait goes (the CLI: the job log)
     openlineage: Mapping[str, str] = field(default_factory=dict)  # OPENLINEAGE_*, for --target openlineage
     sources: Mapping[str, str] = field(default_factory=dict)  # field -> the flag or variable it came from
+    # Every other secret seen when the settings were read (known_secrets): masked, never used.
+    secrets: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # a stray print of the settings must not show a token
         return f"Settings(gitlab_url={self.gitlab_url!r}, databand_url={self.databand_url!r}, ...)"
@@ -288,7 +317,7 @@ class Settings:
         sendable.check_token(environ.get("OPENLINEAGE_API_KEY"), "OPENLINEAGE_API_KEY")
         values["context"] = CIContext.from_env(environ)
         values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
-        return cls(**values, sources=sources)
+        return cls(**values, sources=sources, secrets=known_secrets(environ, flags))
 
     def source(self, name: str) -> str:
         """What the user set for a setting, for messages: the flag or the variable, or where to set it."""
@@ -302,7 +331,8 @@ class Settings:
         # pipeline of a backfill, each error line and the event packing ask for it.
         made = self.__dict__.get("_redactor")
         if made is None:
-            made = Redactor([self.gitlab_token, self.job_token, self.databand_token])
+            made = Redactor([self.gitlab_token, self.job_token, self.databand_token, *self.secrets,
+                             *(value for key, value in self.openlineage.items() if key.endswith("_API_KEY"))])
             object.__setattr__(self, "_redactor", made)
         return made
 

@@ -15,12 +15,16 @@ asked for, so the events kept for a resend are all there, never cut where the si
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from reporter.packed import PackedEvents
 
+if TYPE_CHECKING:
+    from reporter.redact import Redactor
+
 
 class StreamedEvents(PackedEvents):
-    def __init__(self, make: Callable[[], Iterable[dict]], mask: Callable[[str], str] | None = None):
+    def __init__(self, make: Callable[[], Iterable[dict]], mask: Redactor | None = None):
         """`make` gives the builder's iterator (a new one each call, the same events each time)."""
         super().__init__((), mask)
         self._make, self._masking = make, mask

@@ -164,7 +164,7 @@ def _origin(url: str) -> str:
 
 def _refusal(status: int, location: str | None) -> str:
     if 300 <= status < 400:
-        where = (location or "nowhere said").split("?", 1)[0][:200]
+        where = (location or "nowhere said").split("?", 1)[0]  # not cut before the line is masked
         return (f"The OpenLineage backend answered {status}, a redirect to {where}, which is not delivery: "
                 "check OPENLINEAGE_URL and OPENLINEAGE_ENDPOINT (a login proxy in front of it?).")
     return (f"The OpenLineage backend answered {status}; check OPENLINEAGE_URL, OPENLINEAGE_ENDPOINT and "

@@ -236,9 +236,12 @@ def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], 
             masked[text] = bounded(redact(text))
         return masked[text]
 
+    # Every text the events cut to a tag's length (events._put): masked here first, then cut.
     for key in ("commit_title", "before_sha", "merge_request_url", "user", "name", "schedule"):
         setattr(pipeline, key, clean(getattr(pipeline, key)))
+    pipeline.sha = clean(pipeline.sha) or pipeline.sha
     for job in pipeline.jobs:
+        job.failure_reason = clean(job.failure_reason)
         job.commit_title = clean(job.commit_title)
         job.runner_description = clean(job.runner_description)
         job.environment = clean(job.environment)

@@ -1,0 +1,319 @@
+"""Property: a secret the reporter is given or can see never leaves it, in any form, by any exit.
+
+A random secret (from several alphabets) is set as one of the secrets a job has (the reporter's
+tokens, OPENLINEAGE_API_KEY, GitLab's password variables, the token in CI_REPOSITORY_URL), and
+planted, each time in a random form, in the fields GitLab sends: job, stage and pipeline names,
+the ref, tags, a failed job's log, URLs, user names, failure reasons, commit titles, runner
+descriptions, environments and test output. The real `report` runs against the stand-ins, and
+every output is searched for any piece of the secret, decoded every way the forms encode it:
+stdout, stderr, the bodies Databand received, --output, the kept file (Databand refusing) and the
+annotations file.
+
+Budgets (examples in the `ci` profile, fixed seed, and seconds measured on 2 shared cores; `long`
+is HYPOTHESIS_PROFILE=long, 25 times the examples, see docs/failure-modes.md): the report path 40
+(about 35 s), the forms in text 400 (about 9 s), events as values 200 (about 6 s), unchanged
+events 60 (about 5 s). Time on adversarial input is measured by benchmarks/masking.py, not here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from urllib.parse import quote, unquote
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from standins import DatabandStandIn, GitLabStandIn, make_job, make_pipeline, make_project
+from test_properties import BASE, NAMING, pipelines
+
+from reporter import events as reporter_events
+from reporter.cli import cli
+from reporter.packed import PackedEvents, encode
+from reporter.redact import MASK, Redactor, base64_cores
+
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+
+
+def examples(n: int) -> int:
+    return n * 25 if LONG else n
+
+
+PIECE = 8
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+ALPHABETS = {
+    "ascii": LETTERS,
+    "punctuation": LETTERS + "%/+=:@!#$&*.-_~?",
+    "non-ascii": LETTERS + "äöüßéñ€漢字Ωжİ",
+}
+HEADER_SAFE = ("ascii", "punctuation")  # tokens go in HTTP headers: latin-1 only (refused otherwise)
+# Where the job has the secret, and whether it travels in a header.
+HOLDERS = {
+    "GITLAB_TOKEN": True, "CI_JOB_TOKEN": True, "DATABAND_ACCESS_TOKEN": True, "OPENLINEAGE_API_KEY": True,
+    "CI_REGISTRY_PASSWORD": False, "CI_DEPLOY_PASSWORD": False, "CI_DEPENDENCY_PROXY_PASSWORD": False,
+    "CI_REPOSITORY_URL": False,
+}
+
+
+@st.composite
+def secrets(draw, alphabets=tuple(ALPHABETS)):
+    alphabet = ALPHABETS[draw(st.sampled_from(alphabets))]
+    secret = draw(st.text(alphabet=alphabet, min_size=12, max_size=40))
+    assume(len(set(secret)) >= 6)  # a run of one character is no secret and is found in any output
+    return secret
+
+
+# ---- the forms a secret takes -------------------------------------------------------------------
+
+def b64(data: bytes, urlsafe: bool) -> str:
+    return (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(data).decode()
+
+
+def broken(text: str, draw) -> str:
+    """Line breaks in it: MIME's 76 columns, or anywhere."""
+    how = draw(st.sampled_from(["none", "mime", "anywhere"]))
+    if how == "mime":
+        return "\r\n".join(text[i: i + 76] for i in range(0, len(text), 76))
+    if how == "anywhere":
+        cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=6))))
+        pieces = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        return draw(st.sampled_from(["\n", "\r\n", "\n  "])).join(pieces)
+    return text
+
+
+FORMS = ["as is", "upper", "lower", "percent", "percent twice", "name escaping", "json", "base64", "hex",
+         "utf-16 base64", "user info", "basic auth"]
+
+
+@st.composite
+def form_of(draw, secret: str) -> str:
+    form = draw(st.sampled_from(FORMS))
+    if form == "as is":
+        return secret
+    if form == "upper":
+        return secret.upper()
+    if form == "lower":
+        return secret.lower()
+    if form == "percent":
+        safe = "".join(draw(st.sets(st.sampled_from("%/+=:@!#$&*.-_~?"))))
+        encoded = quote(secret, safe=safe)
+        return re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), encoded) if draw(st.booleans()) else encoded
+    if form == "percent twice":
+        return quote(quote(secret, safe=""), safe="")
+    if form == "name escaping":  # as the reporter escapes names in run ids and job names
+        return secret.replace("%", "%25").replace(".", "%2E").replace("/", "%2F")
+    if form == "json":
+        escaped = draw(st.lists(st.booleans(), min_size=len(secret), max_size=len(secret)))
+        chars = [(f"\\u{ord(c):04x}" if e and ord(c) <= 0xFFFF else c) for c, e in zip(secret, escaped, strict=True)]
+        return "".join(chars).replace("/", "\\/")
+    if form == "base64":
+        lead = draw(st.binary(max_size=2)) + (b"user:" if draw(st.booleans()) else b"")
+        return broken(b64(lead + secret.encode() + draw(st.binary(max_size=2)), draw(st.booleans())), draw)
+    if form == "hex":
+        data = secret.encode().hex()
+        return data.upper() if draw(st.booleans()) else data
+    if form == "utf-16 base64":
+        data = secret.encode(draw(st.sampled_from(["utf-16-le", "utf-16-be"])))
+        return broken(b64(draw(st.binary(max_size=2)) + data, draw(st.booleans())), draw)
+    if form == "user info":
+        return f"https://gitlab-ci-token:{quote(secret, safe='')}@gitlab.example.com/acme/x.git"
+    return "Basic " + b64(f"deployer:{secret}".encode(), False)
+
+
+# ---- looking for it ---------------------------------------------------------------------------
+
+def pieces(secret: str) -> set[str]:
+    """Every PIECE-long piece of what a leak would show: the secret, its hex, the base64 characters
+    its bytes fix (UTF-8, UTF-16), in both alphabets; lower-cased, as the search is."""
+    forms = {secret, secret.encode().hex()}
+    for data in (secret.encode(), secret.encode("utf-16-le"), secret.encode("utf-16-be")):
+        for core in base64_cores(data):
+            forms.update((core, core.translate(str.maketrans("+/", "-_"))))
+    return {form[i: i + PIECE].lower() for form in forms for i in range(len(form) - PIECE + 1)}
+
+
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\(/)")
+
+
+def decodings(text: str) -> list[str]:
+    """The text as a reader would decode it, every way the forms encode a secret."""
+    joined = re.sub(r"\s+|\\[nrt]", "", text)
+    unescaped = _JSON_ESCAPE.sub(lambda m: m[2] or chr(int(m[1], 16)), joined)
+    return [v.lower() for v in (text, joined, unquote(unquote(joined)), unescaped, unquote(unquote(unescaped)))]
+
+
+def leaks(secret: str, *texts: str) -> list[str]:
+    found = []
+    for text in texts:
+        views = decodings(text)
+        found += [piece for piece in pieces(secret) if any(piece in view for view in views)]
+    return found
+
+
+# ---- the report path --------------------------------------------------------------------------
+
+FIELDS = ["job name", "stage", "pipeline name", "ref", "tag", "log", "job url", "user", "failure reason",
+          "commit title", "runner description", "environment", "test output", "ui url"]
+
+
+def plant(gitlab_url: str, planted: dict[str, str]):
+    """A pipeline with the forms planted in their fields: a failed job (log, failure reason, test
+    output) and a passed one, and the reporting job."""
+    project = make_project(gitlab_url)
+    get = planted.get
+    pipeline = make_pipeline(project, 500, status="running", ref=get("ref", "main"), name=get("pipeline name"))
+    user = {"id": 5, "username": get("user", "deployer"), "name": get("user", "Deployer"), "state": "active",
+            "avatar_url": None, "web_url": f"{gitlab_url}/deployer"}
+    failed = make_job(project, pipeline, 1, get("job name", "build"), get("stage", "build"), "failed",
+                      failure_reason=get("failure reason", "script_failure"), user=user,
+                      tag_list=("docker", get("tag", "linux")), commit_title=get("commit title", "Fix it"),
+                      runner_description=get("runner description", "shared-runner-1"),
+                      environment={"name": get("environment", "staging")} if "environment" in planted else None)
+    if "job url" in planted:
+        failed["web_url"] = f"{gitlab_url}/acme/data-platform/-/jobs/1?x={planted['job url']}"
+    passed = make_job(project, pipeline, 2, "test", "test", "success", tag_list=(get("tag", "linux"),))
+    own = make_job(project, pipeline, 99, "databand-report", ".post", "running")
+    log = f"Running\nstep 1\n{get('log', 'compiling')}\nERROR: failed\n".encode()
+    suites = [{"name": "unit", "build_ids": [1], "test_cases": [
+        {"name": "t1", "classname": "c", "status": "failed", "execution_time": 0.1,
+         "system_output": f"assert failed: {get('test output', 'x')}"}]}]
+    return project, pipeline, [failed, passed, own], {1: log}, suites
+
+
+def report_outputs(secret: str, holder: str, planted: dict[str, str], refuse: bool, tmp_path) -> list[str]:
+    tokens = {"GITLAB_TOKEN": "glpat-standin-token-000000000", "CI_JOB_TOKEN": "glcbt-standin-job-token-0000",
+              "DATABAND_ACCESS_TOKEN": "databand-standin-token-0000"}
+    if holder in tokens:
+        tokens[holder] = secret
+    with GitLabStandIn(token=tokens["GITLAB_TOKEN"], job_token=tokens["CI_JOB_TOKEN"]) as gitlab, \
+            DatabandStandIn(token=tokens["DATABAND_ACCESS_TOKEN"]) as databand:
+        project, pipeline, jobs, traces, suites = plant(gitlab.url, planted)
+        gitlab.add_pipeline(project, pipeline, jobs, traces=traces, test_suites=suites)
+        if refuse:
+            databand.script(*[500] * 10)
+        env = {"GITLAB_CI": "true", "CI_SERVER_URL": gitlab.url, "CI_PROJECT_ID": "42", "CI_PIPELINE_ID": "500",
+               "CI_JOB_ID": "99", "CI_JOB_STATUS": "running", "CI_PROJECT_PATH": "acme/data-platform",
+               "CI_PROJECT_DIR": str(tmp_path), "DATABAND_URL": databand.url, **tokens,
+               "CI_REGISTRY_PASSWORD": "registry-password-0000", "CI_DEPENDENCY_PROXY_PASSWORD": "proxy-pw-0000",
+               "CI_REPOSITORY_URL": "https://gitlab-ci-token:glcbt-standin-job-token-0000@gitlab.example.com/a.git"}
+        if holder == "CI_REPOSITORY_URL":
+            env[holder] = f"https://gitlab-ci-token:{quote(secret, safe='')}@gitlab.example.com/acme/x.git"
+        elif holder not in tokens:
+            env[holder] = secret
+        if "ui url" in planted:
+            env["DATABAND_UI_URL"] = f"https://databand.example.com/app?q={quote(planted['ui url'], safe='')}"
+        here = os.getcwd()
+        os.chdir(tmp_path)  # the job's folder: kept files and the annotations file are written there
+        try:
+            result = CliRunner().invoke(cli, ["report", "--output", "events.json"], env=env, catch_exceptions=False,
+                                        obj={"delivery_bounds": _quick()})
+        finally:
+            os.chdir(here)
+        bodies = json.dumps(databand.payloads, ensure_ascii=False)
+    assert result.exit_code == (4 if refuse else 0), result.output
+    names = sorted(path.name for path in tmp_path.iterdir())
+    expected = {"events.json", "databand-annotations.json"} | ({"databand-unsent"} if refuse else set())
+    assert {n.split("-500-")[0] for n in names} == expected, names
+    files = [(tmp_path / name).read_text(encoding="utf-8") for name in names]
+    for name in names:
+        (tmp_path / name).unlink()
+    for text in files:
+        json.loads(text)  # every file written is still JSON
+    return [result.stdout, result.stderr, bodies, *files]
+
+
+def _quick():
+    from clirun import QUICK
+    return QUICK
+
+
+@settings(max_examples=examples(40), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                 HealthCheck.filter_too_much])
+@given(st.data(), st.sampled_from(sorted(HOLDERS)), st.sets(st.sampled_from(FIELDS), min_size=1, max_size=6),
+       st.booleans())
+def test_a_known_secret_in_any_field_and_form_never_leaves(tmp_path_factory, data, holder, fields, refuse):
+    secret = data.draw(secrets(HEADER_SAFE if HOLDERS[holder] else tuple(ALPHABETS)), "secret")
+    assume(not leaks(secret, _BACKGROUND.get()))  # no piece of it in what every report prints anyway
+    planted = {name: data.draw(form_of(secret), name) for name in sorted(fields)}
+    outputs = report_outputs(secret, holder, planted, refuse, tmp_path_factory.mktemp("report"))
+    found = leaks(secret, *outputs)
+    assert not found, (found[:3], [o for o in outputs if any(p in "".join(decodings(o)) for p in found)][:1])
+
+
+class _Background:
+    """What a report prints with nothing planted: a secret with a piece in it is not drawn."""
+
+    text: str | None = None
+
+    def get(self) -> str:
+        if self.text is None:
+            import tempfile
+            from pathlib import Path
+
+            with tempfile.TemporaryDirectory() as folder:
+                self.text = "\n".join(report_outputs("x" * 12, "OPENLINEAGE_API_KEY", {}, False, Path(folder)))
+        return self.text
+
+
+_BACKGROUND = _Background()
+
+
+# ---- the forms alone, and masking as values -----------------------------------------------------
+
+WORDS = ["ok", "step", "ERROR:", "job", "at", "42", "==>", "#", "(cached)", "100%", "[1/3]", "é", "{", "}", '"']
+
+
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data(), secrets(), st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join),
+       st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join))
+def test_every_form_is_masked_in_text(data, secret, before, after):
+    form = data.draw(form_of(secret))
+    text = f"{before} {form} {after}"
+    masked = Redactor([secret])(text)
+    assert not leaks(secret, masked), (form, masked)
+    assert MASK in masked
+
+
+@st.composite
+def event_like(draw, secret: str):
+    """Strings as events hold them: alone, in a list of tags, joined into a log, as a key."""
+    leaves = draw(st.lists(st.one_of(st.sampled_from(WORDS), form_of(secret)), min_size=1, max_size=5))
+    return {"name": leaves[0], "tags": [{"key": "k", "value": leaf} for leaf in leaves],
+            "log": {"logBody": "\n".join(leaves), "n": len(leaves), "ok": True, "none": None}, leaves[-1]: 1}
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data(), secrets())
+def test_events_are_masked_as_values_and_stay_json(data, secret):
+    events = [{"run": {"runId": str(i), "facets": data.draw(event_like(secret))}, "eventType": "START"}
+              for i in range(data.draw(st.integers(1, 3)))]
+    packed = PackedEvents(events, mask=Redactor([secret]))
+    for index in range(len(packed)):
+        raw = packed.raw(index).decode("utf-8")
+        back = json.loads(raw)  # always JSON, every event kept
+        assert back["run"]["runId"] == str(index)
+        assert not leaks(secret, raw, json.dumps(back, ensure_ascii=False)), raw
+
+
+def test_a_masked_event_beside_odd_ones_keeps_them_all():
+    secret = "dbnd-Sëcret/with+slash==01"
+    odd = [{"run": {"runId": "1", "facets": {"name": "lone \ud800 surrogate"}}},
+           {"run": {"runId": "2", "facets": {"name": f"\\{secret}\\n{quote(secret)}", "n": float("inf")}}},
+           {"run": {"runId": "3", "facets": {"n": secret[:5], "tail": secret[5:]}}}]
+    packed = PackedEvents(odd, mask=Redactor([secret]))
+    assert [json.loads(packed.raw(i))["run"]["runId"] for i in range(3)] == ["1", "2", "3"]
+    assert not leaks(secret, packed.raw(1).decode())
+
+
+# ---- nothing changes where there is nothing to mask ---------------------------------------------
+
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pipelines())
+def test_events_without_a_secret_are_byte_for_byte_what_the_builder_made(pipeline):
+    built = list(reporter_events.EventBuilder(pipeline, NAMING, BASE).events())
+    masked = reporter_events.build_events(pipeline, NAMING, BASE,
+                                          mask=Redactor(["glpat-Z9yX8wV7uT6sR5qP4oN3", "dbnd-Known/secret+="]))
+    assert [masked.raw(i) for i in range(len(masked))] == [encode(e) for e in built]
