@@ -46,6 +46,8 @@ def _downstream_ref(raw: Mapping) -> tuple[str | int, int] | None:
     if project is None:
         project_url = _project_url(str(downstream.get("web_url") or ""))
         project = urlsplit(project_url).path.strip("/")
+    elif not isinstance(project, (int, str)) or isinstance(project, bool):
+        raise ShapeError("downstream_pipeline.project_id is not a number")
     return (project, _number(downstream["id"], "downstream_pipeline.id")) if project else None
 
 
@@ -78,8 +80,7 @@ def job(raw: Mapping, kind: str) -> Job:
         environment=_context_text(environment.get("name")),
         environment_action=_context_text(environment.get("action")),
         commit_title=_context_text(_mapping(raw.get("commit")).get("title")),
-        junit=any(_mapping(a).get("file_type") == "junit" for a in raw.get("artifacts") or ()
-                  if isinstance(raw.get("artifacts"), list)),
+        junit=any(_mapping(a).get("file_type") == "junit" for a in _list(raw.get("artifacts"))),
     )
 
 
@@ -88,6 +89,10 @@ def job(raw: Mapping, kind: str) -> Job:
 
 def _mapping(value: object) -> Mapping:
     return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _context_number(value: object) -> float | None:
