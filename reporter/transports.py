@@ -192,7 +192,13 @@ class LifecycleFile:
 
 class _Strict(logging.StreamHandler):
     """A handler that lets a failed write out (logging's own prints it and goes on): a closed stdout
-    is no delivery."""
+    is no delivery. It counts what it wrote: a record logging dropped (logging.disable) is none."""
+
+    written = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self.written += 1
 
     def handleError(self, record: logging.LogRecord) -> None:
         raise  # logging calls it inside its except: this is the write's own error
@@ -216,6 +222,7 @@ class Console:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+        disabled, logger.disabled = logger.disabled, False  # dictConfig disables loggers made before it
         try:
             transport = ConsoleTransport(ConsoleConfig())
             converted = lifecycle(events)
@@ -224,4 +231,8 @@ class Console:
             handler.flush()  # a pipe closed by its reader fails here, not at exit
         finally:
             logger.removeHandler(handler)
+            logger.disabled = disabled
+        if handler.written < len(converted):  # only what reached stdout is delivered
+            raise DeliveryError(f"Only {handler.written} of the {len(converted)} events reached stdout (logging is "
+                                "disabled in this process); nothing that reads it got the rest.", unsent=list(events))
         return Outcome(name=self.name, where="stdout", sent=len(converted), runs=len(events))

@@ -59,9 +59,9 @@ def job(raw: Mapping, kind: str) -> Job:
     environment = {"name": environment} if isinstance(environment, str) else _mapping(environment)
     return Job(
         id=_number(raw.get("id"), "id"),
-        name=str(raw.get("name") or f"job {raw['id']}"),
-        stage=str(raw.get("stage") or "unknown"),
-        status=str(raw.get("status") or "unknown"),
+        name=_text(raw.get("name"), f"job {raw['id']}"),
+        stage=_text(raw.get("stage"), "unknown"),
+        status=_text(raw.get("status"), "unknown"),
         allow_failure=bool(raw.get("allow_failure")),
         kind=kind,
         created_at=_time(raw.get("created_at")),
@@ -86,6 +86,14 @@ def job(raw: Mapping, kind: str) -> Job:
 
 # GitLab's pipeline and job objects are read for context too, and a field of a type GitLab does
 # not document (or null, or missing) only leaves that tag out: these never raise.
+
+def _text(value: object, default: str) -> str:
+    """A name, stage, status, ref or sha: text, or a number as GitLab might have meant it; an object
+    or a list is no name (its repr would go out as one)."""
+    if isinstance(value, str) and value:
+        return value
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
 
 def _mapping(value: object) -> Mapping:
     return value if isinstance(value, Mapping) else {}
@@ -126,7 +134,7 @@ def _project_url(pipeline_web_url: str) -> str:
 
 
 def pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
-    web_url = str(raw.get("web_url") or "")
+    web_url = _text(raw.get("web_url"), "")
     project_url = _project_url(web_url)
     project_id = raw.get("project_id") or (project if isinstance(project, int) else None)
     if project_id is None:
@@ -138,11 +146,11 @@ def pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
         project_url=project_url,
         id=_number(raw.get("id"), "id"),
         iid=_context_id(raw.get("iid")),
-        ref=str(raw.get("ref") or ""),
-        sha=str(raw.get("sha") or ""),
+        ref=_text(raw.get("ref"), ""),
+        sha=_text(raw.get("sha"), ""),
         tag=bool(raw.get("tag")),
         source=_context_text(raw.get("source")),
-        status=str(raw.get("status") or "unknown"),
+        status=_text(raw.get("status"), "unknown"),
         web_url=web_url,
         created_at=_time(raw.get("created_at")),
         started_at=_time(raw.get("started_at")),
