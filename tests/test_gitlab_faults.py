@@ -18,6 +18,7 @@ from standins import DatabandStandIn, make_pipeline
 from reporter.cli import cli
 from reporter.gitlab import http
 from reporter.retry import POLICY
+from reporter.settings import ReadBounds
 
 from clirun import env_for, quick
 
@@ -158,3 +159,22 @@ def test_a_bridge_listing_gitlab_would_not_send_only_leaves_the_bridges_out(serv
     assert result.exit_code == 0, result.output
     assert "bridges (trigger jobs)" in result.output and "unexpected type" in result.output
     assert len(json.loads((tmp_path / "events.json").read_text())) == 15  # every job, no bridge
+
+
+def test_a_compressed_log_is_read_for_its_tail_a_piece_at_a_time(servers, tmp_path):
+    gitlab, databand = servers
+    gitlab.on(r"/jobs/106/trace", answer(compressed_zeros(10 * 2**20), 200, "text/plain",
+                                         {"Content-Encoding": "gzip"}))
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(cli, ["resend", "--project", "42", "--pipeline", "9001",
+                                          "--output", str(tmp_path / "events.json")],
+                                    env=env_for(gitlab, databand),
+                                    obj={**quick(), "gitlab_policy": FAST,
+                                         "gitlab_bounds": ReadBounds(log=2, log_cut=3)})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 0, result.output
+    assert "the end of the log of job 'flaky'" in result.output  # 10 GB of zeros: cut at the log's bound
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB held"

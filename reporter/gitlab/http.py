@@ -19,7 +19,7 @@ import json
 import re
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -300,53 +300,60 @@ class _Bounded:
         self._started = False
 
     def decode(self, data: bytes, room: int) -> bytes:
+        """What `data` (and the input left from the last call) decodes to, at most `room` bytes."""
         if self._deflate and not self._started and data:
             self._started = True
             if data[0] & 0x0F != 8:  # no zlib header: raw deflate
                 self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
         if self._zlib.eof:
             return b""
-        return self._zlib.decompress(self._zlib.unconsumed_tail + data, min(max(room, 1), 2**20))
+        return self._zlib.decompress(self._zlib.unconsumed_tail + data, room)
 
     def pending(self) -> bool:
         """Input left undecoded because the last call's room was reached."""
         return bool(self._zlib.unconsumed_tail) and not self._zlib.eof
 
 
-def read_capped(response: requests.Response, cap: int, piece: int = 64 * 1024) -> bytes | None:
-    """The answer's body decoded, or None once it passes `cap` bytes: at most about `cap` + `piece`
-    bytes are ever held, however well the body compresses. gzip and deflate are decoded here, not by
-    urllib3, whose decoding of a whole read may expand it a thousandfold in older releases."""
+def pieces(response: requests.Response, piece: int = 64 * 1024) -> Iterator[bytes]:
+    """The answer's body decoded, in pieces of at most a MiB however well it compresses: gzip and
+    deflate are decoded here, not by urllib3, whose older releases decode a whole read at once (a
+    thousandfold for a body of zeros)."""
     encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
     raw = response.raw
     if encoding not in ("identity", "gzip", "x-gzip", "deflate") or raw is None or not hasattr(raw, "read"):
-        body = bytearray()  # an encoding urllib3 decodes (br, zstd): its pieces are bounded too
-        for chunk in response.iter_content(chunk_size=piece):
-            body += chunk
-            if len(body) > cap:
-                return None
-        return bytes(body)
+        yield from response.iter_content(chunk_size=piece)  # an encoding only urllib3 decodes (br, zstd)
+        return
     decoder = None if encoding == "identity" else _Bounded(encoding)
-    pieces: list[bytes] = []  # joined once at the end: a growing bytearray would hold twice the cap
-    size = 0
     try:
         while True:
             data = raw.read(piece, decode_content=False)
-            part = data if decoder is None else decoder.decode(data, cap + 1 - size)
+            part = data if decoder is None else decoder.decode(data, _ROOM)
             while part:
-                size += len(part)
-                pieces.append(part)
-                if size > cap:
-                    return None
+                yield part
                 # What the room left undecoded, before the next read (or at the end).
-                part = decoder.decode(b"", cap + 1 - size) if decoder is not None and \
-                    (decoder.pending() or not data) else b""
+                part = decoder.decode(b"", _ROOM) if decoder is not None and (decoder.pending() or not data) else b""
             if not data:
-                return b"".join(pieces)
+                return
     except zlib.error:
         raise requests.exceptions.ContentDecodingError("the answer's compressed body is damaged") from None
     except (urllib3.exceptions.HTTPError, OSError) as error:  # a connection cut or reset mid-body
         raise requests.exceptions.ChunkedEncodingError(error) from None
+
+
+_ROOM = 2**20  # the most one piece of a compressed body expands to
+
+
+def read_capped(response: requests.Response, cap: int) -> bytes | None:
+    """The answer's body decoded, or None once it passes `cap` bytes: never more than `cap` and a
+    piece are held."""
+    kept: list[bytes] = []  # joined once at the end: a growing bytearray would hold twice the cap
+    size = 0
+    for part in pieces(response):
+        size += len(part)
+        if size > cap:
+            return None
+        kept.append(part)
+    return b"".join(kept)
 
 
 def _cap_body(response: requests.Response) -> None:

@@ -319,7 +319,7 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
                     return "", True
                 raise
             try:
-                raw, complete = logs.tail_bytes(response.iter_content(chunk_size=256 * 1024),
+                raw, complete = logs.tail_bytes(http.pieces(response, 256 * 1024),
                                                 deadline=bound.deadline - bounds.log_cut + bounds.log)
             finally:
                 response.close()
