@@ -15,6 +15,7 @@ doubling: 3.1 s over five retries), which no answer precedes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -325,15 +326,14 @@ def pieces(response: requests.Response, piece: int = 64 * 1024) -> Iterator[byte
         return
     decoder = None if encoding == "identity" else _Bounded(encoding)
     try:
-        while True:
-            data = raw.read(piece, decode_content=False)
+        # As iter_content reads: a chunked answer's chunks as they come (a log streaming slowly is
+        # kept so far), others `piece` bytes at a time.
+        for data in itertools.chain(raw.stream(piece, decode_content=False), [b""]):  # b"": the end
             part = data if decoder is None else decoder.decode(data, _ROOM)
             while part:
                 yield part
                 # What the room left undecoded, before the next read (or at the end).
                 part = decoder.decode(b"", _ROOM) if decoder is not None and (decoder.pending() or not data) else b""
-            if not data:
-                return
     except zlib.error:
         raise requests.exceptions.ContentDecodingError("the answer's compressed body is damaged") from None
     except (urllib3.exceptions.HTTPError, OSError) as error:  # a connection cut or reset mid-body
