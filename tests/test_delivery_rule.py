@@ -8,12 +8,13 @@ import io
 import json
 import logging
 import sys
+from pathlib import Path
 
 import pytest
+from clirun import QUICK
 from hostile import Recorder
 from werkzeug.wrappers import Response
 
-from clirun import QUICK
 from reporter import databand as databand_module
 from reporter import delivery
 
@@ -52,7 +53,7 @@ def test_a_2xx_from_where_a_redirect_points_is_never_delivery(kind, status, tmp_
     [failure] = done.failures
     assert f"{status}" in failure.reason and "redirect" in failure.reason and "not delivery" in failure.reason
     assert done.outcomes == []
-    assert json.loads(open(failure.kept).read()) == EVENTS
+    assert json.loads(Path(failure.kept).read_text()) == EVENTS
 
 
 def stdout_here(monkeypatch) -> io.StringIO:
@@ -87,7 +88,7 @@ def test_the_console_never_counts_what_logging_dropped(monkeypatch, tmp_path):
     assert printed.getvalue() == ""
     [failure] = done.failures
     assert "Only 0 of the 2 events reached stdout" in failure.reason
-    assert json.loads(open(failure.kept).read()) == EVENTS
+    assert json.loads(Path(failure.kept).read_text()) == EVENTS
 
 
 def test_a_closed_stdout_is_not_delivery(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import tracemalloc
 import pipelines
 import pytest
 from click.testing import CliRunner
+from clirun import env_for, quick
 from hostile import HostileGitLab, answer, compressed_zeros, deep_json
 from standins import DatabandStandIn, make_pipeline
 
@@ -19,8 +20,6 @@ from reporter.cli import cli
 from reporter.gitlab import http
 from reporter.retry import POLICY
 from reporter.settings import ReadBounds
-
-from clirun import env_for, quick
 
 JOBS = r"/pipelines/9001/jobs\?"
 PIPELINE = r"/pipelines/9001(\?|$)"

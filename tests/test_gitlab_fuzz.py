@@ -23,17 +23,16 @@ import pipelines
 import pytest
 import requests
 from click.testing import CliRunner
+from clirun import env_for, quick
 from fuzzing import examples
+from hostile import HostileGitLab, answer, compressed_zeros, deep_json
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hostile import HostileGitLab, answer, compressed_zeros, deep_json
 from standins import DatabandStandIn
 
 from reporter.cli import cli
 from reporter.retry import POLICY
 from reporter.targets import Bounds
-
-from clirun import env_for, quick
 
 BASE = "/api/v4/projects/42/pipelines/9001"
 # endpoint -> (the rule's path pattern, what GitLab's schema calls one of its objects, or None)
@@ -188,7 +187,8 @@ def test_any_gitlab_answer_gives_a_report_or_one_line(served, data):
         assert "Traceback" not in said and "unexpected error" not in said, (what, said[-2000:])
         assert result.exit_code in (0, 3), (endpoint, what, result.exit_code, said[-2000:])
         if result.exit_code == 3:
-            errors = [line for line in result.stderr.splitlines() if line.startswith("databand-gitlab-reporter: error:")]
+            errors = [line for line in result.stderr.splitlines()
+                      if line.startswith("databand-gitlab-reporter: error:")]
             assert len(errors) == 1 and "GitLab" in errors[0], (endpoint, what, said[-2000:])
             assert len(databand.payloads) == before
         else:

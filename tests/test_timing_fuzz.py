@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pipelines
 import pytest
@@ -80,7 +81,7 @@ def events():
 def delivered_or_kept(done, events, tmp_path) -> None:
     if done.failures:
         [failure] = done.failures
-        assert failure.kept and len(json.loads(open(failure.kept).read())) >= 1
+        assert failure.kept and len(json.loads(Path(failure.kept).read_text())) >= 1
         assert "nan" not in failure.reason
 
 
