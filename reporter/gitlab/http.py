@@ -193,7 +193,8 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
         if asked is None:
             raise Throttled(f"{what}; no time is left in {limit} to try again")
         really = replace(client.policy, longest_wait=float("inf")).server_wait(response.headers) or asked
-        raise Throttled(f"{what} and asked to wait {really:.0f} s, past the {max(left, 0):.0f} s left of {limit}")
+        asked_for = f"to wait {really:.0f} s" if really < float("inf") else "for a wait without end"  # nan, 1e400
+        raise Throttled(f"{what} and asked {asked_for}, past the {max(left, 0):.0f} s left of {limit}")
     if client.progress is not None and wait > 0:
         client.progress(f"GitLab answered {response.status_code} to GET {attempts.path}; trying again in "
                         f"{wait:.{0 if wait >= 1 else 2}f} s (retry {retry} of {client.policy.attempts - 1})")
