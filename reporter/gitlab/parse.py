@@ -202,6 +202,7 @@ def pipeline_from_jobs(url: str, project: str | int, pipeline_id: int, context: 
 # on one of them is in that project; `train` is a merge train's.
 _MERGE_REQUEST_REF = re.compile(r"^refs/merge-requests/(?P<iid>[1-9][0-9]{0,9})/(?:head|merge|train)$")
 _NO_COMMIT = "0" * 40  # GitLab's before_sha for a new branch, a tag, or a pipeline that no push made
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], str], read_api: bool) -> None:
@@ -246,7 +247,9 @@ def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], 
         if not text:
             return None
         if text not in masked:
-            masked[text] = bounded(redact(text))
+            # A CI variable's bytes that are not UTF-8 reach Python as lone surrogates, which no
+            # event can be encoded with.
+            masked[text] = bounded(redact(_LONE_SURROGATE.sub("\ufffd", text)))
         return masked[text]
 
     for key in ("commit_title", "before_sha", "merge_request_url", "user", "name", "schedule"):
