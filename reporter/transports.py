@@ -26,7 +26,7 @@ import requests
 from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from reporter import timebound, wire
@@ -79,7 +79,10 @@ class PolicyRetry(Retry):
         return max(self.stop_at - time.monotonic(), 0.0)
 
     def get_retry_after(self, response) -> float | None:
-        asked = super().get_retry_after(response)
+        try:
+            asked = super().get_retry_after(response)
+        except InvalidHeader:  # neither seconds nor a date ("soon", "nan"): waits the longest, as retry.py says
+            asked = self.policy.longest_wait
         return None if asked is None else min(asked, self.policy.longest_wait, self._left())
 
     def get_backoff_time(self) -> float:

@@ -178,3 +178,21 @@ def test_a_databand_retry_after_of_nan_waits_as_an_unreadable_one(events, tmp_pa
         done = delivery.deliver([target], events, 9001, keep_dir=str(tmp_path))
     assert done.ok
     assert said == ["Databand: attempt 1 failed (HTTP 503); trying again in 1 s (2 s left to retry)"]
+
+
+@pytest.mark.parametrize("value", ["soon", "nan", "Mon, 32 Foo 2026"])
+def test_an_openlineage_retry_after_that_is_no_number_nor_date_is_waited_as_unreadable(value, tmp_path):
+    transports = pytest.importorskip("reporter.transports")
+    events = [{"eventType": "COMPLETE", "eventTime": "2026-11-20T10:00:00Z", "producer": "https://example.com/p",
+               "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent",
+               "run": {"runId": "01890000-0000-7000-8000-000000000001", "facets": {}},
+               "job": {"namespace": "n", "name": "j", "facets": {}}, "inputs": [], "outputs": []}]
+    with DatabandStandIn() as server:
+        server.script({"status": 503, "headers": {"Retry-After": value}}, 200, 200)
+        target = transports.OpenLineageHttp({"OPENLINEAGE_URL": server.server_url}, bounds=BOUNDS)
+        started = time.monotonic()
+        done = delivery.deliver([target], events, 9001, keep_dir=str(tmp_path))
+        elapsed = time.monotonic() - started
+        seen = server.requests_seen
+    assert done.ok, done.message()  # urllib3 refused the header: "Could not reach the OpenLineage backend"
+    assert seen == 3 and POLICY.longest_wait * 0.9 <= elapsed < POLICY.longest_wait + SLACK
