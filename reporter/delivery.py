@@ -135,6 +135,17 @@ def deliver(targets: Sequence[Target], events: Sequence[dict], label: str | int,
             pending.pop(0)
     except Interrupted as stop:
         raise keep_interrupted(stop, pending, events, label, keep_dir, done.failures) from None
+    except BaseException as error:
+        # Not ours to stop (SystemExit, KeyboardInterrupt where no signal handler is installed,
+        # a library's own BaseException): the events of this target and the next are kept, and it
+        # goes on, naming the files.
+        note = getattr(error, "add_note", None)  # Python 3.11+: the traceback, if any, names the files
+        for target in pending:
+            failure = _keep(target.name, events, f"stopped by {type(error).__name__}", label, keep_dir)
+            if note is not None:
+                note(f"{target.name}: the events were kept in {failure.kept}" if failure.kept else
+                     f"{target.name}: {failure.message()}")
+        raise
     return done
 
 

@@ -93,8 +93,10 @@ def keep_unsent(events: Sequence[dict], label: int | str, target: str, directory
         path = name if folder in ("", ".") else os.path.join(folder, name)
         try:
             return Kept(path=write_atomic(path, lambda handle: dump(events, handle), replace=False))
-        except OSError as error:
-            problems.append(f"{folder or '.'}: {error.strerror or type(error).__name__}")
+        # Broad on purpose: whatever fails here (a full disk, an event that cannot be encoded), the
+        # next folder is tried, and the caller says why none took the file.
+        except Exception as error:  # noqa: BLE001
+            problems.append(f"{folder or '.'}: {getattr(error, 'strerror', None) or type(error).__name__}")
     return Kept(problem="; ".join(problems))
 
 

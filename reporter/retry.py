@@ -19,6 +19,7 @@ the openlineage targets through urllib3's `Retry`: all three take their numbers 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -51,9 +52,10 @@ class RetryPolicy:
         reset = _header(headers, "RateLimit-Reset")
         if reset is not None:
             try:
-                return self._capped(float(reset) - now)
+                seconds = float(reset) - now
             except ValueError:
                 return None
+            return None if math.isnan(seconds) else self._capped(seconds)
         return None
 
     def wait_before(self, retry: int, headers: Mapping[str, str] | None = None, *, left: float,
@@ -67,6 +69,8 @@ class RetryPolicy:
         return None if wait >= left else wait
 
     def _capped(self, seconds: float) -> float:
+        if math.isnan(seconds):  # "nan" passes float(): unreadable, and no deadline survives adding it
+            return self.longest_wait
         return min(max(seconds, 0.0), self.longest_wait)
 
     def retries_status(self, status: int) -> bool:

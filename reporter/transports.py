@@ -26,7 +26,7 @@ import requests
 from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
 from reporter import timebound, wire
@@ -79,7 +79,10 @@ class PolicyRetry(Retry):
         return max(self.stop_at - time.monotonic(), 0.0)
 
     def get_retry_after(self, response) -> float | None:
-        asked = super().get_retry_after(response)
+        try:
+            asked = super().get_retry_after(response)
+        except InvalidHeader:  # neither seconds nor a date ("soon", "nan"): waits the longest, as retry.py says
+            asked = self.policy.longest_wait
         return None if asked is None else min(asked, self.policy.longest_wait, self._left())
 
     def get_backoff_time(self) -> float:
@@ -192,7 +195,13 @@ class LifecycleFile:
 
 class _Strict(logging.StreamHandler):
     """A handler that lets a failed write out (logging's own prints it and goes on): a closed stdout
-    is no delivery."""
+    is no delivery. It counts what it wrote: a record logging dropped (logging.disable) is none."""
+
+    written = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self.written += 1
 
     def handleError(self, record: logging.LogRecord) -> None:
         raise  # logging calls it inside its except: this is the write's own error
@@ -216,6 +225,7 @@ class Console:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+        disabled, logger.disabled = logger.disabled, False  # dictConfig disables loggers made before it
         try:
             transport = ConsoleTransport(ConsoleConfig())
             converted = lifecycle(events)
@@ -224,4 +234,8 @@ class Console:
             handler.flush()  # a pipe closed by its reader fails here, not at exit
         finally:
             logger.removeHandler(handler)
+            logger.disabled = disabled
+        if handler.written < len(converted):  # only what reached stdout is delivered
+            raise DeliveryError(f"Only {handler.written} of the {len(converted)} events reached stdout (logging is "
+                                "disabled in this process); nothing that reads it got the rest.", unsent=list(events))
         return Outcome(name=self.name, where="stdout", sent=len(converted), runs=len(events))

@@ -3,14 +3,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 # The property tests' runs: `ci` (the default, and what CI runs) derandomised, so the examples are
 # the same on every run and a failure is reproducible; `long` draws new examples each run, and the
-# tests that scale their own budget (tests/budget.py, test_masking_properties.examples) run more:
+# tests that scale their own budget (tests/budget.py) run more:
 # HYPOTHESIS_PROFILE=long python -m pytest -q -n 2 tests/test_bad_input.py tests/test_file_properties.py
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
-settings.register_profile("long", derandomize=False, deadline=None, print_blob=True, max_examples=2000)
+_SLOW_OK = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, suppress_health_check=_SLOW_OK)
+settings.register_profile("long", derandomize=False, deadline=None, print_blob=True, max_examples=2000,
+                          suppress_health_check=_SLOW_OK)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -76,3 +76,31 @@ def errors(kind: str, value: object) -> list[str]:
     """What GitLab's schema for `kind` (a path under public_api/v4 without .json) finds wrong."""
     validator = Draft7Validator({"$ref": f"{BASE}{V4}/{kind}.json"}, registry=_registry())
     return [f"{'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}" for e in validator.iter_errors(value)]
+
+
+_REF_TYPES = {"object"}
+
+
+def property_types(kind: str) -> dict[str, set[str]]:
+    """The JSON types GitLab's schema for `kind` allows each top-level property ("integer",
+    "string", "null", "object" ...), for tests that inject a type it does not allow."""
+    from urllib.parse import urljoin
+
+    def properties(url: str) -> dict:
+        schema = _registry().contents(url)
+        found = dict(schema.get("properties", {}))
+        for part in schema.get("allOf", []):
+            found.update(properties(urljoin(url, part["$ref"])) if "$ref" in part else part.get("properties", {}))
+        return found
+
+    def types(schema: dict) -> set[str]:
+        if "type" in schema:
+            named = schema["type"]
+            found = {named} if isinstance(named, str) else set(named)
+            return found | ({"number"} if "integer" in found else set())  # 1 is a number too
+        if "$ref" in schema:
+            return set(_REF_TYPES)
+        return set().union(*(types(s) for s in schema.get("oneOf", []) + schema.get("anyOf", [])))
+
+    return {name: types(schema) for name, schema in properties(f"{BASE}{V4}/{kind}.json").items()
+            if isinstance(schema, dict) and types(schema)}

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -228,3 +229,29 @@ def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+# -- answers no GitLab sends, for the reader's fault tests (opt-in: served only by a rule) ----------
+
+
+def compressed_zeros(size: int, encoding: str = "gzip") -> bytes:
+    """About `size` bytes of gzip (or zlib "deflate") that expand to about a thousand times as many
+    zeros, made in milliseconds: the same fully flushed block repeated (a flush resets the window,
+    so each block compresses alike). No end: a reader must stop long before it."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    zeros = bytes(2**20)
+    head = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    return head + block * max(1, (size - len(head)) // len(block))
+
+
+def deep_json(depth: int) -> bytes:
+    """A JSON list nested `depth` deep: valid JSON, deeper than Python's parser recurses."""
+    return b"[" * depth + b"]" * depth
+
+
+def answer(body: bytes, status: int = 200, content_type: str = "application/json",
+           headers: dict | None = None) -> Callable[[Request], Response]:
+    """A rule's answer: these bytes, as they are (no re-encoding), with these headers."""
+    return lambda request: Response(body, status=status, content_type=content_type, headers=headers or {},
+                                    direct_passthrough=True)

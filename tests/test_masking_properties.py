@@ -10,7 +10,7 @@ stdout, stderr, the bodies Databand received, --output, the kept file (Databand 
 annotations file.
 
 Budgets (examples in the `ci` profile, fixed seed, and seconds measured on 2 shared cores; `long`
-is HYPOTHESIS_PROFILE=long, 25 times the examples, see docs/failure-modes.md): the report path 40
+is HYPOTHESIS_PROFILE=long, 20 times the examples, see docs/failure-modes.md): the report path 40
 (about 35 s), the forms in text 400 (about 9 s), events as values 200 (about 6 s), unchanged
 events 60 (about 5 s). Time on adversarial input is measured by benchmarks/masking.py, not here.
 """
@@ -23,6 +23,7 @@ import os
 import re
 from urllib.parse import quote, unquote
 
+from budget import examples
 from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -33,13 +34,6 @@ from reporter import events as reporter_events
 from reporter.cli import cli
 from reporter.packed import PackedEvents, encode
 from reporter.redact import MASK, Redactor, base64_cores
-
-LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
-
-
-def examples(n: int) -> int:
-    return n * 25 if LONG else n
-
 
 PIECE = 8
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

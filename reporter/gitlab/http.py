@@ -15,14 +15,18 @@ doubling: 3.1 s over five retries), which no answer precedes.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import threading
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import gitlab
 import requests
+import urllib3
 
 from reporter import __version__, ids, timebound, wire
 from reporter.gitlab import errors
@@ -33,6 +37,9 @@ from reporter.settings import ReadBounds
 SOCKET_TIMEOUT = 30  # connect, and wait for each chunk of an answer
 PER_PAGE = 100
 MAX_JSON_BYTES = 64 * 2**20  # one answer; a page of 100 jobs is about 0.3 MB
+# An error page or redirect is read for its first bytes only, decoded: python-gitlab and requests
+# read such a body whole, and a gzip body of 10 MB expands to 10 GB.
+MAX_ERROR_BYTES = 64 * 1024
 # Requests in flight at once, for the whole command (backfill and downstream pipelines included):
 # enough that a 10,000-job pipeline's pages and logs go out in a few waves, few enough for a small
 # self-managed GitLab. --gitlab-concurrency changes it.
@@ -190,6 +197,8 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
     """Every wait before python-gitlab's next attempt, as the policy says and within the time left."""
     attempts = client._attempts
     attempts.content_type = response.headers.get("Content-Type") or ""
+    if response.status_code >= 300:
+        _cap_body(response)
     if not client.policy.retries_status(response.status_code):
         return response
     attempts.retries += 1
@@ -209,8 +218,8 @@ def _our_wait(client: Client, response: requests.Response) -> requests.Response:
         if asked is None:
             raise Throttled(f"{what}; no time is left in {limit} to try again")
         really = replace(client.policy, longest_wait=float("inf")).server_wait(response.headers) or asked
-        raise Throttled(f"{what} and asked to wait {really:.0f} s, past the {max(left, 0):.0f} s left of {limit}")
-    response.content  # noqa: B018 - read the small error body whole, so its connection goes back to the pool
+        asked_for = f"to wait {really:.0f} s" if really < float("inf") else "for a wait without end"  # nan, 1e400
+        raise Throttled(f"{what} and asked {asked_for}, past the {max(left, 0):.0f} s left of {limit}")
     if client.progress is not None and wait > 0:
         client.progress(f"GitLab answered {response.status_code} to {attempts.verb} {attempts.path}; trying again in "
                         f"{wait:.{0 if wait >= 1 else 2}f} s (retry {retry} of {client.policy.attempts - 1})")
@@ -301,15 +310,12 @@ def _json(client: Client, path: str, params: Mapping[str, object] | None, post: 
         with timebound.bounded(client.bounds.read, client.budget):
             response = stream(client, path, params=params, body=post)
             try:
-                body = bytearray()
-                for chunk in response.iter_content(chunk_size=64 * 1024):
-                    body += chunk
-                    if len(body) > MAX_JSON_BYTES:
-                        raise ReadError(shown, errors.NOT_API, response.status_code,
-                                        response.headers.get("Content-Type", ""),
-                                        f"is larger than {MAX_JSON_BYTES // 2**20} MiB")
+                body = read_capped(response, MAX_JSON_BYTES)
             finally:
                 response.close()
+            if body is None:
+                raise ReadError(shown, errors.NOT_API, response.status_code, response.headers.get("Content-Type", ""),
+                                f"is larger than {MAX_JSON_BYTES // 2**20} MiB")
     except READ_FAILURES as error:
         raise failure(client, error, shown) from None
     answer = Answer(None, shown, response.status_code, response.headers.get("Content-Type", ""), response.headers)
@@ -317,11 +323,122 @@ def _json(client: Client, path: str, params: Mapping[str, object] | None, post: 
         raise wrong(answer, f"is not JSON but {_what_it_is(body)}")
     try:
         answer.data = json.loads(body)
+    except RecursionError:
+        raise wrong(answer, "is JSON nested deeper than any GitLab answer") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise wrong(answer, "is not valid JSON (cut short?)") from None
+    except ValueError:  # int() refuses numbers of more than 4,300 digits
+        raise wrong(answer, "holds a number too long to be an id or a count") from None
+    if _SURROGATE_ESCAPE.search(body):
+        answer.data = _without_lone_surrogates(answer.data)
     if not isinstance(answer.data, expect):
         raise wrong(answer, f"is {json_type(answer.data)} where {json_type(expect())} was due")
     return answer
+
+
+class _Bounded:
+    """Decodes gzip or deflate a piece at a time, never more than asked for at once."""
+
+    def __init__(self, encoding: str):
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS)
+        self._deflate = encoding == "deflate"  # zlib-wrapped as the RFC says, or raw as some servers send
+        self._started = False
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """What `data` (and the input left from the last call) decodes to, at most `room` bytes."""
+        if self._deflate and not self._started and data:
+            self._started = True
+            if data[0] & 0x0F != 8:  # no zlib header: raw deflate
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+        if self._zlib.eof:
+            return b""
+        return self._zlib.decompress(self._zlib.unconsumed_tail + data, room)
+
+    def pending(self) -> bool:
+        """Input left undecoded because the last call's room was reached."""
+        return bool(self._zlib.unconsumed_tail) and not self._zlib.eof
+
+
+def pieces(response: requests.Response, piece: int = 64 * 1024) -> Iterator[bytes]:
+    """The answer's body decoded, in pieces of at most a MiB however well it compresses: gzip and
+    deflate are decoded here, not by urllib3, whose older releases decode a whole read at once (a
+    thousandfold for a body of zeros)."""
+    encoding = (response.headers.get("Content-Encoding") or "identity").strip().lower()
+    raw = response.raw
+    if encoding not in ("identity", "gzip", "x-gzip", "deflate") or raw is None or not hasattr(raw, "read"):
+        yield from response.iter_content(chunk_size=piece)  # an encoding only urllib3 decodes (br, zstd)
+        return
+    decoder = None if encoding == "identity" else _Bounded(encoding)
+    try:
+        # As iter_content reads: a chunked answer's chunks as they come (a log streaming slowly is
+        # kept so far), others `piece` bytes at a time.
+        for data in itertools.chain(raw.stream(piece, decode_content=False), [b""]):  # b"": the end
+            part = data if decoder is None else decoder.decode(data, _ROOM)
+            while part:
+                yield part
+                # What the room left undecoded, before the next read (or at the end).
+                part = decoder.decode(b"", _ROOM) if decoder is not None and (decoder.pending() or not data) else b""
+    except zlib.error:
+        raise requests.exceptions.ContentDecodingError("the answer's compressed body is damaged") from None
+    except (urllib3.exceptions.HTTPError, OSError) as error:  # a connection cut or reset mid-body
+        raise requests.exceptions.ChunkedEncodingError(error) from None
+
+
+_ROOM = 2**20  # the most one piece of a compressed body expands to
+
+
+def read_capped(response: requests.Response, cap: int) -> bytes | None:
+    """The answer's body decoded, or None once it passes `cap` bytes: never more than `cap` and a
+    piece are held."""
+    kept: list[bytes] = []  # joined once at the end: a growing bytearray would hold twice the cap
+    size = 0
+    for part in pieces(response):
+        size += len(part)
+        if size > cap:
+            return None
+        kept.append(part)
+    return b"".join(kept)
+
+
+def _cap_body(response: requests.Response) -> None:
+    """An error page or redirect: its first MAX_ERROR_BYTES, decoded, become its body for whoever
+    reads it next (python-gitlab's message, requests' redirect), and its connection goes back."""
+    try:
+        body = read_capped(response, MAX_ERROR_BYTES)
+    except requests.RequestException:
+        body = b""
+    finally:
+        response.close()
+    response._content = b"" if body is None else body  # too large for an error: it says nothing useful
+    response._content_consumed = True
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a pair JSON escaped is one character once parsed
+
+
+def _without_lone_surrogates(data: object) -> object:
+    """A name GitLab sent as a lone surrogate escape (\\udc80) cannot be encoded as UTF-8 in any event
+    or file: each becomes U+FFFD. Walked without recursion: the JSON may be nested deep."""
+    def fixed(value: object) -> object:
+        return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+    top: list[object] = [fixed(data)]
+    stack: list[list | dict] = [top]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                node[index] = item = fixed(item)
+                if isinstance(item, (list, dict)):
+                    stack.append(item)
+        else:
+            for key in list(node):
+                item = fixed(node.pop(key))
+                node[fixed(key)] = item
+                if isinstance(item, (list, dict)):
+                    stack.append(item)
+    return top[0]
 
 
 def wrong(answer: Answer, problem: str) -> ReadError:

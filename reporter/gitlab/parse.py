@@ -46,6 +46,8 @@ def _downstream_ref(raw: Mapping) -> tuple[str | int, int] | None:
     if project is None:
         project_url = _project_url(str(downstream.get("web_url") or ""))
         project = urlsplit(project_url).path.strip("/")
+    elif not isinstance(project, (int, str)) or isinstance(project, bool):
+        raise ShapeError("downstream_pipeline.project_id is not a number")
     return (project, _number(downstream["id"], "downstream_pipeline.id")) if project else None
 
 
@@ -57,9 +59,9 @@ def job(raw: Mapping, kind: str) -> Job:
     environment = {"name": environment} if isinstance(environment, str) else _mapping(environment)
     return Job(
         id=_number(raw.get("id"), "id"),
-        name=str(raw.get("name") or f"job {raw['id']}"),
-        stage=str(raw.get("stage") or "unknown"),
-        status=str(raw.get("status") or "unknown"),
+        name=_text(raw.get("name"), f"job {raw['id']}"),
+        stage=_text(raw.get("stage"), "unknown"),
+        status=_text(raw.get("status"), "unknown"),
         allow_failure=bool(raw.get("allow_failure")),
         kind=kind,
         created_at=_time(raw.get("created_at")),
@@ -78,16 +80,27 @@ def job(raw: Mapping, kind: str) -> Job:
         environment=_context_text(environment.get("name")),
         environment_action=_context_text(environment.get("action")),
         commit_title=_context_text(_mapping(raw.get("commit")).get("title")),
-        junit=any(_mapping(a).get("file_type") == "junit" for a in raw.get("artifacts") or ()
-                  if isinstance(raw.get("artifacts"), list)),
+        junit=any(_mapping(a).get("file_type") == "junit" for a in _list(raw.get("artifacts"))),
     )
 
 
 # GitLab's pipeline and job objects are read for context too, and a field of a type GitLab does
 # not document (or null, or missing) only leaves that tag out: these never raise.
 
+def _text(value: object, default: str) -> str:
+    """A name, stage, status, ref or sha: text, or a number as GitLab might have meant it; an object
+    or a list is no name (its repr would go out as one)."""
+    if isinstance(value, str) and value:
+        return value
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
 def _mapping(value: object) -> Mapping:
     return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _context_number(value: object) -> float | None:
@@ -121,7 +134,7 @@ def _project_url(pipeline_web_url: str) -> str:
 
 
 def pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
-    web_url = str(raw.get("web_url") or "")
+    web_url = _text(raw.get("web_url"), "")
     project_url = _project_url(web_url)
     project_id = raw.get("project_id") or (project if isinstance(project, int) else None)
     if project_id is None:
@@ -133,11 +146,11 @@ def pipeline_from_api(url: str, raw: Mapping, project: str | int) -> Pipeline:
         project_url=project_url,
         id=_number(raw.get("id"), "id"),
         iid=_context_id(raw.get("iid")),
-        ref=str(raw.get("ref") or ""),
-        sha=str(raw.get("sha") or ""),
+        ref=_text(raw.get("ref"), ""),
+        sha=_text(raw.get("sha"), ""),
         tag=bool(raw.get("tag")),
         source=_context_text(raw.get("source")),
-        status=str(raw.get("status") or "unknown"),
+        status=_text(raw.get("status"), "unknown"),
         web_url=web_url,
         created_at=_time(raw.get("created_at")),
         started_at=_time(raw.get("started_at")),
@@ -189,6 +202,7 @@ def pipeline_from_jobs(url: str, project: str | int, pipeline_id: int, context: 
 # on one of them is in that project; `train` is a merge train's.
 _MERGE_REQUEST_REF = re.compile(r"^refs/merge-requests/(?P<iid>[1-9][0-9]{0,9})/(?:head|merge|train)$")
 _NO_COMMIT = "0" * 40  # GitLab's before_sha for a new branch, a tag, or a pipeline that no push made
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], str], read_api: bool) -> None:
@@ -233,7 +247,9 @@ def add_context(pipeline: Pipeline, context: CIContext, redact: Callable[[str], 
         if not text:
             return None
         if text not in masked:
-            masked[text] = bounded(redact(text))
+            # A CI variable's bytes that are not UTF-8 reach Python as lone surrogates, which no
+            # event can be encoded with.
+            masked[text] = bounded(redact(_LONE_SURROGATE.sub("\ufffd", text)))
         return masked[text]
 
     # Every text the events cut to a tag's length (events._put): masked here first, then cut.

@@ -115,9 +115,13 @@ def read_pipeline(
             # so every attempt of a retried trigger job is listed too.
             raw_bridges = Pager(client, pool, f"{base}/bridges", {"include_retried": "true"}, "bridge",
                                 jobs_of("bridge")) if access.token else None
-            for listing in (raw_jobs, raw_bridges):
-                if listing is not None:
-                    listing.start_rest()  # both lists' other pages go out together
+            raw_jobs.start_rest()  # both lists' other pages go out together
+            unread: ReadError | None = None  # the bridges' listing: the report goes without them
+            if raw_bridges is not None:
+                try:
+                    raw_bridges.start_rest()
+                except ReadError as error:
+                    unread = error
             failed = _started(failed)
             if raw_pipeline is not None:
                 answer = raw_pipeline.result()
@@ -135,11 +139,18 @@ def read_pipeline(
                     raise GitLabError(f"While reading {what.what}: {error}.") from None
                 needs.read_or_note(client, pipeline.project_path, pipeline.iid, redact, notes)  # says why not
             jobs = list(raw_jobs.result())
-            if raw_bridges is not None:
-                jobs += raw_bridges.result()
-            if not raw_jobs.count and not (raw_bridges and raw_bridges.count):
+            if raw_bridges is not None and unread is None:
+                try:
+                    jobs += raw_bridges.result()
+                except ReadError as error:
+                    unread = error
+            if not raw_jobs.count and not (raw_bridges and raw_bridges.count and unread is None):
+                if unread is not None:  # nothing listed at all: the bridges' refusal says why first
+                    raise unread
                 raise GitLabError(_no_jobs(pipeline_id, project, what, context))
             _started(failed, whole=True)
+            if unread is not None:
+                notes.append(f"bridges (trigger jobs) and their downstream pipelines ({errors.why(unread)})")
             pipeline.jobs = mark_attempts(sorted(jobs, key=lambda j: j.id))
             later = []
             if summary is not None:
@@ -266,7 +277,7 @@ def _read_tests(client: Client, base: str, summary: Mapping | None, pipeline: Pi
 def _unprocessed(pipeline: Pipeline, summary: Mapping | None) -> list[Job]:
     """Finished jobs with a JUnit report that no suite of the summary names."""
     named = {i for s in _list((summary or {}).get("test_suites")) if isinstance(s, Mapping)
-             for i in _list(s.get("build_ids"))}
+             for i in _list(s.get("build_ids")) if isinstance(i, int)}
     return [job for job in pipeline.jobs if job.junit and job.kind == "job" and job.id not in named
             and job.status in ("success", "failed") and not job.retried]
 
@@ -388,7 +399,7 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
                     return "", True
                 raise
             try:
-                raw, complete = logs.tail_bytes(response.iter_content(chunk_size=256 * 1024),
+                raw, complete = logs.tail_bytes(http.pieces(response, 256 * 1024),
                                                 deadline=bound.deadline - bounds.log_cut + bounds.log)
             finally:
                 response.close()
