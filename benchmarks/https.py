@@ -261,34 +261,6 @@ _GROUPS = [
 ]
 
 
-# profile_threads.py's way (every thread its own profiler), but timing CPU, not wall: with each
-# thread's CPU clock a blocked read costs nothing, so no wait needs leaving out by its name.
-_CPU_PROFILE = r"""
-import cProfile, pstats, sys, threading, time
-prefix, sys.argv = sys.argv[1], ["databand-gitlab-reporter", *sys.argv[2:]]
-started, lock = [], threading.Lock()
-def first_call(frame, event, arg):
-    profiler = cProfile.Profile(time.thread_time)
-    with lock:
-        started.append(profiler)
-    profiler.enable()
-threading.setprofile(first_call)
-main = cProfile.Profile(time.thread_time)
-code = 0
-main.enable()
-try:
-    from reporter.cli import main as command
-    command()
-except SystemExit as done:
-    code = done.code if isinstance(done.code, int) else 1
-finally:
-    main.disable()
-    threading.setprofile(None)
-for profiler in started:
-    profiler.create_stats()
-pstats.Stats(main, *started).dump_stats(prefix + "ALL.prof")
-sys.exit(code)
-"""
 
 
 def cpu_breakdown(work: str, say) -> dict:
@@ -309,9 +281,9 @@ def cpu_breakdown(work: str, say) -> dict:
         env = {**bench.child_env(gitlab, databand), **ci_environment(), "GITLAB_URL": gitlab_url,
                "DATABAND_URL": databand_url, "CI_SERVER_TLS_CA_FILE": str(bundle), "DATABAND_CA_FILE": str(bundle)}
         prefix = str(Path(work) / "profile-")
-        run = bench.run_child([sys.executable, "-c", _CPU_PROFILE, prefix, "resend", "--project",
-                               str(where["project"]), "--pipeline", str(where["pipeline"]), "--downstream-depth",
-                               "0", "--no-test-results"], env, work)
+        run = bench.run_child([sys.executable, str(HERE / "profile_threads.py"), "--cpu", prefix, "resend",
+                               "--project", str(where["project"]), "--pipeline", str(where["pipeline"]),
+                               "--downstream-depth", "0", "--no-test-results"], env, work)
         say(".")
     if run["exit"] != 0:
         return {"error": run["stderr"][-2000:]}
