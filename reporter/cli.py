@@ -167,6 +167,16 @@ def _log(text: str) -> None:
     sys.stderr.flush()
 
 
+class _Finite(click.FloatRange):
+    """A FloatRange that refuses nan, which compares false to both bounds and so passes click's."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
 def _cost_factors(ctx, param, value):
     try:
         return lib.cost.parse_cost_factors(value) if value else None
@@ -430,7 +440,7 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
 @_common
 @click.option("--project", metavar="ID|PATH", envvar="CI_PROJECT_ID",
               help="Project id or path. [env: CI_PROJECT_ID, so a scheduled job needs no flag]")
-@click.option("--hours", type=click.FloatRange(1, 24 * 31), default=26, show_default=True,
+@click.option("--hours", type=_Finite(1, 24 * 31), default=26, show_default=True,
               help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
 @click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")

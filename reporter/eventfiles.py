@@ -119,6 +119,8 @@ def resend_command(path: str, target: str | None = None) -> str:
 def _one_object_a_line(path: str) -> bool:
     """Whether the file's first line is a whole JSON object with an eventType (--target file's NDJSON)."""
     try:
+        if not os.path.isfile(path):  # a FIFO's open() would wait for a writer
+            return False
         with open(path, "rb") as handle:
             first = json.loads(handle.readline(1 << 20))
     except (OSError, ValueError, RecursionError):

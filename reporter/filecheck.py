@@ -11,8 +11,10 @@ gigabytes. Each is found here, in the text and in every value, before the first 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import stat
 
 MAX_FILE_BYTES = 256 * 2**20  # a 10,000-job pipeline's events are about 25 MB
 MAX_DEPTH = 64  # the reporter's events nest about 8 deep
@@ -30,11 +32,21 @@ def _no_constant(name: str) -> object:
     raise BadFile(f"it holds {name}, which is not JSON")
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e999: json reads it as inf, which json.dumps writes as Infinity
+        raise BadFile(f"it holds {text[:20]}, a number past any a float can hold")
+    return number
+
+
 def read_json(path: str) -> object:
     """The file's JSON, checked for size, NaN and Infinity, lone surrogates and depth. Raises
     OSError when it cannot be read, BadFile for what it holds."""
     if os.path.isdir(path):
         raise IsADirectoryError(21, "Is a directory")
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # A FIFO's open() waits for a writer, a device never ends: only a file the reporter wrote.
+        raise BadFile("it is not a regular file (a pipe or a device?)")
     with open(path, "rb") as handle:
         if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
             raise BadFile(f"it is larger than {MAX_FILE_BYTES // 2**20} MiB")
@@ -42,7 +54,7 @@ def read_json(path: str) -> object:
     if len(data) > MAX_FILE_BYTES:
         raise BadFile(f"it is larger than {MAX_FILE_BYTES // 2**20} MiB")
     try:
-        value = json.loads(data, parse_constant=_no_constant)
+        value = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
     except BadFile:
         raise
     except RecursionError:

@@ -300,13 +300,17 @@ def view_forms(secret: str) -> set[str]:
     """Every form the secret takes, as the view shows it: the secret (as is, and as the view reads
     it when it holds escapes of its own), its UTF-8 bytes one by one (each percent-encoded), its
     UTF-16 code units (JSON's \\uD83D\\uDE00), "+" for spaces (forms), the base64 cores of its
-    UTF-8, UTF-16 LE and BE bytes and of its base64, and its hex."""
+    UTF-8, UTF-16 LE and BE bytes and of its base64, and its hex (plain, spaced, colon-separated,
+    \\x-escaped, and of its UTF-16 LE bytes)."""
     data = secret.encode("utf-8", "surrogatepass")
     units = secret.encode("utf-16-be", "surrogatepass")
     # Case changed after it got there (a GitLab slug, a shell's ${x^^}): "ß" upper-cases to "SS".
     plain = {secret, secret.upper(), secret.lower(), secret.replace(" ", "+"), data.decode("latin-1"),
              "".join(chr(int.from_bytes(units[i: i + 2], "big")) for i in range(0, len(units), 2))}
-    derived = {data.hex()}
+    # Hex as dumps print it too: spaced (xxd -p -c1, od), colon-separated (fingerprints), \x-escaped
+    # (Python's bytes, printf); and the hex of its UTF-16 LE bytes (Windows tools).
+    derived = {data.hex(), data.hex(" "), data.hex(":"), "".join(f"\\x{b:02x}" for b in data),
+               secret.encode("utf-16-le", "surrogatepass").hex()}
     for encoded in (data, secret.encode("utf-16-le", "surrogatepass"), secret.encode("utf-16-be", "surrogatepass")):
         derived.update(base64_cores(encoded))
     for core in base64_cores(data):

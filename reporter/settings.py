@@ -433,6 +433,8 @@ def check_id(value: str | int | None, name: str) -> int:
         tail = re.search(r"/pipelines/(\d+)/?$", text.split("?", 1)[0].split("#", 1)[0])
         hint = f" (the id at the end of the pipeline's address: {name} {tail[1]})" if tail else ""
         raise ConfigError(f"{name} must be a number{hint}; got {_show(text)}.")
+    if len(text) > 19:  # past any id GitLab gives (a bigint), and past what int() reads at 4,300 digits
+        raise ConfigError(f"{name} must be an id GitLab gives; got a number of {len(text)} digits.")
     return int(text)
 
 

@@ -11,6 +11,7 @@ import base64
 import json
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -274,3 +275,16 @@ def test_long_text_is_masked_across_blocks():
     text = "\n".join([line] * 10_000)
     output = Redactor([DATABAND])(text)
     assert output == "\n".join([f"step {MASK} and Authorization: Bearer {MASK} ok"] * 10_000)
+
+
+@pytest.mark.parametrize("dump", [
+    lambda data: data.hex(" "),  # xxd -p -c1, od
+    lambda data: data.hex(":").upper(),  # a fingerprint's way
+    lambda data: "".join(f"\\x{b:02x}" for b in data),  # Python's bytes, printf
+    lambda data: data.decode().encode("utf-16-le").hex(),
+])
+def test_a_secret_in_hex_as_dumps_print_it_is_masked(dump):
+    secret = "regPASSWORDsecretWW889"  # as CI_REGISTRY_PASSWORD could be
+    line = f"step 3: {dump(secret.encode())} (done)"
+    masked = Redactor([secret])(line)
+    assert dump(secret.encode()) not in masked and masked.startswith("step 3: ") and MASK in masked

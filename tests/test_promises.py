@@ -553,3 +553,39 @@ def test_the_demo_into_a_closed_stdout_is_exit_4_in_one_line(tmp_path, how):
     assert done.stderr.strip().splitlines() == [
         f"{PROG}: error: stdout was closed before the demo could be printed whole: nothing that reads it got it "
         "(exit 4)."]
+
+
+# -- found by the outsider's break-it pass ----------------------------------------------------
+
+
+def test_a_number_past_any_float_in_a_kept_file_is_refused_not_sent_as_infinity(databand, events, tmp_path):
+    path = tmp_path / "databand-unsent-9001-20261124T101500Z.json"
+    text = json.dumps(events)
+    path.write_text(text.replace('"eventType"', '"x": 1e999, "eventType"', 1))  # json reads 1e999 as inf
+    result = _send_file(path, databand)
+    assert result.exit_code == 2, result.output
+    assert "a number past any a float can hold" in one_error_line(result)
+    assert databand.payloads == []
+
+
+@pytest.mark.parametrize("how", ["--from-file", "--cursor"])
+def test_a_pipe_given_as_a_file_is_refused_not_waited_on(gitlab, databand, sample, tmp_path, how):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    args = (["resend", "--from-file", str(fifo)] if how == "--from-file" else
+            ["resend", "--project", "42", "--since", "2026-01-01", "--cursor", str(fifo)])
+    # In a child with a time limit: on the old code its open() waits for a writer forever.
+    done = subprocess.run([sys.executable, "-c", "from reporter.cli import main; main()", *args],
+                          env={**os.environ, **resend_env(gitlab, databand)}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "not a regular file" in done.stderr and "Traceback" not in done.stderr
+    assert databand.payloads == []
+
+
+def test_an_id_of_thousands_of_digits_and_nan_hours_are_one_line_exit_2(gitlab, databand):
+    result = run(["resend", "--project", "42", "--pipeline", "9" * 5000], resend_env(gitlab, databand))
+    assert result.exit_code == 2 and "a number of 5000 digits" in one_error_line(result)
+    result = run(["sweep", "--project", "42", "--hours", "nan"], resend_env(gitlab, databand))
+    assert result.exit_code == 2 and "'nan' is not a number" in result.output
+    assert gitlab.requests == []
