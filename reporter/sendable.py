@@ -52,13 +52,16 @@ def check_ca_file(path: str | None, name: str) -> None:
                           f"bundle: {fix}.")
     if not os.path.isfile(path) and not os.path.isdir(path):  # a FIFO or a device would block or never end
         raise ConfigError(f"{name} names {path!r}, which is not a regular file: {fix}.")
+    from reporter import timebound  # here too: the requests and urllib3 behind it load only now
+
     try:
-        context = ssl.create_default_context()
+        # Loaded as the sessions will use it, into the process's one context for it: checked here,
+        # it is not loaded again for the first connection.
         if os.path.isdir(path):  # requests hands a folder to OpenSSL as CA path (c_rehash'd)
             os.listdir(path)
-            context.load_verify_locations(capath=path)
+            timebound.shared_context(None, path)
         else:
-            context.load_verify_locations(cafile=path)
+            timebound.shared_context(path, None)
     except ssl.SSLError:
         raise ConfigError(f"{name} names {path!r}, which holds no PEM certificate: {fix}.") from None
     except (OSError, ValueError, UnicodeError) as error:
