@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -98,8 +97,8 @@ def _check_writable(path: str) -> None:
     problem = None
     if os.path.isdir(path):
         problem = "it is a folder"
-    elif os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        problem = "it is not a regular file (a pipe or a device?)"  # its open() would wait for a writer
+    elif filecheck.special(path):
+        problem = "it is not a regular file (a pipe or a device?)"
     else:
         folder = os.path.dirname(os.path.abspath(path))
         try:

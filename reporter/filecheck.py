@@ -32,6 +32,12 @@ def _no_constant(name: str) -> object:
     raise BadFile(f"it holds {name}, which is not JSON")
 
 
+def special(path: str) -> bool:
+    """There, and not a regular file or folder: a FIFO's open() waits for a writer, a device never
+    ends. Only a file the reporter wrote is read, or written over."""
+    return os.path.exists(path) and not os.path.isdir(path) and not stat.S_ISREG(os.stat(path).st_mode)
+
+
 def _finite(text: str) -> float:
     number = float(text)
     if math.isinf(number):  # 1e999: json reads it as inf, which json.dumps writes as Infinity
@@ -44,8 +50,7 @@ def read_json(path: str) -> object:
     OSError when it cannot be read, BadFile for what it holds."""
     if os.path.isdir(path):
         raise IsADirectoryError(21, "Is a directory")
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        # A FIFO's open() waits for a writer, a device never ends: only a file the reporter wrote.
+    if special(path):
         raise BadFile("it is not a regular file (a pipe or a device?)")
     with open(path, "rb") as handle:
         if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
