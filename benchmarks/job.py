@@ -16,7 +16,10 @@ timing), then measures on this machine:
     .venv/bin/python benchmarks/job.py                         # before = cf2ddaa, after = the work tree
     .venv/bin/python benchmarks/job.py --before abc123 --runs 5
 
-Medians of --runs runs (default 5). Results: benchmarks/job-results.json and the table it prints.
+    .venv/bin/python benchmarks/job.py --render                # docs again from job-results.json
+
+Medians of --runs runs (default 5). Results: benchmarks/job-results.json, and the "Results"
+section of docs/benchmarks.md (between its job.py markers), both written here, never by hand.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))
 
 import bench  # noqa: E402
 
@@ -43,6 +47,9 @@ REPORT_CASES = [
     bench.Case("10,000 jobs", 10_000, 200, 100, seed=12),
 ]
 PACKAGE = "databand-gitlab-reporter"
+DOCS = ROOT / "docs" / "benchmarks.md"
+MARK_START = "<!-- written by benchmarks/job.py: do not edit by hand -->"
+MARK_END = "<!-- end of job.py -->"
 
 
 def source_tree(ref: str | None, into: Path) -> Path:
@@ -130,9 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--before", default=BEFORE, help=f"git ref of the 'before' source (default {BEFORE})")
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (default 5)")
     parser.add_argument("--output", type=Path, default=HERE / "job-results.json")
+    parser.add_argument("--render", action="store_true",
+                        help="measure nothing: write docs/benchmarks.md's section again from --output")
     args = parser.parse_args(argv)
+    if args.render:
+        write_docs(json.loads(args.output.read_text()))
+        return 0
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    from reporter.settings import Settings  # the bound measured is the default of the tree measured
+
     results: dict = {"machine": bench.machine(), "runs": args.runs,
+                     "gitlab_in_flight": Settings.__dataclass_fields__["gitlab_concurrency"].default,
                      "sources": {"before": args.before, "after": f"work tree at {head.stdout.strip()}"}}
     with tempfile.TemporaryDirectory(prefix="databand-job-") as folder:
         work = Path(folder)
@@ -148,8 +163,56 @@ def main(argv: list[str] | None = None) -> int:
             results[kind] = measured
             print()
     args.output.write_text(json.dumps(results, indent=2) + "\n")
+    write_docs(results)
     print(table(results))
     return 0
+
+
+def write_docs(results: dict) -> None:
+    """Put section(results) between the markers of docs/benchmarks.md; the rest stays as written."""
+    text = DOCS.read_text()
+    if MARK_START not in text or MARK_END not in text:
+        raise SystemExit(f"{DOCS}: the job.py markers are missing; put them back where the results go")
+    head, rest = text.split(MARK_START, 1)
+    _, tail = rest.split(MARK_END, 1)
+    DOCS.write_text(f"{head}{MARK_START}\n{section(results)}\n{MARK_END}{tail}")
+
+
+def section(results: dict) -> str:
+    """The results in prose and one table: every figure read from `results`."""
+    b, a, machine = results["before"], results["after"], results["machine"]
+    small, large = a["report"][0], a["report"][-1]
+    waves = large["waves_at_100ms"]
+    in_flight = results.get("gitlab_in_flight", "the default number of requests")
+    intro = (
+        f"What the report job costs a pipeline, before ({results['sources']['before']}) and after "
+        f"({results['sources']['after']}), side by side in one run of `python benchmarks/job.py --runs "
+        f"{results['runs']}` on {machine.get('cpu')}, {machine.get('cores')} cores, CPython {machine.get('python')} "
+        f"(load average {machine.get('load_average_at_start', [0])[0]:.1f} at the start; medians; wheels from a "
+        "local wheelhouse, so no download is timed; reports against the stand-ins on 127.0.0.1; every number "
+        "in [benchmarks/job-results.json](../benchmarks/job-results.json)):"
+    )
+    bullets = [
+        f"- **Whole job** (a fresh venv, the install, the report of 1,250 jobs): "
+        f"{b['whole_job_seconds']['median']:.1f} s before, {a['whole_job_seconds']['median']:.1f} s after, "
+        f"of which the install {a['install_seconds']['median']:.1f} s. With the component's default image "
+        "the install is gone too: the job is the report alone.",
+        "- **Waves** are counted on the servers' side: the longest chain of requests each started after the "
+        f"one before it ended. At {small['case']}: {small['waves_at_100ms']['gitlab']} GitLab waves for "
+        f"{small['gitlab_requests']} requests and {small['waves_at_100ms']['databand']} Databand wave(s). At "
+        f"{large['case']}: {waves['gitlab']} GitLab waves for {large['gitlab_requests']} requests through "
+        f"{in_flight} in flight and {waves['databand']} Databand waves. The latency ratio ((time at +100 ms "
+        "− time at 0 ms) / 100 ms) is shown too; it rewards CPU work that hides latency and swings from run "
+        "to run, so the waves are the measure.",
+        f"- **Report CPU at {small['case']}**: {small['cpu_seconds']['median']:.2f} s for "
+        f"{small['gitlab_mb_received']:.1f} MB of GitLab's JSON read and {small['events_accepted']:,} events "
+        f"made, masked and sent; at {large['case']}: {large['cpu_seconds']['median']:.2f} s for "
+        f"{large['events_accepted']:,} events. This case has no test reports, no big logs and a small "
+        "environment; [benchmarks-https.md](benchmarks-https.md) measures the heavier case.",
+        "- **`--help`** loads only click and the reporter's small modules: the library behind the commands "
+        "loads when a command runs.",
+    ]
+    return "\n".join([intro, "", *table(results).split("\n")[2:], "", *bullets])
 
 
 def table(results: dict) -> str:
