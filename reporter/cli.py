@@ -184,7 +184,7 @@ def _cost_factors(ctx, param, value):
         raise click.BadParameter(str(error)) from None
 
 
-def _settings(flags: dict) -> Settings:
+def _settings(flags: dict, reads_gitlab: bool = True) -> Settings:
     if flags.pop("as_json", None) and not flags.get("dry_run"):
         raise click.UsageError("--json goes with --dry-run (to write the events while sending, use --output FILE).")
     given = click.get_current_context().obj  # settings without a flag, from a caller (tests: quick bounds)
@@ -203,6 +203,8 @@ def _settings(flags: dict) -> Settings:
         # One warning of ours instead of urllib3's on every request.
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
         _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
+    for line in settings.cleartext(reads_gitlab):
+        _say(f"{PROG}: warning: {line}")
     # A line per retry and per wait (Databand's, GitLab's), so that a wrong host shows in seconds.
     settings = settings.replace(progress=_say)
     _mask_with(settings.redactor())
@@ -342,7 +344,7 @@ def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cur
         raise click.UsageError("--since backfills a project; it goes without --pipeline and --from-file.")
     if not since and (ref or statuses or cursor):
         raise click.UsageError("--ref, --status and --cursor go with --since.")
-    settings = _settings(flags)
+    settings = _settings(flags, reads_gitlab=not from_file or bool(since))
     if since:
         _run_backfill(settings, project, since, ref, tuple(statuses), concurrency, cursor)
     elif from_file:
@@ -366,7 +368,11 @@ def _run_resend(settings: Settings, project, pipelines):
     if not project or not pipelines:
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
     project = check_project(project, "--project")
-    ids = [check_id(p, "--pipeline") for p in pipelines]
+    given = [check_id(p, "--pipeline") for p in pipelines]
+    ids = list(dict.fromkeys(given))  # in the order given: a pipeline named twice is read and sent once
+    twice = sorted({i for i in given if given.count(i) > 1})
+    if twice:
+        _say(f"{PROG}: note: --pipeline {', '.join(map(str, twice))} given more than once; each is reported once.")
     settings.gitlab()
     lib.targets.make_targets(settings)  # every setting checked before GitLab is read
     later = f"{PROG} resend --project {project} " + " ".join(f"--pipeline {i}" for i in ids)
@@ -399,6 +405,7 @@ def _run_resend(settings: Settings, project, pipelines):
 def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path):
     if project:
         project = check_project(project, "--project")
+        settings.gitlab(lists=True)
     plan = lib.backfill.plan(settings, project, since, ref, statuses, cursor_path)
     done_before = len(plan.cursor.done & set(plan.pipeline_ids))
     _say(f"Backfill of {project}: {len(plan.pipeline_ids)} pipelines updated since {plan.since}"
@@ -471,8 +478,11 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
 
 @_friendly
 def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor_path):
-    if project:
-        project = check_project(project, "--project")
+    if not project:  # a job sets CI_PROJECT_ID, which --project reads: this is outside one
+        raise ConfigError("sweep needs --project, the project's id or path (group/project); in a GitLab job "
+                          "it reads CI_PROJECT_ID.")
+    project = check_project(project, "--project")
+    settings.gitlab(lists=True)
     plan = lib.backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
     unchanged = sum(1 for i in plan.pipeline_ids if plan.cursor.versions.get(i) == plan.versions.get(i))
     _say(f"Sweep of {project}: {len(plan.pipeline_ids)} settled pipelines updated since {plan.since}, "
