@@ -478,6 +478,7 @@ def _plain_http(url: str | None) -> bool:
     try:
         parts = urlsplit((url or "").strip())
         host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018  # a bad port: check_url refuses it, so there is nothing to warn of
     except ValueError:
         return False
     if parts.scheme.lower() != "http" or not host:
