@@ -53,13 +53,13 @@ def _common(command):
                      help="GitLab's own address, e.g. https://gitlab.example.com (no /api/v4, no project path). "
                           "[env: GITLAB_URL, then CI_SERVER_URL]"),
         click.option("--gitlab-token", metavar="TOKEN",
-                     help="A token with read_api; without it CI_JOB_TOKEN, which reads only the job "
-                          "list. [env: GITLAB_TOKEN]"),
+                     help="A token with read_api, the token alone (no 'Bearer '); without it CI_JOB_TOKEN, "
+                          "which reads only the job list. [env: GITLAB_TOKEN]"),
         click.option("--databand-url", metavar="URL",
                      help="Databand's custom-integration endpoint, https://<host>/api/v1/tracking/"
                           "open-lineage/<uid>/events/bulk. [env: DATABAND_URL]"),
         click.option("--databand-token", metavar="TOKEN",
-                     help="Databand access token. [env: DATABAND_ACCESS_TOKEN]"),
+                     help="Databand access token, the token alone (no 'Bearer '). [env: DATABAND_ACCESS_TOKEN]"),
         click.option("--dry-run", is_flag=True, default=None,
                      help="Send nothing: print the pipeline as a tree of stages and jobs with their "
                           "statuses (--json: the events instead; --output FILE also writes them)."),
@@ -98,7 +98,7 @@ def _common(command):
         click.option("--exclude-job", "exclude_jobs", multiple=True, metavar="PATTERN",
                      help="Leave out jobs whose name matches this shell pattern (the component passes its own "
                           "jobs' names); repeat for more. [env: DATABAND_EXCLUDE_JOBS, space-separated]"),
-        click.option("--downstream-depth", type=click.IntRange(0, 10),
+        click.option("--downstream-depth", type=click.IntRange(0, 10), metavar="N",
                      help="Levels of child and multi-project pipelines to report under their bridges; 0: none. "
                           "[default: 2] [env: DATABAND_DOWNSTREAM_DEPTH]"),
         click.option("--test-results/--no-test-results", default=None,
@@ -108,7 +108,7 @@ def _common(command):
                      help="Compute-minute cost factor of the runners with this tag, for the estimate "
                           "(gitlab.compute_minutes); repeat for more. GitLab.com's hosted runners are known. "
                           "[env: DATABAND_COST_FACTORS, space-separated]"),
-        click.option("--log-lines", type=click.IntRange(0, 10000),
+        click.option("--log-lines", type=click.IntRange(0, 10000), metavar="N",
                      help="Lines of a failed job's log to send; 0 sends none. [default: 100] "
                           "[env: DATABAND_LOG_LINES]"),
     ]
@@ -323,7 +323,7 @@ def _run_report(settings: Settings):
 @click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(KNOWN)), metavar="STATUS",
               help="Backfill: only pipelines with this status, in GitLab's API words (success, failed, "
                    "canceled, manual ...); repeat for more.")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True, metavar="N",
               help="Backfill: pipelines read and sent at once (their GitLab requests share "
                    "--gitlab-concurrency).")
 @click.option("--cursor", metavar="FILE",
@@ -447,9 +447,9 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
 @_common
 @click.option("--project", metavar="ID|PATH", envvar="CI_PROJECT_ID",
               help="Project id or path. [env: CI_PROJECT_ID, so a scheduled job needs no flag]")
-@click.option("--hours", type=_Finite(1, 24 * 31), default=26, show_default=True,
+@click.option("--hours", type=_Finite(1, 24 * 31), default=26, show_default=True, metavar="HOURS",
               help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True, metavar="N",
               help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(SETTLED)),
               help="Only pipelines in this state; repeat for more. `--status canceled --status manual` sends "
@@ -465,10 +465,11 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
     job, and a report job may fail: a sweep, scheduled daily (or hourly), sends each
     pipeline that ended, or waits on a manual or delayed job (sent as still running),
     in the last --hours, unless the cursor says it was sent at its current state.
-    Needs a token with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
+    Needs GITLAB_TOKEN (or --gitlab-token), a token with read_api: a job token
+    cannot list pipelines.
 
     \b
-    Examples:
+    Examples (in a scheduled pipeline's job, --project defaults to CI_PROJECT_ID):
       databand-gitlab-reporter sweep --project acme/data-platform
       databand-gitlab-reporter sweep --hours 2 --status canceled --status manual
       databand-gitlab-reporter sweep --project 42 --dry-run

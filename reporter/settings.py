@@ -47,7 +47,7 @@ def name_setting(value: str | None) -> str | None:
     """The one rule for a name the user sets (namespace, pipeline and project names), by flag or
     variable, for every command: blanks at either end are dropped, as GitLab's dotenv reports and a
     pasted variable do, so `report` and `parent-env` name the same runs; a blank name is not set."""
-    return (value.strip() or None) if isinstance(value, str) else value
+    return (value.strip() or None) if value is not None else None
 
 
 # The settings name_setting cleans, by field name.
@@ -311,7 +311,7 @@ class Settings:
         sources: dict[str, str] = {}
         for name, source in SOURCES.items():
             given = flags.get(name)
-            if name in NAME_SETTINGS:
+            if name in NAME_SETTINGS and isinstance(given, str):
                 given = name_setting(given)  # a variable's blanks are dropped by _text
             if isinstance(given, str) and not given.strip():
                 given = None  # `--databand-url "$DATABAND_URL"` with the variable unset: not given
