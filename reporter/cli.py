@@ -53,13 +53,13 @@ def _common(command):
                      help="GitLab's own address, e.g. https://gitlab.example.com (no /api/v4, no project path). "
                           "[env: GITLAB_URL, then CI_SERVER_URL]"),
         click.option("--gitlab-token", metavar="TOKEN",
-                     help="A token with read_api; without it CI_JOB_TOKEN, which reads only the job "
-                          "list. [env: GITLAB_TOKEN]"),
+                     help="A token with read_api, the token alone (no 'Bearer '); without it CI_JOB_TOKEN, "
+                          "which reads only the job list. [env: GITLAB_TOKEN]"),
         click.option("--databand-url", metavar="URL",
                      help="Databand's custom-integration endpoint, https://<host>/api/v1/tracking/"
                           "open-lineage/<uid>/events/bulk. [env: DATABAND_URL]"),
         click.option("--databand-token", metavar="TOKEN",
-                     help="Databand access token. [env: DATABAND_ACCESS_TOKEN]"),
+                     help="Databand access token, the token alone (no 'Bearer '). [env: DATABAND_ACCESS_TOKEN]"),
         click.option("--dry-run", is_flag=True, default=None,
                      help="Send nothing: print the pipeline as a tree of stages and jobs with their "
                           "statuses (--json: the events instead; --output FILE also writes them)."),
@@ -98,7 +98,7 @@ def _common(command):
         click.option("--exclude-job", "exclude_jobs", multiple=True, metavar="PATTERN",
                      help="Leave out jobs whose name matches this shell pattern (the component passes its own "
                           "jobs' names); repeat for more. [env: DATABAND_EXCLUDE_JOBS, space-separated]"),
-        click.option("--downstream-depth", type=click.IntRange(0, 10),
+        click.option("--downstream-depth", type=click.IntRange(0, 10), metavar="N",
                      help="Levels of child and multi-project pipelines to report under their bridges; 0: none. "
                           "[default: 2] [env: DATABAND_DOWNSTREAM_DEPTH]"),
         click.option("--test-results/--no-test-results", default=None,
@@ -108,7 +108,7 @@ def _common(command):
                      help="Compute-minute cost factor of the runners with this tag, for the estimate "
                           "(gitlab.compute_minutes); repeat for more. GitLab.com's hosted runners are known. "
                           "[env: DATABAND_COST_FACTORS, space-separated]"),
-        click.option("--log-lines", type=click.IntRange(0, 10000),
+        click.option("--log-lines", type=click.IntRange(0, 10000), metavar="N",
                      help="Lines of a failed job's log to send; 0 sends none. [default: 100] "
                           "[env: DATABAND_LOG_LINES]"),
     ]
@@ -184,7 +184,7 @@ def _cost_factors(ctx, param, value):
         raise click.BadParameter(str(error)) from None
 
 
-def _settings(flags: dict) -> Settings:
+def _settings(flags: dict, reads_gitlab: bool = True) -> Settings:
     if flags.pop("as_json", None) and not flags.get("dry_run"):
         raise click.UsageError("--json goes with --dry-run (to write the events while sending, use --output FILE).")
     given = click.get_current_context().obj  # settings without a flag, from a caller (tests: quick bounds)
@@ -203,6 +203,8 @@ def _settings(flags: dict) -> Settings:
         # One warning of ours instead of urllib3's on every request.
         warnings.filterwarnings("ignore", message="Unverified HTTPS request")
         _say(f"{PROG}: warning: TLS certificates are NOT verified (--insecure); a CA file is the safe fix.")
+    for line in settings.cleartext(reads_gitlab):
+        _say(f"{PROG}: warning: {line}")
     # A line per retry and per wait (Databand's, GitLab's), so that a wrong host shows in seconds.
     settings = settings.replace(progress=_say)
     _mask_with(settings.redactor())
@@ -321,7 +323,7 @@ def _run_report(settings: Settings):
 @click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(KNOWN)), metavar="STATUS",
               help="Backfill: only pipelines with this status, in GitLab's API words (success, failed, "
                    "canceled, manual ...); repeat for more.")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True, metavar="N",
               help="Backfill: pipelines read and sent at once (their GitLab requests share "
                    "--gitlab-concurrency).")
 @click.option("--cursor", metavar="FILE",
@@ -342,7 +344,7 @@ def resend(project, pipelines, from_file, since, ref, statuses, concurrency, cur
         raise click.UsageError("--since backfills a project; it goes without --pipeline and --from-file.")
     if not since and (ref or statuses or cursor):
         raise click.UsageError("--ref, --status and --cursor go with --since.")
-    settings = _settings(flags)
+    settings = _settings(flags, reads_gitlab=not from_file or bool(since))
     if since:
         _run_backfill(settings, project, since, ref, tuple(statuses), concurrency, cursor)
     elif from_file:
@@ -366,7 +368,11 @@ def _run_resend(settings: Settings, project, pipelines):
     if not project or not pipelines:
         raise ConfigError("resend needs --project and at least one --pipeline (or --from-file).")
     project = check_project(project, "--project")
-    ids = [check_id(p, "--pipeline") for p in pipelines]
+    given = [check_id(p, "--pipeline") for p in pipelines]
+    ids = list(dict.fromkeys(given))  # in the order given: a pipeline named twice is read and sent once
+    twice = sorted({i for i in given if given.count(i) > 1})
+    if twice:
+        _say(f"{PROG}: note: --pipeline {', '.join(map(str, twice))} given more than once; each is reported once.")
     settings.gitlab()
     lib.targets.make_targets(settings)  # every setting checked before GitLab is read
     later = f"{PROG} resend --project {project} " + " ".join(f"--pipeline {i}" for i in ids)
@@ -399,6 +405,7 @@ def _run_resend(settings: Settings, project, pipelines):
 def _run_backfill(settings: Settings, project, since, ref, statuses, concurrency, cursor_path):
     if project:
         project = check_project(project, "--project")
+        settings.gitlab(lists=True)
     plan = lib.backfill.plan(settings, project, since, ref, statuses, cursor_path)
     done_before = len(plan.cursor.done & set(plan.pipeline_ids))
     _say(f"Backfill of {project}: {len(plan.pipeline_ids)} pipelines updated since {plan.since}"
@@ -440,9 +447,9 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
 @_common
 @click.option("--project", metavar="ID|PATH", envvar="CI_PROJECT_ID",
               help="Project id or path. [env: CI_PROJECT_ID, so a scheduled job needs no flag]")
-@click.option("--hours", type=_Finite(1, 24 * 31), default=26, show_default=True,
+@click.option("--hours", type=_Finite(1, 24 * 31), default=26, show_default=True, metavar="HOURS",
               help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True, metavar="N",
               help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(SETTLED)),
               help="Only pipelines in this state; repeat for more. `--status canceled --status manual` sends "
@@ -458,10 +465,11 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
     job, and a report job may fail: a sweep, scheduled daily (or hourly), sends each
     pipeline that ended, or waits on a manual or delayed job (sent as still running),
     in the last --hours, unless the cursor says it was sent at its current state.
-    Needs a token with read_api (GITLAB_TOKEN): a job token cannot list pipelines.
+    Needs GITLAB_TOKEN (or --gitlab-token), a token with read_api: a job token
+    cannot list pipelines.
 
     \b
-    Examples:
+    Examples (in a scheduled pipeline's job, --project defaults to CI_PROJECT_ID):
       databand-gitlab-reporter sweep --project acme/data-platform
       databand-gitlab-reporter sweep --hours 2 --status canceled --status manual
       databand-gitlab-reporter sweep --project 42 --dry-run
@@ -471,8 +479,11 @@ def sweep(project, hours, statuses, concurrency, cursor, **flags):
 
 @_friendly
 def _run_sweep(settings: Settings, project, hours, statuses, concurrency, cursor_path):
-    if project:
-        project = check_project(project, "--project")
+    if not project:  # a job sets CI_PROJECT_ID, which --project reads: this is outside one
+        raise ConfigError("sweep needs --project, the project's id or path (group/project); in a GitLab job "
+                          "it reads CI_PROJECT_ID.")
+    project = check_project(project, "--project")
+    settings.gitlab(lists=True)
     plan = lib.backfill.sweep_plan(settings, project or "", hours, cursor_path, statuses)
     unchanged = sum(1 for i in plan.pipeline_ids if plan.cursor.versions.get(i) == plan.versions.get(i))
     _say(f"Sweep of {project}: {len(plan.pipeline_ids)} settled pipelines updated since {plan.since}, "

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 
 from reporter import ids
 from reporter.errors import ConfigError
-from reporter.settings import check_id, check_url
+from reporter.settings import check_id, check_url, name_setting
 
 NEEDED = ("CI_SERVER_URL", "CI_PROJECT_ID", "CI_PROJECT_PATH", "CI_PIPELINE_ID", "CI_JOB_ID", "CI_JOB_NAME",
           "CI_JOB_STAGE")
@@ -48,6 +48,8 @@ def parent_variables(env: Mapping[str, str], namespace: str | None = None,
     variables: a tool reading only those would misread it, so they are left out (see notes()), and
     the parent reaches tools through OPENLINEAGE_CONTEXT and the unsplit variables.
     """
+    # The report's rule, so both name the same runs: blanks at either end dropped, a blank name unset.
+    namespace, pipeline_name = name_setting(namespace), name_setting(pipeline_name)
     missing = [name for name in NEEDED if not env.get(name) and not (name == "CI_SERVER_URL" and gitlab_url)]
     if missing:
         raise ConfigError(f"parent-env runs inside a GitLab job; {', '.join(missing)} not set. Run it in the "

@@ -15,6 +15,7 @@ So a flag beats a CI_* variable everywhere, run IDs included.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -40,6 +41,35 @@ _BULK_PATH = re.compile(r"/api/v1/tracking/open-lineage/[^/]+/events/bulk/?$")
 
 def _text(value: str) -> str | None:
     return value.strip() or None
+
+
+def name_setting(value: str | None) -> str | None:
+    """The one rule for a name the user sets (namespace, pipeline and project names), by flag or
+    variable, for every command: blanks at either end are dropped, as GitLab's dotenv reports and a
+    pasted variable do, so `report` and `parent-env` name the same runs; a blank name is not set."""
+    return (value.strip() or None) if value is not None else None
+
+
+# The settings name_setting cleans, by field name.
+NAME_SETTINGS = ("namespace", "pipeline_name", "project_name")
+
+# A header pasted whole (`Bearer glpat-...`, `PRIVATE-TOKEN: ...`): the reporter writes the header
+# and its scheme itself, so the server would read the prefix as part of the token and answer 401,
+# GitLab's after nothing was read, Databand's after GitLab was read and the events were built.
+_HEADER_PREFIX = re.compile(r"(?i)(?:authorization:\s*)?(bearer|token|basic|private-token:|job-token:)(?=\s)")
+
+
+def check_token_alone(value: str | None, name: str, spaces: bool = False) -> None:
+    """A token is one word: a header's prefix before it, or a space in it (GitLab's and Databand's
+    have none; another backend's key may), is refused, naming the prefix (no secret), never the token."""
+    if value is None:
+        return
+    prefix = _HEADER_PREFIX.match(value.strip())
+    if prefix:
+        raise ConfigError(f"{name} starts with {prefix[1]!r}, a header's prefix: set it to the token alone "
+                          "(the reporter writes the header itself).")
+    if not spaces and any(c.isspace() for c in value.strip()):
+        raise ConfigError(f"{name} holds a space, and a token has none: set it to the token alone.")
 
 
 def _words(value: str) -> tuple[str, ...]:
@@ -281,6 +311,8 @@ class Settings:
         sources: dict[str, str] = {}
         for name, source in SOURCES.items():
             given = flags.get(name)
+            if name in NAME_SETTINGS and isinstance(given, str):
+                given = name_setting(given)  # a variable's blanks are dropped by _text
             if isinstance(given, str) and not given.strip():
                 given = None  # `--databand-url "$DATABAND_URL"` with the variable unset: not given
             if given is not None and given != ():
@@ -314,7 +346,9 @@ class Settings:
         # (before the masking of error lines is made from it, and before GitLab is read).
         for name in ("gitlab_token", "job_token", "databand_token"):
             sendable.check_token(values.get(name), sources.get(name, name))
+            check_token_alone(values.get(name), sources.get(name, name))
         sendable.check_token(environ.get("OPENLINEAGE_API_KEY"), "OPENLINEAGE_API_KEY")
+        check_token_alone(environ.get("OPENLINEAGE_API_KEY"), "OPENLINEAGE_API_KEY", spaces=True)
         values["context"] = CIContext.from_env(environ)
         values["openlineage"] = {k: v for k, v in environ.items() if k.startswith("OPENLINEAGE_")}
         return cls(**values, sources=sources, secrets=known_secrets(environ, flags))
@@ -336,8 +370,9 @@ class Settings:
             object.__setattr__(self, "_redactor", made)
         return made
 
-    def gitlab(self) -> str:
-        """GitLab's URL, once a token is known to be there."""
+    def gitlab(self, lists: bool = False) -> str:
+        """GitLab's URL, once a token is known to be there (for a listing of pipelines, `lists`, one
+        that may list them: GitLab opens no listing to CI_JOB_TOKEN)."""
         url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
         path = urlsplit(url).path
         if path.endswith("/api/v4") or "/api/v4/" in path:
@@ -347,6 +382,9 @@ class Settings:
             shown = own if "@" not in own else "its scheme and host"
             raise ConfigError(f"{self.source('gitlab_url')} must be GitLab's own address, without /api/v4 (the "
                               f"reporter adds it): {shown}.")
+        if lists and not self.gitlab_token:
+            raise ConfigError("No GitLab token that can list pipelines; set GITLAB_TOKEN (or --gitlab-token) to a "
+                              "token with read_api: CI_JOB_TOKEN cannot list them.")
         if not self.gitlab_token and not self.job_token:
             raise ConfigError("No GitLab token; set GITLAB_TOKEN (a token with read_api) or run inside a job "
                               "where CI_JOB_TOKEN is set.")
@@ -377,6 +415,24 @@ class Settings:
             raise ConfigError(f"{self.source('databand_token')} is not set: add it as a masked CI/CD variable "
                               "(or use --dry-run to only print the events).")
         return url, self.databand_token
+
+    def cleartext(self, reads_gitlab: bool = True) -> list[str]:
+        """One warning a setting that sends a token over plain http to another machine: it is not
+        refused (some on-premises servers are plain http on a trusted network), but said. Loopback is
+        exempt (nothing crosses a network), and so is CI_JOB_TOKEN alone, which the runner already
+        sends to that same GitLab."""
+        sending = not self.dry_run
+        plain = [
+            (reads_gitlab and bool(self.gitlab_token), self.gitlab_url, "gitlab_url", "the GitLab token"),
+            (sending and "databand" in self.targets, self.databand_url, "databand_url", "the Databand access token"),
+        ]
+        lines = [f"{self.source(name)} is plain http://, so {what} crosses the network unencrypted: use https:// "
+                 "unless that network is trusted." for used, url, name, what in plain if used and _plain_http(url)]
+        if sending and "openlineage" in self.targets and self.openlineage.get("OPENLINEAGE_API_KEY") \
+                and _plain_http(self.openlineage.get("OPENLINEAGE_URL")):
+            lines.append("OPENLINEAGE_URL is plain http://, so OPENLINEAGE_API_KEY crosses the network unencrypted: "
+                         "use https:// unless that network is trusted.")
+        return lines
 
     def target_verify(self) -> bool | str:
         """TLS verification for the targets, its CA file checked: CI_SERVER_TLS_CA_FILE is GitLab's CA
@@ -415,6 +471,24 @@ def check_url(value: str | None, name: str, example: str) -> str:
             if value.strip().startswith("/") else ""
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}{path}.")
     return value.strip().rstrip("/")
+
+
+def _plain_http(url: str | None) -> bool:
+    """An http:// URL to a host other than this machine (a malformed one is check_url's to refuse)."""
+    try:
+        parts = urlsplit((url or "").strip())
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018  # a bad port: check_url refuses it, so there is nothing to warn of
+    except ValueError:
+        return False
+    if parts.scheme.lower() != "http" or not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return True
 
 
 def _show(value: str) -> str:

@@ -479,6 +479,14 @@ def _provoke(start: str, gitlab, databand) -> tuple[int, list[str]]:
         env["DATABAND_URL"] = "databand.example.com" + bulk
     elif start.startswith("DATABAND_URL must be the custom integration's"):
         env["DATABAND_URL"] = "https://databand.example.com/"
+    elif start.startswith("No GitLab token that can list"):
+        del env["GITLAB_TOKEN"]
+        env.update(CI_JOB_TOKEN="job-token", GITLAB_CI="true", CI_SERVER_URL=gitlab.url)
+        args = ["sweep", "--project", "42"]
+    elif start.startswith("sweep needs --project"):
+        args = ["sweep"]
+    elif start.startswith("GITLAB_TOKEN starts with 'Bearer'"):
+        env["GITLAB_TOKEN"] = "Bearer " + gitlab.token
     elif start.startswith("No GitLab token"):
         del env["GITLAB_TOKEN"]
     elif start.startswith("CI_PROJECT_ID and CI_PIPELINE_ID"):
