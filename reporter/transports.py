@@ -9,8 +9,9 @@ OPENLINEAGE_API_KEY. `file` appends the lifecycle events to a file, one JSON doc
 The HTTP target is bounded as Databand's is: urllib3's retries take their numbers from the one
 retry policy (its Retry-After capped at the policy's longest wait and at the time left), every
 request goes through the wall-clock adapter, and every event's request, retries included, ends
-with the target's budget, however slowly an answer trickles in. Only a 2xx of the endpoint itself
-is delivery: a redirect (a login page) is a refusal, never followed.
+with the target's budget, however slowly an answer trickles in. Only a 2xx of the endpoint itself,
+with an empty or a JSON body, is delivery (wire.not_delivery, Databand's rule too): a redirect (a
+login page) is a refusal, never followed.
 """
 
 from __future__ import annotations
@@ -145,8 +146,12 @@ class OpenLineageHttp:
                     response = transport.emit(_event(event))  # one event a request: the spec's API has no batch
                 outcome.requests += 1
                 status = response.status_code
-                if not 200 <= status < 300:
-                    raise DeliveryError(_refusal(status, response.headers.get("Location")), unsent=list(events))
+                answer = response.content
+                what = wire.not_delivery(status, response.headers.get("Content-Type"),
+                                         answer[:wire.ANSWER_BYTES], whole=len(answer) <= wire.ANSWER_BYTES)
+                if what is not None:
+                    raise DeliveryError(_refusal(status, response.headers.get("Location"), what),
+                                        unsent=list(events))
                 outcome.sent += 1
         except requests.HTTPError as error:  # emit's raise_for_status: 4xx, or 5xx after the retries
             status = error.response.status_code if error.response is not None else 0
@@ -165,7 +170,10 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
-def _refusal(status: int, location: str | None) -> str:
+def _refusal(status: int, location: str | None, what: str | None = None) -> str:
+    if 200 <= status < 300:  # something in front of the backend answered at the very URL
+        return (f"The OpenLineage backend answered {status} with {what}, not the backend's answer, which is "
+                "not delivery: check OPENLINEAGE_URL and OPENLINEAGE_ENDPOINT (a login proxy in front of it?).")
     if 300 <= status < 400:
         where = (location or "nowhere said").split("?", 1)[0]  # not cut before the line is masked
         return (f"The OpenLineage backend answered {status}, a redirect to {where}, which is not delivery: "
