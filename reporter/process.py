@@ -153,13 +153,38 @@ class _Closed(io.TextIOBase):
         return False
 
 
+class _Unfailing:
+    """stderr, whose failed writes (a full disk, a reader gone) are dropped: there is nowhere left
+    to say anything, and the exit code still says what happened, which a write failing in the
+    middle of saying it would turn into 1."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text) -> int:  # type: ignore[override]
+        with contextlib.suppress(OSError, ValueError):
+            return self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str):  # encoding, errors, fileno, isatty: the stream's own
+        return getattr(self._stream, name)
+
+
 def guard_streams() -> None:
-    """A closed stdout fails every write (see _Closed); a closed stderr takes the lines and drops
-    them, since there is nowhere left to say anything."""
+    """A closed stdout fails every write (see _Closed); stderr never fails one (see _Unfailing),
+    and a closed one takes the lines and drops them."""
     if sys.stdout is None:
         sys.stdout = _Closed("stdout")
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # for the life of the process
+    sys.stderr = _Unfailing(sys.stderr)
 
 
 def settle_stdout() -> None:
