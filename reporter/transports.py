@@ -16,7 +16,9 @@ login page) is a refusal, never followed.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -24,13 +26,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from openlineage.client.serde import Serde
 from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
-from reporter import timebound, wire
+from reporter import filecheck, timebound, wire
 from reporter.databand import verify_of
 from reporter.errors import ConfigError, DeliveryError
 from reporter.events import lifecycle
@@ -194,11 +197,29 @@ class LifecycleFile:
     def send(self, events: Sequence[dict]) -> Outcome:
         converted = lifecycle(events)
         try:
-            for event in converted:
-                self.transport.emit(_event(event))
+            if filecheck.special(self.path):
+                self._write_through(converted)
+            else:
+                for event in converted:
+                    self.transport.emit(_event(event))
         except RuntimeError as error:  # openlineage-python's file transport says every failure so
             raise DeliveryError(f"Cannot write {self.path}: {error}.", unsent=list(events)) from None
+        except OSError as error:
+            why = "it is a named pipe (FIFO) nobody reads; read it, or set --target-file to a file" \
+                if error.errno == errno.ENXIO else (error.strerror or type(error).__name__)
+            raise DeliveryError(f"Cannot write {self.path}: {why}.", unsent=list(events)) from None
         return Outcome(name=self.name, where=self.path, sent=len(converted), runs=len(events))
+
+    def _write_through(self, converted: Sequence[dict]) -> None:
+        """A FIFO or a device, opened once: the transport opens the file for every event, and a
+        FIFO's reader ends at the first close, so the next open would wait for ever. Opened without
+        waiting: a FIFO nobody reads fails at once (ENXIO). The lines are the transport's own."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for event in converted:
+                handle.write(Serde.to_json(_event(event)) + "\n")
+            handle.flush()  # a full device fails here, not unseen at close
 
 
 class _Strict(logging.StreamHandler):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -120,3 +119,29 @@ def test_the_console_on_a_full_device_is_not_delivery(mixed_gitlab, tmp_path, st
             [line] = errors(done.stderr)
             assert "Could not print the events to stdout (OSError)" in line
         assert len(kept(tmp_path, "console")) == run
+
+
+def test_the_file_target_on_a_fifo_nobody_reads_is_not_delivery_and_no_wait(mixed_gitlab, tmp_path):
+    fifo = tmp_path / "lineage.fifo"
+    os.mkfifo(fifo)
+    try:
+        done = cli(["--target", "file", "--target-file", str(fifo)], env_for(mixed_gitlab), tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.fail("opening a FIFO nobody reads waited for a reader")
+    assert done.returncode == 4, done.stderr
+    [line] = errors(done.stderr)
+    assert "named pipe (FIFO) nobody reads" in line
+    assert len(json.loads(kept(tmp_path, "file")[0].read_text())) == EVENTS_OF_MIXED
+
+
+def test_the_file_target_on_a_fifo_with_a_reader_is_delivery(mixed_gitlab, tmp_path):
+    fifo = tmp_path / "lineage.fifo"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    time.sleep(0.2)  # the reader has opened it (an open for reading waits for a writer)
+    done = cli(["--target", "file", "--target-file", str(fifo)], env_for(mixed_gitlab), tmp_path)
+    reader.join(10)
+    assert done.returncode == 0, done.stderr
+    assert read and read[0].count(b"\n") >= 2 * EVENTS_OF_MIXED - 2  # a START and an end a run
