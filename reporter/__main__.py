@@ -1,3 +1,3 @@
-from reporter.cli import main
+from reporter.start import main
 
 main()

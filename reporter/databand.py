@@ -5,7 +5,8 @@ is cut off after `Bounds.attempt` seconds of wall clock (reporter/timebound.py),
 answer trickles in; 429, 5xx and broken connections are tried again as the retry policy says
 (reporter/retry.py: attempts, backoff, Retry-After up to its longest wait, no attempt started and
 no wait ending past its budget). A name that does not resolve, a TLS certificate not accepted, a
-3xx or any other answer is a refusal at once. Only a 2xx of this very URL counts as delivery.
+3xx or any other answer is a refusal at once. Only a 2xx of this very URL, with an empty or a JSON
+body (wire.not_delivery, the rule of every HTTP target), counts as delivery.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Databand:
                     # A redirect is never delivery: an SSO proxy answers the POST with a login page.
                     response = session.post(self.url, data=gzipped, verify=self.verify, allow_redirects=False,
                                             timeout=(self.bounds.connect, self.bounds.read), stream=True)
-                    _drain(response)
+                    answer, whole = _drain(response)
             except requests.exceptions.SSLError as error:
                 if wire.tls_problem(error) == wire.NOT_TLS:  # an https:// URL on a plain-http port
                     return f"{wire.NOT_TLS} ({_host(self.url)}): check the scheme of {self._setting} (http:// or https://)"
@@ -162,11 +163,14 @@ class Databand:
             else:
                 status = response.status_code
                 if 200 <= status < 300:
-                    if _a_page(response):  # an SSO proxy's login page at the very URL: nothing reached Databand
-                        return (f"{status} with an HTML page, not Databand's answer, which is not delivery: "
-                                f"{self._setting} is likely behind a login (SSO) proxy; use the URL "
-                                "Databand's integration page gives")
-                    return None
+                    what = wire.not_delivery(status, response.headers.get("Content-Type"), answer, whole)
+                    if what is None:
+                        return None
+                    # Something in front of Databand answered at the very URL (an SSO proxy's login
+                    # page, a captive portal's text): nothing reached Databand.
+                    return (f"{status} with {what}, not Databand's answer, which is not delivery: "
+                            f"{self._setting} is likely behind a login (SSO) proxy; use the URL "
+                            "Databand's integration page gives")
                 if 300 <= status < 400:
                     where = response.headers.get("Location") or "nowhere said"
                     if _only_the_scheme(self.url, where):  # http:// pasted for an https-only host
@@ -194,26 +198,20 @@ class Databand:
                 return "stopped by a signal"
 
 
-DRAIN_BYTES = 64 * 1024  # Databand's answer is a few bytes of JSON
-
-
-def _a_page(response: requests.Response) -> bool:
-    """Databand answers its bulk endpoint in JSON (or with no body); a web page there comes from
-    something in front of it."""
-    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    return kind in ("text/html", "application/xhtml+xml")
-
-
-def _drain(response: requests.Response) -> None:
-    """Read the small answer to its end, so that its connection goes back to the pool and the next
-    part reuses it (closed unread, every POST would open a connection and a TLS session of its
-    own); a larger body says nothing we need and its connection is dropped."""
-    read = 0
-    for chunk in response.iter_content(chunk_size=DRAIN_BYTES):
-        read += len(chunk)
-        if read > DRAIN_BYTES:
+def _drain(response: requests.Response) -> tuple[bytes, bool]:
+    """The start of the answer, and whether it is all of it. Read to its end when small, so that
+    its connection goes back to the pool and the next part reuses it (closed unread, every POST
+    would open a connection and a TLS session of its own); a larger body says nothing we need and
+    its connection is dropped."""
+    read = bytearray()
+    whole = True
+    for chunk in response.iter_content(chunk_size=wire.ANSWER_BYTES):
+        read += chunk
+        if len(read) > wire.ANSWER_BYTES:
+            whole = False
             break
     response.close()
+    return bytes(read[:wire.ANSWER_BYTES]), whole
 
 
 def _refusal(status: int, setting: str) -> str:

@@ -71,8 +71,23 @@ def dump(events: Sequence[dict], handle: BinaryIO) -> None:
 
 
 def write_events(path: str, events: Sequence[dict]) -> None:
-    """The events as one JSON array, atomically (--output)."""
-    write_atomic(path, lambda handle: dump(events, handle))
+    """The events as one JSON array, atomically (--output). A device or a FIFO (/dev/stdout,
+    /dev/full) is written through: a rename would put a regular file in its place (as root, even
+    in /dev), and every write it fails would look like a success."""
+    if filecheck.special(path):
+        _write_through(path, lambda handle: dump(events, handle))
+    else:
+        write_atomic(path, lambda handle: dump(events, handle))
+
+
+def _write_through(path: str, write: Callable[[BinaryIO], None]) -> None:
+    # Opened without waiting: a FIFO nobody reads fails at once (ENXIO) instead of hanging. The
+    # writes then wait as any program's output does.
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "wb") as handle:
+        write(handle)
+        handle.flush()  # a full device fails here, not unseen at close
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from reporter import PROG, eventfiles
+from reporter import PROG
 
 # The exit codes (README, --help): one per side, so a job's rules can tell them apart.
 OK = 0
@@ -96,11 +96,11 @@ def install() -> None:
 
 def _stop_calls() -> None:
     # No HTTP call can be under way before the wall-clock module is loaded; loading it now would
-    # only slow the stop.
-    if "reporter.timebound" in sys.modules:
-        from reporter import timebound
-
-        timebound.stop_everything()
+    # only slow the stop. A signal while it is being imported finds it there half made: nothing of
+    # it runs yet, so there is nothing to stop.
+    stop_everything = getattr(sys.modules.get("reporter.timebound"), "stop_everything", None)
+    if stop_everything is not None:
+        stop_everything()
 
 
 def stop_lines(stop: Stop) -> list[str]:
@@ -116,6 +116,8 @@ def stop_lines(stop: Stop) -> list[str]:
     else:  # the same command again (a backfill resumes from its cursor)
         lines.append(f"{PROG}: stopped by {stop.name} before the events were sent; run the same command "
                      "again to send them (a backfill goes on from its cursor).")
+    if stop.kept:  # not at the top: the console script imports this module before any other
+        from reporter import eventfiles
     for target, path in stop.kept:
         lines.append(f"The events not acknowledged are kept in {path}; send them later with: "
                      f"{eventfiles.resend_command(path, target)}")
@@ -153,13 +155,40 @@ class _Closed(io.TextIOBase):
         return False
 
 
+class _Unfailing:
+    """stderr, whose failed writes (a full disk, a reader gone) are dropped: there is nowhere left
+    to say anything, and the exit code still says what happened, which a write failing in the
+    middle of saying it would turn into 1."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text) -> int:  # type: ignore[override]
+        with contextlib.suppress(OSError, ValueError):
+            return self._stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str):  # encoding, errors, fileno, isatty: the stream's own
+        return getattr(self._stream, name)
+
+
 def guard_streams() -> None:
-    """A closed stdout fails every write (see _Closed); a closed stderr takes the lines and drops
-    them, since there is nowhere left to say anything."""
+    """A closed stdout fails every write (see _Closed); stderr never fails one (see _Unfailing),
+    and a closed one takes the lines and drops them."""
     if sys.stdout is None:
         sys.stdout = _Closed("stdout")
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115  # for the life of the process
+    if not isinstance(sys.stderr, _Unfailing):
+        sys.stderr = _Unfailing(sys.stderr)
+
 
 
 def settle_stdout() -> None:

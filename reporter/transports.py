@@ -9,13 +9,16 @@ OPENLINEAGE_API_KEY. `file` appends the lifecycle events to a file, one JSON doc
 The HTTP target is bounded as Databand's is: urllib3's retries take their numbers from the one
 retry policy (its Retry-After capped at the policy's longest wait and at the time left), every
 request goes through the wall-clock adapter, and every event's request, retries included, ends
-with the target's budget, however slowly an answer trickles in. Only a 2xx of the endpoint itself
-is delivery: a redirect (a login page) is a refusal, never followed.
+with the target's budget, however slowly an answer trickles in. Only a 2xx of the endpoint itself,
+with an empty or a JSON body, is delivery (wire.not_delivery, Databand's rule too): a redirect (a
+login page) is a refusal, never followed.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,13 +26,14 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from openlineage.client.serde import Serde
 from openlineage.client.transport.console import ConsoleConfig, ConsoleTransport
 from openlineage.client.transport.file import FileConfig, FileTransport
 from openlineage.client.transport.http import HttpConfig, HttpTransport
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
-from reporter import timebound, wire
+from reporter import filecheck, timebound, wire
 from reporter.databand import verify_of
 from reporter.errors import ConfigError, DeliveryError
 from reporter.events import lifecycle
@@ -145,8 +149,12 @@ class OpenLineageHttp:
                     response = transport.emit(_event(event))  # one event a request: the spec's API has no batch
                 outcome.requests += 1
                 status = response.status_code
-                if not 200 <= status < 300:
-                    raise DeliveryError(_refusal(status, response.headers.get("Location")), unsent=list(events))
+                answer = response.content
+                what = wire.not_delivery(status, response.headers.get("Content-Type"),
+                                         answer[:wire.ANSWER_BYTES], whole=len(answer) <= wire.ANSWER_BYTES)
+                if what is not None:
+                    raise DeliveryError(_refusal(status, response.headers.get("Location"), what),
+                                        unsent=list(events))
                 outcome.sent += 1
         except requests.HTTPError as error:  # emit's raise_for_status: 4xx, or 5xx after the retries
             status = error.response.status_code if error.response is not None else 0
@@ -165,7 +173,10 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
 
 
-def _refusal(status: int, location: str | None) -> str:
+def _refusal(status: int, location: str | None, what: str | None = None) -> str:
+    if 200 <= status < 300:  # something in front of the backend answered at the very URL
+        return (f"The OpenLineage backend answered {status} with {what}, not the backend's answer, which is "
+                "not delivery: check OPENLINEAGE_URL and OPENLINEAGE_ENDPOINT (a login proxy in front of it?).")
     if 300 <= status < 400:
         where = (location or "nowhere said").split("?", 1)[0]  # not cut before the line is masked
         return (f"The OpenLineage backend answered {status}, a redirect to {where}, which is not delivery: "
@@ -186,11 +197,29 @@ class LifecycleFile:
     def send(self, events: Sequence[dict]) -> Outcome:
         converted = lifecycle(events)
         try:
-            for event in converted:
-                self.transport.emit(_event(event))
+            if filecheck.special(self.path):
+                self._write_through(converted)
+            else:
+                for event in converted:
+                    self.transport.emit(_event(event))
         except RuntimeError as error:  # openlineage-python's file transport says every failure so
             raise DeliveryError(f"Cannot write {self.path}: {error}.", unsent=list(events)) from None
+        except OSError as error:
+            why = "it is a named pipe (FIFO) nobody reads; read it, or set --target-file to a file" \
+                if error.errno == errno.ENXIO else (error.strerror or type(error).__name__)
+            raise DeliveryError(f"Cannot write {self.path}: {why}.", unsent=list(events)) from None
         return Outcome(name=self.name, where=self.path, sent=len(converted), runs=len(events))
+
+    def _write_through(self, converted: Sequence[dict]) -> None:
+        """A FIFO or a device, opened once: the transport opens the file for every event, and a
+        FIFO's reader ends at the first close, so the next open would wait for ever. Opened without
+        waiting: a FIFO nobody reads fails at once (ENXIO). The lines are the transport's own."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for event in converted:
+                handle.write(Serde.to_json(_event(event)) + "\n")
+            handle.flush()  # a full device fails here, not unseen at close
 
 
 class _Strict(logging.StreamHandler):

@@ -8,6 +8,7 @@ credentials.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 
@@ -88,3 +89,34 @@ def cause(error: BaseException) -> str:
     if "timed out" in str(error).lower() or "timeout" in name.lower():
         return f"{name}: no answer in time"
     return name
+
+
+# -- what counts as delivery -------------------------------------------------------------------
+
+ANSWER_BYTES = 64 * 1024  # read of an answer to judge it: Databand's is a few bytes of JSON, or none
+_PAGES = ("text/html", "application/xhtml+xml")
+_NOT_JSON = "a body that is not JSON"
+
+
+def not_delivery(status: int, content_type: str | None, body: bytes, whole: bool = True) -> str | None:
+    """The one rule of every HTTP target: None when the answer says the events were taken, else
+    what it was instead, in a few words. Taken: a 2xx of the very URL asked (the caller never
+    follows a redirect) whose body is empty or JSON, as Databand's and the OpenLineage API's are.
+    A web page, or any other text (a proxy's "OK", a captive portal, a truncated answer), comes
+    from something in front of the backend: the events are kept and sent again, since a report
+    sent twice costs less than one lost. `body` is the start of the answer; `whole` says whether
+    it is all of it (a longer one is judged by its Content-Type alone)."""
+    if not 200 <= status < 300:
+        return f"HTTP {status}"
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind in _PAGES:
+        return "an HTML page"
+    if not body.strip():
+        return None
+    if not whole:
+        return None if kind == "application/json" or kind.endswith("+json") else _NOT_JSON
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
+        return _NOT_JSON
+    return None

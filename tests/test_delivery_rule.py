@@ -106,3 +106,50 @@ def test_a_file_target_that_cannot_be_written_is_not_delivery(tmp_path):
     done = delivery.deliver([transports.LifecycleFile(str(folder))], EVENTS, 9001, keep_dir=str(tmp_path))
     [failure] = done.failures
     assert f"Cannot write {folder}" in failure.reason and failure.kept
+
+
+def _target(kind: str, url: str):
+    if kind == "databand":
+        return databand_module.Databand(url + "/api/v1/tracking/open-lineage/u/events/bulk", "tok", bounds=QUICK)
+    return transports.OpenLineageHttp({"OPENLINEAGE_URL": url, "OPENLINEAGE_API_KEY": "key"}, bounds=QUICK)
+
+
+NOT_AN_ANSWER = {  # 200 at the very URL, from something in front of the backend
+    "garbage": (b"\x00\xffgarbage\x9c", "application/octet-stream"),
+    "text": (b"OK", "text/plain"),
+    "json type, not json": (b"Service unavailable", "application/json"),
+    "cut json": (b'{"status": "acc', "application/json"),
+    "html": (b"<html><body>Sign in</body></html>", "text/html; charset=utf-8"),
+    "long text": (b"x" * (200 * 1024), "text/plain"),
+}
+
+
+@pytest.mark.parametrize("body, content_type", NOT_AN_ANSWER.values(), ids=NOT_AN_ANSWER.keys())
+@pytest.mark.parametrize("kind", ["databand", "openlineage"])
+def test_a_2xx_whose_body_is_not_json_is_not_delivery(kind, body, content_type, tmp_path):
+    with Recorder(body, content_type) as endpoint:
+        done = delivery.deliver([_target(kind, endpoint.url)], EVENTS, 9001, keep_dir=str(tmp_path))
+    assert done.outcomes == []
+    [failure] = done.failures
+    assert "200 with" in failure.reason and "not delivery" in failure.reason
+    assert json.loads(Path(failure.kept).read_text()) == EVENTS
+
+
+BACKEND_ANSWERS = {  # what Databand and an OpenLineage backend answer: delivery
+    "empty": (b"", "application/json"),
+    "empty text": (b"", "text/plain"),
+    "blank": (b"\r\n", "text/plain"),
+    "json object": (b'{"status": "ok"}', "application/json; charset=utf-8"),
+    "json list": (b"[]", "application/json"),
+    "json as text": (b"{}", "text/plain"),
+    "long json": (b'{"x": "' + b"y" * (200 * 1024) + b'"}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("body, content_type", BACKEND_ANSWERS.values(), ids=BACKEND_ANSWERS.keys())
+@pytest.mark.parametrize("kind", ["databand", "openlineage"])
+def test_a_2xx_with_an_empty_or_json_body_is_delivery(kind, body, content_type, tmp_path):
+    with Recorder(body, content_type) as endpoint:
+        done = delivery.deliver([_target(kind, endpoint.url)], EVENTS, 9001, keep_dir=str(tmp_path))
+    assert done.ok, done.message()
+    assert done.outcomes[0].sent >= 1

@@ -514,6 +514,8 @@ def _provoke(start: str, gitlab, databand) -> tuple[int, list[str]]:
         env["DATABAND_URL"] = databand.url.split("/api/", 1)[0] + bulk
     elif start.startswith("Databand did not accept the events: 302"):
         databand.script({"status": 302, "headers": {"Location": "https://sso.example.com/login"}})
+    elif start.startswith("Databand did not accept the events: 200 with"):
+        databand.script({"status": 200, "headers": {"Content-Type": "text/plain"}, "body": "OK"})
     elif start.startswith("Databand did not accept the events: could not reach"):
         env["DATABAND_URL"] = dead + bulk
     elif start.startswith("GITLAB_TOKEN holds"):

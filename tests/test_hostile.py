@@ -187,6 +187,19 @@ def test_databand_login_page_answering_200_is_not_delivery(gitlab, mixed_plain, 
     assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
 
 
+@pytest.mark.parametrize("content_type, body", [("text/plain", "OK"), ("application/json", "Bad gateway"),
+                                                ("application/octet-stream", "\x00\x01garbage")])
+def test_databand_200_with_a_body_that_is_not_json_is_not_delivery(gitlab, mixed_plain, workdir, content_type, body):
+    # A captive portal or a proxy's own text at the very URL: not Databand's answer (empty or JSON).
+    with DatabandStandIn() as databand:
+        databand.script({"status": 200, "headers": {"Content-Type": content_type}, "body": body})
+        result = run(env_for(gitlab, databand))
+        assert result.exit_code == 4
+        assert_one_clear_line(result, "200 with a body that is not JSON, not Databand's answer", "DATABAND_URL")
+    [kept] = kept_files(workdir)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+
+
 @pytest.fixture
 def mixed_plain(gitlab):
     return pipelines.mixed(gitlab.url).install(gitlab)

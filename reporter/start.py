@@ -1,0 +1,35 @@
+"""The console script's entry point: signals handled before anything else is imported.
+
+Separate from reporter.cli, which it imports only once the handlers are in place, and from
+reporter.process, which must not import the CLI (the CLI imports it).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from reporter import process
+
+
+def main() -> None:
+    """The console script. Signals are handled from the very start: the CLI's imports (click,
+    requests, python-gitlab) take a few tenths of a second, and a job cancelled then must stop as
+    it would later, with one line and 143, not die silently. Nothing is read yet: nothing to keep."""
+    process.guard_streams()
+    try:
+        try:
+            process.install()  # a signal may land as soon as the first handler is in place
+            from reporter import cli
+
+            cli.main()
+            code = process.OK
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else process.OK if done.code is None else process.BUG
+    except process.Interrupted as stop:  # while importing, or before the CLI's own handling began
+        process.stopped(stop.stop, lambda line: print(line, file=sys.stderr))
+    # The run is over and its code known: a signal now changes nothing, and the interpreter's
+    # teardown, which puts the default handlers back, would let one end the process with -15.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
+    process.exit_now(code)
