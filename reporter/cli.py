@@ -266,7 +266,50 @@ def _friendly(func):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+_SECRET_FLAGS = {"--gitlab-token": "gitlab_token", "--databand-token": "databand_token",
+                 "--gitlab-url": "gitlab_url", "--databand-url": "databand_url"}
+
+
+def _argv_secrets(argv: list[str]) -> dict[str, str]:
+    """The secret flags' values as typed, for an error raised before click has parsed them."""
+    found: dict[str, str] = {}
+    for index, arg in enumerate(argv):
+        name, equals, value = arg.partition("=")
+        if name in _SECRET_FLAGS:
+            if not equals and index + 1 < len(argv):
+                value = argv[index + 1]
+            found[_SECRET_FLAGS[name]] = value
+    return found
+
+
+class _MaskedGroup(click.Group):
+    """click prints its usage errors itself, quoting the value it refused (a token pasted into
+    --hours): the message goes through the one mask first, built from the environment and the
+    secret flags as typed, since the settings may not be read yet."""
+
+    @staticmethod
+    def _masked(error: click.ClickException, argv: list[str]) -> click.ClickException:
+        # click types the message Final; the same exception (its context, its usage line) is shown.
+        setattr(error, "message", Redactor(known_secrets(os.environ, _argv_secrets(argv)))(error.message))  # noqa: B010
+        return error
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        argv = list(args)
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as error:
+            raise self._masked(error, argv) from None
+        ctx.meta["argv"] = argv
+        return ctx
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as error:
+            raise self._masked(error, ctx.meta.get("argv", [])) from None
+
+
+@click.group(cls=_MaskedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
              epilog=process.EXIT_CODES)
 @click.version_option(__version__, prog_name=PROG)
 def cli():

@@ -204,3 +204,18 @@ def test_a_backfill_cursor_holds_no_secret_and_still_resumes(workdir):
     assert REGISTRY not in text and MASK in text and json.loads(text)["done"] == [700, 701]
     assert "2 already sent" in again.stderr
     assert REGISTRY not in first.stderr + again.stderr + json.dumps(databand.payloads)
+
+
+def test_usage_errors_quote_no_secret(tmp_path, monkeypatch):
+    """click quotes the value it refuses: a token pasted into --hours, or given by flag and again
+    where a number goes, is masked in that line (it was printed as typed)."""
+    token = "glpat-" + "Zq9x" * 5
+    monkeypatch.delenv("GITLAB_TOKEN", raising=False)
+    runner = CliRunner()
+    by_env = runner.invoke(cli, ["sweep", "--hours", token], env={"GITLAB_TOKEN": token})
+    by_flag = runner.invoke(cli, ["sweep", "--gitlab-token", "PlainSecret-77q", "--hours", "PlainSecret-77q"])
+    by_equals = runner.invoke(cli, ["sweep", "--gitlab-token=PlainSecret-88q", "--hours=PlainSecret-88q"])
+    for result, secret in ((by_env, token), (by_flag, "PlainSecret-77q"), (by_equals, "PlainSecret-88q")):
+        assert result.exit_code == 2, result.output
+        assert "Invalid value for '--hours'" in result.output and MASK in result.output
+        assert secret not in result.output and secret.lower() not in result.output.lower()
