@@ -214,12 +214,27 @@ def _blocks(text: str) -> Iterable[str]:
         start = cut + 1
 
 
-# What the view decodes or drops. Every alternative starts with a literal (%, \\, CR, LF), so re
-# scans for those four characters alone; every match is bounded (at most a run of indentation).
+# What the view decodes or drops. Every alternative starts with a literal (%, \\, &, CR, LF) or a
+# small class of non-ASCII characters, so re scans for those alone; every match is bounded (a run
+# of percent-escapes aside, which is linear).
 _ESCAPE = re.compile(
-    r"%(?:25)*([0-9A-Fa-f]{2})"
-    r"|\\(?:u([0-9A-Fa-f]{4})|([\\/\"])|([tbf])|(?:r\\n|n|r)(?:[ \t]|\\t)*)"
+    r"(?P<percent>(?:%(?:25)*[0-9A-Fa-f]{2})+)"
+    r"|\\(?:u(?P<unicode>[0-9A-Fa-f]{4})|(?P<itself>[\\/\"])|(?P<control>[tbf])|(?:r\\n|n|r)(?:[ \t]|\\t)*)"
+    # HTML's character references: numeric (what an HTML-escaping of every character gives) and the
+    # five XML names; the semicolon is optional, as browsers read it.
+    r"|&(?:#(?:[xX](?P<hexref>[0-9A-Fa-f]{1,6})|(?P<decref>[0-9]{1,7}))|(?P<named>amp|lt|gt|quot|apos));?"
+    # Format characters that show as nothing (zero-width space and joiners, soft hyphen, word
+    # joiner, byte order mark, direction marks), dropped as if the token were whole, and full-width
+    # forms of ASCII (what NFKC folds back): _SHOWN says what each becomes.
+    r"|(?P<shown>[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\uff01-\uff5e\u3000])"
     r"|\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*")
+_PERCENT = re.compile(r"%(?:25)*([0-9A-Fa-f]{2})")
+# The same two rules for a character an escape decodes to (%E2%80%8B, &#8203;, \u200b, %EF%BC%A1).
+_SHOWN: dict[int, int | None] = {code: None for code in (0xAD, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+                                                  *range(0x2060, 0x2065), 0xFEFF)}
+_SHOWN.update({code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)})
+_SHOWN[0x3000] = 0x20
+_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _CONTROL = {"t": "\t", "b": "\b", "f": "\f"}
 _CACHE = 100_000  # distinct strings remembered by values(); a backfill's pipelines share a Redactor
 
@@ -257,21 +272,49 @@ def _fold(text: str) -> str:
 
 
 def _decoded(match: re.Match) -> str:
-    hexa, unicode, itself, control = match.groups()
-    if hexa is not None or unicode is not None:
-        decoded = chr(int(hexa or unicode, 16))
+    """One escape's character ("" for what the view drops); percent runs go through _percent."""
+    found = match.groupdict()
+    number = found["unicode"] or found["hexref"]
+    if number is not None or found["decref"] is not None:
+        code = int(number, 16) if number is not None else int(found["decref"])
+        decoded = chr(code) if code < 0x110000 else "\ufffd"
         return "" if decoded in "\r\n" else decoded  # an encoded line break (%0D%0A) breaks a base64 too
-    if itself is not None:
-        return itself
-    if control is not None:
-        return _CONTROL[control]
+    if found["itself"] is not None:
+        return found["itself"]
+    if found["control"] is not None:
+        return _CONTROL[found["control"]]
+    if found["named"] is not None:
+        return _NAMED[found["named"]]
+    if found["shown"] is not None:
+        return found["shown"]
     return ""  # a line break
+
+
+def _percent(match: re.Match) -> list[tuple[str, int, int]]:
+    """A run of percent-escapes as characters, each with the span of the escapes behind it: UTF-8
+    when the bytes are UTF-8 (a name escaped only where it is not ASCII), else byte for byte."""
+    escapes = [(int(m.group(1), 16), m.start(), m.end()) for m in _PERCENT.finditer(match.group(0))]
+    base = match.start()
+    data = bytes(byte for byte, _, _ in escapes)
+    try:
+        text = data.decode("utf-8") if max(data) >= 0x80 else data.decode("ascii")
+    except UnicodeDecodeError:
+        return [(chr(byte), base + start, base + end) for byte, start, end in escapes]
+    pieces, index = [], 0
+    for char in text:
+        size = len(char.encode("utf-8"))
+        pieces.append((char, base + escapes[index][1], base + escapes[index + size - 1][2]))
+        index += size
+    return pieces
+
+
+_PLAIN = frozenset("%\\&\r\n")
 
 
 def _view(text: str) -> tuple[str, _Where | None]:
     """The text as the known forms are searched in, and how to map it back (None: position for
     position)."""
-    if "%" not in text and "\\" not in text and "\n" not in text and "\r" not in text:
+    if text.isascii() and _PLAIN.isdisjoint(text):
         return _fold(text), None
     pieces: list[str] = []
     where = _Where()
@@ -282,16 +325,18 @@ def _view(text: str) -> tuple[str, _Where | None]:
             pieces.append(text[done:start])
             where.add(size, done, start, True)
             size += start - done
-        decoded = _decoded(match)
-        if decoded:
-            pieces.append(decoded)
-            where.add(size, start, end, False)
-            size += 1
+        decoded = _percent(match) if match.group("percent") else [(_decoded(match), start, end)]
+        for char, first, last in decoded:
+            char = char.translate(_SHOWN)
+            if char and char not in "\r\n":
+                pieces.append(char)
+                where.add(size, first, last, False)
+                size += 1
         done = end
     if done < len(text):
         pieces.append(text[done:])
         where.add(size, done, len(text), True)
-    if not where.starts:  # only line breaks: nothing to map a match to
+    if not where.starts:  # only what the view drops: nothing to map a match to
         where.add(0, 0, len(text), False)
     return _fold("".join(pieces)), where
 
@@ -307,6 +352,11 @@ def view_forms(secret: str) -> set[str]:
     # Case changed after it got there (a GitLab slug, a shell's ${x^^}): "ß" upper-cases to "SS".
     plain = {secret, secret.upper(), secret.lower(), secret.replace(" ", "+"), data.decode("latin-1"),
              "".join(chr(int.from_bytes(units[i: i + 2], "big")) for i in range(0, len(units), 2))}
+    # GitLab's slug of it (CI_COMMIT_REF_SLUG: lower case, every other character "-", 63 at most,
+    # no "-" at either end), in a review app's URL, say; only while enough of the secret is left.
+    slug = re.sub(r"[^a-z0-9]", "-", secret.lower())[:63].strip("-")
+    if sum(c != "-" for c in slug) >= _SHORTEST_FORM:
+        plain.add(slug)
     # Hex as dumps print it too: spaced (xxd -p -c1, od), colon-separated (fingerprints), \x-escaped
     # (Python's bytes, printf); and the hex of its UTF-16 LE bytes (Windows tools).
     derived = {data.hex(), data.hex(" "), data.hex(":"), "".join(f"\\x{b:02x}" for b in data),

@@ -288,3 +288,26 @@ def test_a_secret_in_hex_as_dumps_print_it_is_masked(dump):
     line = f"step 3: {dump(secret.encode())} (done)"
     masked = Redactor([secret])(line)
     assert dump(secret.encode()) not in masked and masked.startswith("step 3: ") and MASK in masked
+
+
+SECRET = "glpat-Ab_Cd3fGh_1jKlMnOpQ"
+
+
+@pytest.mark.parametrize("text", [
+    "https://review-glpat-ab-cd3fgh-1jklmnopq.apps.example.com",  # GitLab's ref slug of it
+    "&#103;&#x6c;pat-Ab_Cd3fGh_1jKlMnOpQ",  # HTML character references, decimal and hex
+    "ｇｌｐａｔ－Ａｂ＿Ｃｄ３ｆＧｈ＿１ｊＫｌＭｎＯｐＱ",  # full width, as NFKC folds back
+    "glpat-Ab\u200b_Cd3f\u00adGh_1jKlMnOpQ",  # invisible characters copied in with it
+    "q=glpat-Ab%E2%80%8B_Cd3fGh_1jKlMnOpQ",  # an invisible character, percent-encoded as UTF-8
+    "%EF%BD%87lpat-Ab_Cd3fGh_1jKlMnOpQ",  # a full-width letter, percent-encoded
+])
+def test_a_secret_in_the_forms_a_reader_sees_as_the_same_is_masked(text):
+    masked = Redactor([SECRET]).known(f"before {text} after")
+    assert masked.startswith("before ") and masked.endswith(" after") and MASK in masked, masked
+    assert "cd3f" not in masked.lower() and "jklmnop" not in masked.lower(), masked
+
+
+def test_the_slug_of_a_secret_left_with_too_little_of_it_is_no_form():
+    # "a-------b" would match any dashed rule in a log: not a form of its own
+    redactor = Redactor(["a%/+=:@!#b"])
+    assert redactor.known("a-------b and ---------") == "a-------b and ---------"

@@ -18,9 +18,11 @@ events 60 (about 5 s). Time on adversarial input is measured by benchmarks/maski
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import re
+import unicodedata
 from urllib.parse import quote, unquote
 
 from budget import examples
@@ -78,7 +80,9 @@ def broken(text: str, draw) -> str:
 
 
 FORMS = ["as is", "upper", "lower", "percent", "percent twice", "name escaping", "json", "base64", "hex",
-         "utf-16 base64", "user info", "basic auth"]
+         "utf-16 base64", "user info", "basic auth", "html references", "full width", "invisible inside",
+         "partly percent", "slug"]
+_INVISIBLE = "\u200b\u200c\u200d\u00ad\u2060\ufeff"
 
 
 @st.composite
@@ -111,6 +115,21 @@ def form_of(draw, secret: str) -> str:
     if form == "utf-16 base64":
         data = secret.encode(draw(st.sampled_from(["utf-16-le", "utf-16-be"])))
         return broken(b64(draw(st.binary(max_size=2)) + data, draw(st.booleans())), draw)
+    if form == "html references":  # an HTML-escaping page or e-mail: some or every character
+        escaped = draw(st.lists(st.booleans(), min_size=len(secret), max_size=len(secret)))
+        return "".join((f"&#x{ord(c):x};" if draw(st.booleans()) else f"&#{ord(c)};") if e else c
+                       for c, e in zip(secret, escaped, strict=True))
+    if form == "full width":  # the forms NFKC folds back to ASCII
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in secret)
+    if form == "invisible inside":  # a zero-width space or soft hyphen copied in with the token
+        cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(secret) - 1)), min_size=1, max_size=4))))
+        pieces_ = [secret[i:j] for i, j in zip([0, *cuts], [*cuts, len(secret)], strict=True)]
+        return "".join(piece + draw(st.sampled_from(_INVISIBLE)) for piece in pieces_[:-1]) + pieces_[-1]
+    if form == "partly percent":  # escaped only where it is not ASCII, or only here and there
+        escaped = draw(st.lists(st.booleans(), min_size=len(secret), max_size=len(secret)))
+        return "".join(quote(c, safe="") if e or not c.isascii() else c for c, e in zip(secret, escaped, strict=True))
+    if form == "slug":  # a review app's URL built from CI_COMMIT_REF_SLUG
+        return f"https://review-{slug_of(secret)}.apps.example.com"
     if form == "user info":
         return f"https://gitlab-ci-token:{quote(secret, safe='')}@gitlab.example.com/acme/x.git"
     return "Basic " + b64(f"deployer:{secret}".encode(), False)
@@ -125,7 +144,15 @@ def pieces(secret: str) -> set[str]:
     for data in (secret.encode(), secret.encode("utf-16-le"), secret.encode("utf-16-be")):
         for core in base64_cores(data):
             forms.update((core, core.translate(str.maketrans("+/", "-_"))))
-    return {form[i: i + PIECE].lower() for form in forms for i in range(len(form) - PIECE + 1)}
+    found = {form[i: i + PIECE].lower() for form in forms for i in range(len(form) - PIECE + 1)}
+    slug = slug_of(secret)  # its pieces only where they hold enough of the secret, not a run of "-"
+    return found | {slug[i: i + PIECE] for i in range(len(slug) - PIECE + 1)
+                    if sum(c != "-" for c in slug[i: i + PIECE]) >= 6}
+
+
+def slug_of(text: str) -> str:
+    """GitLab's CI_COMMIT_REF_SLUG of it (lib/gitlab/utils.rb's slugify)."""
+    return re.sub(r"[^a-z0-9]", "-", text.lower())[:63].strip("-")
 
 
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\(/)")
@@ -135,7 +162,8 @@ def decodings(text: str) -> list[str]:
     """The text as a reader would decode it, every way the forms encode a secret."""
     joined = re.sub(r"\s+|\\[nrt]", "", text)
     unescaped = _JSON_ESCAPE.sub(lambda m: m[2] or chr(int(m[1], 16)), joined)
-    return [v.lower() for v in (text, joined, unquote(unquote(joined)), unescaped, unquote(unquote(unescaped)))]
+    read = unicodedata.normalize("NFKC", html.unescape(joined)).translate({ord(c): None for c in _INVISIBLE})
+    return [v.lower() for v in (text, joined, unquote(unquote(joined)), unescaped, unquote(unquote(unescaped)), read)]
 
 
 def leaks(secret: str, *texts: str) -> list[str]:
