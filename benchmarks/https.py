@@ -63,7 +63,7 @@ RESULTS = HERE / "https-results.json"
 DOC = ROOT / "docs" / "benchmarks-https.md"
 LOG_BYTES = 160_000  # a failed job's log in the 1,250-job case
 FLOOR = "import gitlab, requests, click; gitlab.Gitlab('https://gitlab.example.com')"
-IN_FLIGHT = 32  # reporter.gitlab.http.IN_FLIGHT, the default bound
+IN_FLIGHT = 40  # reporter.settings.GITLAB_CONCURRENCY, the default bound (32 before 2026-12-03)
 SENDERS = 8  # reporter.databand.PARALLEL_POSTS
 WIDER = 40  # --gitlab-concurrency of one more run at +100 ms: room for the second wave whole
 

@@ -134,6 +134,13 @@ def known_secrets(environ: Mapping[str, str], flags: Mapping[str, object] | None
     return tuple(dict.fromkeys(found))
 
 
+# GitLab requests in flight at once, for the whole command (backfill and downstream pipelines
+# included). 40: a 1,250-job pipeline's second wave (its 12 other pages and the logs of the 25
+# failed jobs listed in the first) goes out whole, so the report waits two round trips, not three;
+# 40 requests in flight stay far below what a GitLab's Puma serves, and GitLab.com counts requests
+# a minute (2,000), not connections. --gitlab-concurrency changes it.
+GITLAB_CONCURRENCY = 40
+
 @dataclass(frozen=True)
 class ReadBounds:
     """The wall-clock bounds of GitLab's reads, in seconds (reporter.timebound says them all)."""
@@ -279,7 +286,7 @@ class Settings:
     project_name: str | None = None
     log_lines: int = 100
     gitlab_timeout: float = 100  # seconds for all of GitLab's reading together
-    gitlab_concurrency: int = 32  # GitLab requests in flight at once, for the whole process
+    gitlab_concurrency: int = GITLAB_CONCURRENCY
     exclude_jobs: tuple[str, ...] = ()
     downstream_depth: int = 2
     test_results: bool = True

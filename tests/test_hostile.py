@@ -30,6 +30,7 @@ from reporter import report as lib
 from reporter.databand import Databand
 from reporter.errors import GitLabError
 from reporter.retry import POLICY
+from reporter.settings import GITLAB_CONCURRENCY as IN_FLIGHT
 from reporter.settings import ReadBounds, Settings
 from reporter.cli import cli
 from standins import DatabandStandIn, GitLabStandIn, generate_pipeline, failed_only, make_bridge, make_job, \
@@ -282,9 +283,9 @@ def test_page_that_repeats_itself_is_stopped(hostile, databand, workdir):
     result = run(env_for(hostile, databand), pipeline=str(pipeline["id"]))
     assert result.exit_code == 0, result.output
     assert "repeated items already read" in result.stderr
-    # Page 1 has no count, so the next pages go out read ahead, 32 at once (the in-flight bound);
+    # Page 1 has no count, so the next pages go out read ahead, IN_FLIGHT at once (the bound);
     # page 2 repeats page 1, so no more are sent. The failed jobs' listing, answered the same, too.
-    assert hostile.count(r"/jobs$", unfiltered) == hostile.count(r"/jobs$", failed_only) == 1 + 32
+    assert hostile.count(r"/jobs$", unfiltered) == hostile.count(r"/jobs$", failed_only) == 1 + IN_FLIGHT
     job_runs = [e for e in databand.events if e["job"]["facets"]["jobType"]["jobType"] == "JOB"]
     assert len(job_runs) == 100 and len({e["run"]["runId"] for e in job_runs}) == 100
     assert result.elapsed < 5

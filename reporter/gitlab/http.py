@@ -32,7 +32,7 @@ from reporter import __version__, ids, timebound, wire
 from reporter.gitlab import errors
 from reporter.gitlab.errors import ReadError
 from reporter.retry import POLICY, RetryPolicy
-from reporter.settings import ReadBounds
+from reporter.settings import GITLAB_CONCURRENCY, ReadBounds
 
 SOCKET_TIMEOUT = 30  # connect, and wait for each chunk of an answer
 PER_PAGE = 100
@@ -40,10 +40,7 @@ MAX_JSON_BYTES = 64 * 2**20  # one answer; a page of 100 jobs is about 0.3 MB
 # An error page or redirect is read for its first bytes only, decoded: python-gitlab and requests
 # read such a body whole, and a gzip body of 10 MB expands to 10 GB.
 MAX_ERROR_BYTES = 64 * 1024
-# Requests in flight at once, for the whole command (backfill and downstream pipelines included):
-# enough that a 10,000-job pipeline's pages and logs go out in a few waves, few enough for a small
-# self-managed GitLab. --gitlab-concurrency changes it.
-IN_FLIGHT = 32
+IN_FLIGHT = GITLAB_CONCURRENCY  # the settings' default, for a library caller's Access
 
 
 @dataclass(frozen=True)
