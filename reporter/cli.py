@@ -599,10 +599,12 @@ def parent_env(form, namespace, pipeline_name, gitlab_url):
 
 @_friendly
 def _run_parent_env(form, namespace, pipeline_name, gitlab_url):
-    _mask_with(Redactor(known_secrets(os.environ)))
+    redact = Redactor(known_secrets(os.environ))
+    _mask_with(redact)
     try:
         variables = handoff.parent_variables(os.environ, namespace, pipeline_name, gitlab_url)
-        text = handoff.render(variables, form)
+        # Masked before they are quoted: a shell's quoting cuts a secret holding "'" in pieces.
+        text = handoff.render({key: redact(value) for key, value in variables.items()}, form)
         for note in handoff.notes(variables, form):
             _say(f"{PROG}: note: {note}")
         _out(text, "the parent's variables")

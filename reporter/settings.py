@@ -112,7 +112,6 @@ def _targets(value: str) -> tuple[str, ...]:
 # CI_REPOSITORY_URL holds the job token as gitlab-ci-token:<token>@).
 SECRET_VARIABLES = ("GITLAB_TOKEN", "CI_JOB_TOKEN", "DATABAND_ACCESS_TOKEN", "OPENLINEAGE_API_KEY",
                     "CI_REGISTRY_PASSWORD", "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD")
-_URL_VARIABLES = ("CI_REPOSITORY_URL", "GITLAB_URL", "CI_SERVER_URL", "DATABAND_URL", "OPENLINEAGE_URL")
 _USER_INFO = re.compile(r"://[^/?#@]*?:([^/?#@]*)@")
 
 
@@ -126,8 +125,10 @@ def known_secrets(environ: Mapping[str, str], flags: Mapping[str, object] | None
                   flags.get("databand_token")]:
         if isinstance(value, str) and value.strip():
             found.extend((value, value.strip()))
-    for url in [*(environ.get(name) for name in _URL_VARIABLES), flags.get("gitlab_url"), flags.get("databand_url")]:
-        if isinstance(url, str) and "@" in url:
+    # Every variable, not only the reporter's own URLs: DATABAND_UI_URL ends up as the job page's
+    # link, and a job's DATABASE_URL can reach a log the events quote.
+    for url in [*environ.values(), flags.get("gitlab_url"), flags.get("databand_url")]:
+        if isinstance(url, str) and "@" in url and "://" in url:
             for password in _USER_INFO.findall(url):
                 if password:
                     found.extend((password, unquote(password)))

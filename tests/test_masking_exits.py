@@ -219,3 +219,45 @@ def test_usage_errors_quote_no_secret(tmp_path, monkeypatch):
         assert result.exit_code == 2, result.output
         assert "Invalid value for '--hours'" in result.output and MASK in result.output
         assert secret not in result.output and secret.lower() not in result.output.lower()
+
+
+def test_parent_env_masks_before_it_quotes():
+    # shlex.quote writes abc'defgh as 'abc'"'"'defgh': the secret is no longer in one piece there.
+    token = "abc'defghij12345"
+    env = {"CI_SERVER_URL": "https://gitlab.example.com", "CI_PROJECT_ID": "42", "CI_PROJECT_PATH": "acme/dp",
+           "CI_PIPELINE_ID": "500", "CI_JOB_ID": "7", "CI_JOB_NAME": f"x {token}", "CI_JOB_STAGE": "build",
+           "DATABAND_ACCESS_TOKEN": token}
+    for form in ("shell", "spark-conf", "dotenv", "airflow-conf"):
+        result = CliRunner().invoke(cli, ["parent-env", "--format", form], env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "defghij12345" not in result.stdout and MASK in result.stdout, (form, result.stdout)
+
+
+def test_a_password_in_any_url_variable_is_a_known_secret(workdir):
+    # DATABAND_UI_URL becomes the job page's link (the annotations file); a job's own DATABASE_URL
+    # can reach a log the events quote.
+    with GitLabStandIn() as gitlab, DatabandStandIn() as databand:
+        serve(gitlab, log=b"connecting to postgres://app:dbPassw0rd-4711@db:5432/x\nERROR: failed\n")
+        env = job_env(gitlab, databand, workdir, DATABAND_UI_URL="https://viewer:uiPassw0rd777@databand.example.com/ui",
+                      DATABASE_URL="postgres://app:dbPassw0rd-4711@db:5432/x")
+        result = CliRunner().invoke(cli, ["report"], env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        out = everything(result, workdir, databand)
+    assert "uiPassw0rd777" not in out and "dbPassw0rd-4711" not in out
+    assert "databand.example.com" in (workdir / "databand-annotations.json").read_text()
+
+
+def test_a_status_this_version_does_not_know_is_shown_as_masked(workdir):
+    # It was shown with "_" as spaces, after the mask: "ab cd ef gh 1234" is the secret again.
+    secret = "ab_cd_ef_gh_1234"
+    with GitLabStandIn() as gitlab, DatabandStandIn() as databand:
+        project = make_project(gitlab.url)
+        pipeline = make_pipeline(project, 500, status="running")
+        gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 1, "build", "build", secret),
+                                                make_job(project, pipeline, 99, "databand-report", ".post", "running")])
+        env = job_env(gitlab, databand, workdir, CI_DEPLOY_PASSWORD=secret)
+        tree = CliRunner().invoke(cli, ["report", "--dry-run"], env=env, catch_exceptions=False)
+        sent = CliRunner().invoke(cli, ["report"], env=env, catch_exceptions=False)
+        assert tree.exit_code == 0 and sent.exit_code == 0, sent.output
+        out = everything(tree, workdir, databand) + everything(sent, workdir, databand)
+    assert "ef gh 1234" not in out and "ef_gh_1234" not in out and MASK in tree.stdout

@@ -89,7 +89,8 @@ def test_every_status_gitlab_knows_has_its_word():
     assert summary.in_gitlab_words("success", True) == "passed with warnings"
     assert summary.in_gitlab_words("manual", pipeline=True) == "blocked"
     assert summary.in_gitlab_words("manual") == "manual"
-    assert summary.in_gitlab_words("some_new_status") == "some new status"
+    # As GitLab sends it: text changed after the mask could show a secret again
+    assert summary.in_gitlab_words("some_new_status") == "some_new_status"
     assert summary.in_gitlab_words(None) == "unknown"
 
 
