@@ -382,7 +382,13 @@ class Settings:
         """GitLab's URL, once a token is known to be there (for a listing of pipelines, `lists`, one
         that may list them: GitLab opens no listing to CI_JOB_TOKEN)."""
         url = check_url(self.gitlab_url, self.source("gitlab_url"), "https://gitlab.example.com")
-        path = urlsplit(url).path
+        parts = urlsplit(url)
+        if parts.query or parts.fragment or url.endswith(("?", "#")):
+            # python-gitlab appends /api/v4/... after it: the paths would go into the query, and
+            # GitLab's 404s would blame the ids.
+            raise ConfigError(f"{self.source('gitlab_url')} must be GitLab's address alone, without a ?query or "
+                              "#fragment (a token goes in GITLAB_TOKEN), e.g. https://gitlab.example.com.")
+        path = parts.path
         if path.endswith("/api/v4") or "/api/v4/" in path:
             # python-gitlab adds /api/v4 itself: with it in the URL every path would be wrong, and
             # GitLab's 404s would blame the ids. An API URL pasted whole (/api/v4/projects/42) too.
@@ -413,6 +419,10 @@ class Settings:
                               f"it under Settings > CI/CD > Variables, e.g. {DATABAND_URL_EXAMPLE}; a Protected "
                               "variable reaches only protected branches and tags.")
         url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
+        if "@" in urlsplit(url).netloc:
+            # requests would send the user info as Basic auth in place of the token.
+            raise ConfigError(f"{self.source('databand_url')} must not hold a user or password: the token goes in "
+                              f"{self.source('databand_token')}, e.g. {DATABAND_URL_EXAMPLE}.")
         if not _BULK_PATH.search(urlsplit(url).path):
             # Databand's UI also shows its own address and other API paths; only the bulk endpoint
             # takes events, and a wrong one costs a minute of retries before it says so.

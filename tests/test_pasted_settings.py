@@ -190,3 +190,26 @@ def test_a_listing_with_only_the_job_token_says_to_set_gitlab_token_before_askin
     (line,) = lines_of(result, "error")
     assert "set GITLAB_TOKEN (or --gitlab-token) to a token with read_api: CI_JOB_TOKEN cannot list them" in line
     assert gitlab.count(r"/api/v4/") == 0
+
+
+# -- 5. an address with more than an address in it ---------------------------------------------
+
+@pytest.mark.parametrize("tail", ["/?private_token=x", "?x=1", "/#frag", "#", "?"])
+def test_a_gitlab_url_with_a_query_or_fragment_is_refused_before_gitlab_is_read(gitlab, databand, sample, tail):
+    # The API paths went into the query, and GitLab's 404 blamed the project and pipeline ids (exit 3).
+    result = run(env_for(gitlab, databand, GITLAB_URL=gitlab.url + tail), "resend", "--project", "42",
+                 "--pipeline", "9001")
+    assert result.exit_code == 2, result.output
+    (line,) = lines_of(result, "error")
+    assert "GITLAB_URL must be GitLab's address alone, without a ?query or #fragment" in line
+    assert gitlab.count(r"/") == 0
+
+
+def test_a_user_and_password_in_databand_url_is_refused_not_sent_in_place_of_the_token(gitlab, databand, sample):
+    # requests sent them as Basic auth, and DATABAND_ACCESS_TOKEN was never sent.
+    url = databand.url.replace("http://", "http://robot:s3cretPass99@")
+    result = run(env_for(gitlab, databand, DATABAND_URL=url), "resend", "--project", "42", "--pipeline", "9001")
+    assert result.exit_code == 2, result.output
+    (line,) = lines_of(result, "error")
+    assert "DATABAND_URL must not hold a user or password" in line and "s3cretPass99" not in result.output
+    assert databand.requests_seen == 0
