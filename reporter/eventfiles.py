@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def resend_command(path: str, target: str | None = None) -> str:
         match = _KEPT.fullmatch(os.path.basename(path).removesuffix(".json"))
         target = match[1] if match else "databand"
     again = "" if target == "databand" else f" --target {target}"
-    return f"{PROG} resend --from-file {path}{again}"
+    return f"{PROG} resend --from-file {shlex.quote(path)}{again}"  # pasted into a shell: TMPDIR may hold a space
 
 
 def _one_object_a_line(path: str) -> bool:

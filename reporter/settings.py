@@ -146,9 +146,9 @@ GITLAB_CONCURRENCY = 40
 class ReadBounds:
     """The wall-clock bounds of GitLab's reads, in seconds (reporter.timebound says them all)."""
 
-    read: float = 30  # one read: the pipeline, a page, a test report (plus the waits GitLab asks for)
+    read: float = 30  # one attempt of a read (the pipeline, a page, a test report); waits come on top
     log: float = 20  # a failed job's log still streaming is left here, its tail so far kept
-    log_cut: float = 22  # a log that stalls or trickles is abandoned here
+    log_cut: float = 22  # a log that stalls or trickles is cut here; what came by then is kept
     # GitLab's test report summary is written by a background worker after each job: a job that
     # finished just before the report may not be in it yet, and is asked for once more after this.
     tests_lag: float = 3

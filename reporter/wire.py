@@ -111,10 +111,10 @@ def not_delivery(status: int, content_type: str | None, body: bytes, whole: bool
     kind = (content_type or "").split(";")[0].strip().lower()
     if kind in _PAGES:
         return "an HTML page"
+    if not whole:  # judged before "empty": 64 KiB of blanks may be the start of anything
+        return None if kind == "application/json" or kind.endswith("+json") else _NOT_JSON
     if not body.strip():
         return None
-    if not whole:
-        return None if kind == "application/json" or kind.endswith("+json") else _NOT_JSON
     try:
         json.loads(body)
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth

@@ -218,3 +218,12 @@ def test_a_signal_while_the_events_are_built_loses_none_of_them():
         list(delivery.parts(streamed))
     assert len(streamed) == 1_201 and list(streamed) == list(PackedEvents(_made(1_200, [])))
     assert len(calls) == 2
+
+
+def test_the_resend_command_of_a_kept_file_in_a_folder_with_a_space_can_be_pasted():
+    # TMPDIR='/tmp/my dir' (a working folder that cannot be written): the path was printed bare.
+    import shlex
+
+    path = "/tmp/my dir/databand-unsent-9001-20261124T101500Z.json"
+    words = shlex.split(eventfiles.resend_command(path))
+    assert words == ["databand-gitlab-reporter", "resend", "--from-file", path]

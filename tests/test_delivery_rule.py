@@ -121,6 +121,7 @@ NOT_AN_ANSWER = {  # 200 at the very URL, from something in front of the backend
     "cut json": (b'{"status": "acc', "application/json"),
     "html": (b"<html><body>Sign in</body></html>", "text/html; charset=utf-8"),
     "long text": (b"x" * (200 * 1024), "text/plain"),
+    "long blanks": (b" " * (200 * 1024), "text/plain"),  # its start is blank, but it is no empty answer
 }
 
 

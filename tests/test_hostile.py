@@ -323,21 +323,35 @@ def test_trickled_jobs_page_is_cut_at_the_budget(hostile, mixed):
     assert elapsed < 1.5 + 3
 
 
-def test_trickled_log_sends_the_job_without_it():
+def trickled_log_report(first: bytes, every: float = 1.0):
     with HostileGitLab() as gitlab:
         project = make_project(gitlab.url)
         pipeline = make_pipeline(project, 77, status="failed")
         jobs = [make_job(project, pipeline, 1, "load", "etl", "failed", failure_reason="script_failure"),
                 make_job(project, pipeline, 2, "check", "etl", "failed", failure_reason="script_failure")]
         gitlab.add_pipeline(project, pipeline, jobs, traces={2: b"ERROR: the other log\n"})
-        gitlab.on(r"/jobs/1/trace", lambda r: trickled(b"step 1\n", b"x" * 500, gitlab.stopping(),
+        gitlab.on(r"/jobs/1/trace", lambda r: trickled(first, b"x" * 500, gitlab.stopping(), every=every,
                                                        content_type="text/plain"))
         report, elapsed = collect(gitlab, 77)
-    assert "Left out: the log of job 'load' (GitLab sent it too slowly, cut after 1.5 s)." in report.notes
     assert elapsed < QUICK.log_cut + 3
     logs = {job.name: job.log_tail for job in report.pipeline.jobs}
-    assert logs["load"] is None
     assert "ERROR: the other log" in logs["check"]
+    return report, logs["load"]
+
+
+def test_a_log_trickling_in_keeps_what_came_before_it_was_cut():
+    # Not chunked, with a Content-Length: read a whole piece at a time, it came all or nothing, and
+    # its cut dropped the lines that had come (the bounds table says the tail so far is kept).
+    report, log = trickled_log_report(b"step 1\nERROR: disk full\n")
+    assert log.startswith("[databand-gitlab-reporter: the end of this log was not reached"), log
+    assert log.splitlines()[1:] == ["step 1", "ERROR: disk full"]  # the cut line of x's dropped
+    assert any("the end of the log of job 'load'" in note for note in report.notes)
+
+
+def test_a_log_of_which_nothing_came_in_time_is_left_out():
+    report, log = trickled_log_report(b"", every=QUICK.log_cut + 2)  # not a byte before the cut
+    assert log is None
+    assert "Left out: the log of job 'load' (GitLab sent it too slowly, cut after 1.5 s)." in report.notes
 
 
 def test_a_log_longer_than_its_bound_never_passes_middle_lines_for_its_end():

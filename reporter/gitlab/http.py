@@ -367,9 +367,8 @@ def pieces(response: requests.Response, piece: int = 64 * 1024) -> Iterator[byte
         return
     decoder = None if encoding == "identity" else _Bounded(encoding)
     try:
-        # As iter_content reads: a chunked answer's chunks as they come (a log streaming slowly is
-        # kept so far), others `piece` bytes at a time.
-        for data in itertools.chain(raw.stream(piece, decode_content=False), [b""]):  # b"": the end
+        # What has come, as it comes, chunked or not: a log trickling in is kept so far.
+        for data in itertools.chain(_reads(raw, piece), [b""]):  # b"": the end
             part = data if decoder is None else decoder.decode(data, _ROOM)
             while part:
                 yield part
@@ -382,6 +381,18 @@ def pieces(response: requests.Response, piece: int = 64 * 1024) -> Iterator[byte
 
 
 _ROOM = 2**20  # the most one piece of a compressed body expands to
+
+
+def _reads(raw, piece: int) -> Iterator[bytes]:
+    """The body's bytes as the socket gives them, at most `piece` at a time. stream() waits for a
+    whole piece of a body that is not chunked: a log sent slowly would come all at once or not at
+    all, when its bound cuts it."""
+    read1 = getattr(raw, "read1", None)
+    if read1 is None:  # not urllib3's response (a library caller's adapter)
+        yield from raw.stream(piece, decode_content=False)
+        return
+    while data := read1(piece, decode_content=False):
+        yield data
 
 
 def read_capped(response: requests.Response, cap: int) -> bytes | None:

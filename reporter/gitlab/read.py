@@ -9,7 +9,7 @@ left out.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import gitlab
@@ -390,6 +390,7 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
     path = f"/projects/{project_id}/jobs/{job_id}/trace"
     shown = client.api_path(path)
     bounds = client.bounds
+    read: list[logs.Window] = []  # what came before the log was cut off or its connection failed
     try:
         with timebound.bounded(bounds.log_cut, client.budget) as bound:
             try:
@@ -399,18 +400,34 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
                     return "", True
                 raise
             try:
-                raw, complete = logs.tail_bytes(http.pieces(response, 256 * 1024),
+                failed: list[Exception] = []
+                raw, complete = logs.tail_bytes(_until_failure(http.pieces(response, 256 * 1024), failed),
                                                 deadline=bound.deadline - bounds.log_cut + bounds.log)
+                if failed and not raw:
+                    raise failed[0]
+                if failed:
+                    raw.ends_cut, complete = not raw.endswith(b"\n"), False
+                read.append(raw)
             finally:
                 response.close()
     except http.READ_FAILURES as error:
-        raise http.failure(client, error, shown) from None
+        if not read:
+            raise http.failure(client, error, shown) from None
+        raw, complete = read[0], False  # cut off by its bound: the tail so far is kept, and says so
     text = logs.clean(raw, lines=lines, redact=redact)
     if not complete:
         text = (f"[databand-gitlab-reporter: the end of this log was not reached within {bounds.log:g} s (GitLab "
                 "sends a log whole, from its start); the lines below are from the middle, not the end: see "
                 f"logUrl]\n{text}")
     return text, complete
+
+
+def _until_failure(pieces: Iterator[bytes], failed: list[Exception]) -> Iterator[bytes]:
+    """The pieces until a read fails; the failure is noted, so that what came before it is kept."""
+    try:
+        yield from pieces
+    except http.READ_FAILURES as error:
+        failed.append(error)
 
 
 def list_pipelines(client: Client, project: str | int, *, updated_after: str, ref: str | None = None,
