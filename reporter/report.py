@@ -95,8 +95,9 @@ def deliver(settings: Settings, report: Report, label: str | int, keep_dir: str 
                 eventfiles.write_events(settings.output, report.events)
                 outcomes.append(Outcome(name="output", where=settings.output, sent=len(report.events)))
             except OSError as error:
+                sent = "the delivery went on without it" if chosen else "--dry-run sends nothing"
                 notes.append(f"Warning: could not write --output {settings.output} "
-                             f"({error.strerror or type(error).__name__}); the events were still sent.")
+                             f"({error.strerror or type(error).__name__}); {sent}.")
     except Interrupted as stop:  # before any target: each keeps everything
         raise delivery.keep_interrupted(stop, chosen, report.events, label, keep_dir) from None
     done = delivery.deliver(chosen, report.events, label, keep_dir)

@@ -65,9 +65,13 @@ def test_output_to_a_full_device_is_one_warning_and_the_device_stays(mixed_gitla
         done = cli(["--output", full], env_for(mixed_gitlab, databand), tmp_path)
         assert done.returncode == 0, done.stderr  # --output is a copy beside the delivery: a warning
         assert errors(done.stderr) == [f"  Warning: could not write --output {full} (No space left on device); "
-                                       "the events were still sent."], done.stderr
+                                       "the delivery went on without it."], done.stderr
         assert is_device(full), "--output renamed a file over the device"
     assert len(databand.events) == EVENTS_OF_MIXED * RUNS
+    dry = cli(["--dry-run", "--output", full], env_for(mixed_gitlab, databand), tmp_path)
+    assert dry.returncode == 0, dry.stderr  # it said "the events were still sent", though none were
+    assert errors(dry.stderr) == [f"  Warning: could not write --output {full} (No space left on device); "
+                                  "--dry-run sends nothing."], dry.stderr
 
 
 def test_output_to_a_fifo_is_written_through(mixed_gitlab, databand, tmp_path):
