@@ -125,3 +125,11 @@ def test_packed_events_read_back_as_written():
     assert packed.counts[("PIPELINE", "FAIL")] == 1
     assert sum(packed.counts.values()) == len(events)
     assert sum(map(len, packed._chunks)) < sum(len(packed.raw(i)) for i in range(len(events))) / 4
+
+
+def test_the_origin_guard_compares_an_international_name_as_it_goes_out():
+    # requests sends éxample as xn--xample-9ua: the guard took its own request for a redirect there.
+    from reporter.gitlab import http
+
+    assert http._origin("http://éxample.invalid:8080/gitlab") == ("http", "xn--xample-9ua.invalid", 8080)
+    assert http._origin("https://GitLab.Example.com") == ("https", "gitlab.example.com", 443)

@@ -15,6 +15,7 @@ doubling: 3.1 s over five retries), which no answer precedes.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -79,6 +80,12 @@ class Throttled(requests.RequestException):
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
+    # As requests sends it: an international name goes out IDNA-encoded (xn--...), and the origin
+    # guard compares what goes out.
+    prepared = requests.PreparedRequest()
+    with contextlib.suppress(requests.RequestException, UnicodeError):
+        prepared.prepare_url(url, None)
+        url = prepared.url or url
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
