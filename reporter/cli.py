@@ -223,7 +223,10 @@ def main() -> None:
     process.install()
     process.guard_streams()
     try:
-        cli.main(prog_name=PROG)
+        try:
+            cli.main(prog_name=PROG)
+        except OSError as error:  # the shell completion script, printed before any command is parsed
+            _output_lost(error, "the shell completion script")
     except Interrupted as stop:
         process.stopped(stop.stop, _say)
     except SystemExit:
@@ -299,6 +302,9 @@ class _MaskedGroup(click.Group):
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as error:
             raise self._masked(error, argv) from None
+        except OSError as error:  # --help or --version into a stdout that takes nothing
+            asked = next((arg for arg in argv if arg in ("--version", "--help", "-h")), "--help")
+            _output_lost(error, "the version" if asked == "--version" else "the help")
         ctx.meta["argv"] = argv
         return ctx
 
@@ -307,6 +313,18 @@ class _MaskedGroup(click.Group):
             return super().invoke(ctx)
         except click.ClickException as error:
             raise self._masked(error, ctx.meta.get("argv", [])) from None
+        except OSError as error:  # a command's --help; a command's own failures are its own (_friendly)
+            _output_lost(error, "the help")
+
+
+def _output_lost(error: OSError, what: str) -> None:
+    """--help, --version or the shell completion script printed into a stdout that takes nothing
+    (closed, a reader gone, a full device): one line and exit 4, as any output lost; click itself
+    would end with a traceback, or, for a reader gone, with 1 and nothing said."""
+    if not (_stdout_gone(error) or error.errno in (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT)):
+        raise error
+    _say(f"{PROG}: error: {OutputLost(what)}")
+    sys.exit(process.DELIVERY)
 
 
 @click.group(cls=_MaskedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

@@ -1,7 +1,9 @@
 """Process control: signals, exit codes, and what a stop says before the process ends.
 
-SIGTERM (GitLab cancelling or timing out the job) and SIGINT (Ctrl-C) raise `Interrupted` in the
-main thread wherever it waits, and stop the worker threads' HTTP calls. The delivery then keeps
+SIGTERM (GitLab cancelling or timing out the job), SIGINT (Ctrl-C) and every other signal whose
+default action would end the process (SIGHUP: an ssh session dropping; SIGQUIT, SIGUSR1, SIGALRM,
+SIGXCPU ...: see `STOPPING`) raise `Interrupted` in the main thread wherever it waits, and stop the
+worker threads' HTTP calls. The delivery then keeps
 every event not acknowledged and raises a new `Interrupted` that says what it kept; the CLI prints
 `stop_lines` and ends with 128 + the signal's number, waiting for no thread. A second signal exits
 at once.
@@ -33,14 +35,45 @@ def signal_exit(signum: int) -> int:
     return 128 + signum
 
 
+def _stopping() -> tuple[int, ...]:
+    """The signals that end the run as SIGTERM does: each one whose default action ends the
+    process and that a handler can catch. Not the faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+    SIGABRT, SIGSYS), which say the process itself went wrong and which a Python handler cannot
+    answer; nor SIGPIPE and SIGXFSZ, which Python ignores so that a write to a closed pipe or past
+    the file-size limit fails as a write (a closed stdout is exit 4; a file too large, a kept file
+    that could not be written)."""
+    names = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM", "SIGSTKFLT",
+             "SIGXCPU", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR", "SIGLOST", "SIGEMT", "SIGINFO")
+    found = {getattr(signal, name) for name in names if hasattr(signal, name)}
+    if hasattr(signal, "SIGRTMIN") and hasattr(signal, "SIGRTMAX"):  # real-time signals end it too
+        found.update(range(signal.SIGRTMIN, signal.SIGRTMAX + 1))
+    return tuple(sorted(int(signum) for signum in found if signum in signal.valid_signals()))
+
+
+STOPPING = _stopping()
+# Handled even when the process started with them ignored, as before; the others keep an ignore
+# they were started with (nohup's SIGHUP, a background job's SIGQUIT).
+_ALWAYS = (signal.SIGTERM, signal.SIGINT)
+
+
+def signal_name(signum: int) -> str:
+    """SIGTERM; a real-time signal without a name of its own, SIGRTMIN+3."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        rtmin = getattr(signal, "SIGRTMIN", None)
+        return f"SIGRTMIN+{signum - rtmin}" if rtmin is not None and signum > rtmin else f"signal {signum}"
+
+
 EXIT_CODES = """\b
 Exit codes: 0 sent (warnings included); 1 a bug of the reporter; 2 a setting; 3 GitLab
 (refused, unreachable, too slow, or not GitLab's API answering); 4 delivery (the events not
 accepted are kept in a file, named with the command that sends it), or a closed stdout that
-did not take the output (--target console, --dry-run, parent-env, demo); 130 stopped by SIGINT
-(Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job): the events not yet
-acknowledged are kept in a file the same way, within a couple of seconds. A second signal
-exits at once."""
+did not take the output (--target console, --dry-run, parent-env, demo, --help, --version);
+130 stopped by SIGINT (Ctrl-C), 143 by SIGTERM (GitLab cancelling or timing out the job),
+128 + N by another signal N that ends a process (129 SIGHUP, 131 SIGQUIT, 138 SIGUSR1, 142
+SIGALRM ...): the events not yet acknowledged are kept in a file the same way, within a
+couple of seconds. A second signal exits at once."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +89,11 @@ class Stop:
 
     @property
     def name(self) -> str:
-        return signal.Signals(self.signum).name
+        return signal_name(self.signum)
 
 
 class Interrupted(BaseException):
-    """SIGTERM or SIGINT: stop waiting now. A BaseException, so that no `except Exception` of a
+    """SIGTERM, SIGINT or another of `STOPPING`: stop waiting now. A BaseException, so that no `except Exception` of a
     library swallows it. Never changed on the way up: a layer that knows more raises a new one
     (`with_`)."""
 
@@ -90,8 +123,16 @@ def install() -> None:
         threading.Thread(target=_stop_calls, name="stop", daemon=True).start()
         raise Interrupted.by(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    for signum in STOPPING:
+        if signum in _ALWAYS or signal.getsignal(signum) != signal.SIG_IGN:
+            signal.signal(signum, on_signal)
+
+
+def ignore_signals() -> None:
+    """The run is over and its code known: no signal changes it any more, nor ends the process with
+    its default action while it exits."""
+    for signum in STOPPING:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _stop_calls() -> None:

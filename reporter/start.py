@@ -6,7 +6,6 @@ reporter.process, which must not import the CLI (the CLI imports it).
 
 from __future__ import annotations
 
-import signal
 import sys
 
 from reporter import process
@@ -15,7 +14,8 @@ from reporter import process
 def main() -> None:
     """The console script. Signals are handled from the very start: the CLI's imports (click,
     requests, python-gitlab) take a few tenths of a second, and a job cancelled then must stop as
-    it would later, with one line and 143, not die silently. Nothing is read yet: nothing to keep."""
+    it would later, with one line and 143 (128 + the signal's number), not die silently. Nothing is
+    read yet: nothing to keep."""
     process.guard_streams()
     try:
         try:
@@ -30,6 +30,5 @@ def main() -> None:
         process.stopped(stop.stop, lambda line: print(line, file=sys.stderr))
     # The run is over and its code known: a signal now changes nothing, and the interpreter's
     # teardown, which puts the default handlers back, would let one end the process with -15.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)
+    process.ignore_signals()
     process.exit_now(code)

@@ -30,11 +30,14 @@ def has_loaded(pid: int, library: str) -> bool:
         return library in maps.read()
 
 
-def start() -> subprocess.Popen:
+def start(signum: int | None = None) -> subprocess.Popen:
+    """The command; with `signum`, that signal at its default action (a test runner may run under
+    nohup, whose ignored SIGHUP the command keeps)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABAND_", "CI_"))}
     env.update(GITLAB_URL="http://127.0.0.1:9", GITLAB_TOKEN="token-of-the-test")
     return subprocess.Popen([SCRIPT, "resend", "--project", "42", "--pipeline", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=None if signum is None else lambda: signal.signal(signum, signal.SIG_DFL))
 
 
 def until_it_catches_sigterm(process: subprocess.Popen) -> None:
@@ -82,3 +85,21 @@ def test_sigterm_at_any_moment_of_the_start_is_143_or_the_run_s_own_end(delay):
         process.kill()
     assert "Traceback" not in err and len(err.splitlines()) == 1, err
     assert process.returncode in (143, 2), err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGALRM],
+                         ids=lambda s: signal.Signals(s).name)
+def test_any_ending_signal_while_the_console_script_imports_is_the_same_stop(signum):
+    """Its handler goes in with SIGTERM's, before the CLI's imports: 128 + its number, one line."""
+    process = start(signum)
+    try:
+        until_it_catches_sigterm(process)
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum, err
+    assert err.splitlines() == [f"databand-gitlab-reporter: stopped by {signal.Signals(signum).name} before the events "
+                                "were sent; run the same command again to send them (a backfill goes on from its "
+                                "cursor)."]
+    assert out == ""

@@ -739,6 +739,67 @@ def test_signal_while_databand_answers_slowly_keeps_every_event(gitlab, databand
     assert f"kept in {kept.name}" in err and f"resend --from-file {kept.name}" in err
 
 
+# Every signal whose default action ends the process and that a handler can catch: an ssh session
+# dropping (SIGHUP), Ctrl-\ (SIGQUIT), a CPU limit (SIGXCPU), a stray kill -USR1 ... each a stop
+# like SIGTERM, not the default action's silent death with every event lost.
+ENDING = [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM, signal.SIGXCPU,
+          signal.SIGVTALRM, signal.SIGPROF, signal.SIGPWR, signal.SIGIO, signal.SIGSTKFLT, signal.SIGRTMIN + 3]
+
+
+def signal_name(signum):
+    return f"SIGRTMIN+{signum - signal.SIGRTMIN}" if signal.SIGRTMIN < signum < signal.SIGRTMAX \
+        else signal.Signals(signum).name
+
+
+def started_with(signum, disposition):
+    """The command as its caller leaves the signal: default (a test runner may ignore SIGHUP), or
+    ignored (nohup)."""
+    def preexec():
+        signal.signal(signum, disposition)
+    return preexec
+
+
+@pytest.mark.parametrize("signum", ENDING, ids=signal_name)
+def test_any_signal_that_ends_a_process_keeps_every_event(gitlab, databand, mixed_plain, tmp_path, signum):
+    databand.script({"delay": 60})
+    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter"),
+                                "resend", "--project", "42", "--pipeline", "9001"],
+                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=started_with(signum, signal.SIG_DFL))
+    assert wait_until(lambda: databand.requests_seen >= 1, 20)
+    time.sleep(0.2)
+    out, err, took = signal_and_wait(process, signum)
+    assert process.returncode == 128 + signum, err
+    assert took < 3 and "Traceback" not in err
+    assert databand.payloads == []
+    [kept] = kept_files(tmp_path)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+    name = signal_name(signum)
+    assert [line for line in err.splitlines() if "stopped by" in line] == [
+        f"databand-gitlab-reporter: stopped by {name} before every event was acknowledged."]
+    assert f"kept in {kept.name}" in err and f"resend --from-file {kept.name}" in err
+
+
+def test_a_signal_ignored_from_the_start_stays_ignored(gitlab, databand, mixed_plain, tmp_path):
+    """nohup: SIGHUP ignored on purpose, so that the session may drop; the run goes on and SIGTERM
+    still stops it."""
+    databand.script({"delay": 60})
+    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter"),
+                                "resend", "--project", "42", "--pipeline", "9001"],
+                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=started_with(signal.SIGHUP, signal.SIG_IGN))
+    assert wait_until(lambda: databand.requests_seen >= 1, 20)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert process.poll() is None
+    out, err, took = signal_and_wait(process, signal.SIGTERM)
+    assert process.returncode == 143, err
+    assert len(json.loads(kept_files(tmp_path)[0].read_text())) == EVENTS_OF_MIXED
+
+
 def test_signal_after_some_parts_were_acknowledged_keeps_only_the_rest(gitlab, databand, tmp_path, monkeypatch):
     project, pipeline, jobs = generate_pipeline(gitlab.url, 1200, seed=9)
     gitlab.add_pipeline(project, pipeline, jobs)
@@ -795,3 +856,17 @@ def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_p
     assert "stopped by SIGTERM before the events were sent; run the same command again" in err
     assert databand.payloads == []
     assert not cursor.exists() or json.loads(cursor.read_text()).get("done", []) == []
+
+
+def test_the_signals_left_alone_are_the_faults_the_uncatchable_and_the_ignored_ones():
+    """SIGPIPE and SIGXFSZ stay ignored (Python's own setting): a write to a closed stdout fails as a
+    write, exit 4, and one past the file-size limit as "File too large", not as a stop."""
+    from reporter import process
+
+    assert set(ENDING) | {signal.SIGINT, signal.SIGTERM} <= set(process.STOPPING)
+    left = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGKILL, signal.SIGSTOP, signal.SIGSEGV, signal.SIGBUS,
+            signal.SIGFPE, signal.SIGILL, signal.SIGABRT, signal.SIGTRAP, signal.SIGSYS, signal.SIGCHLD,
+            signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGURG, signal.SIGWINCH}
+    assert not left & set(process.STOPPING)
+    assert process.signal_name(signal.SIGRTMIN + 3) == "SIGRTMIN+3"
+    assert process.signal_name(signal.SIGHUP) == "SIGHUP"

@@ -332,10 +332,13 @@ def bash(script, env, *args, cwd=None, stdout=subprocess.PIPE):
 
 
 def with_stdout(how, script, env, cwd=None):
-    """Run with stdout a pipe whose reader is gone before it starts (as `| head -0` ends up), or
-    with no stdout at all (`>&-`)."""
+    """Run with stdout a pipe whose reader is gone before it starts (as `| head -0` ends up), with
+    no stdout at all (`>&-`), or a full device (`>/dev/full`)."""
     if how == "closed":
         return bash(script + " >&-", env, cwd=cwd)
+    if how == "full":  # every write fails with ENOSPC
+        with open("/dev/full", "w") as full:
+            return bash(script, env, cwd=cwd, stdout=full)
     reader, writer = os.pipe()
     os.close(reader)
     try:
@@ -378,12 +381,33 @@ def test_dotenv_gets_no_shell_statement_on_failure(tmp_path):
     assert done.returncode == 2 and (tmp_path / "p.env").read_text() == ""
 
 
-@pytest.mark.parametrize("how", ["pipe", "closed"])
+@pytest.mark.parametrize("how", ["pipe", "closed", "full"])
 def test_parent_env_into_a_closed_stdout_is_exit_4_in_one_line(how):
     done = with_stdout(how, f"{EXECUTABLE} parent-env", _clean_env(**JOB))
     assert done.returncode == 4, done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"{PROG}: error: stdout was closed"), line
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed", "full"])
+@pytest.mark.parametrize("args, what", [
+    (["--help"], "the help"), (["-h"], "the help"), (["--version"], "the version"),
+    (["parent-env", "--help"], "the help"), (["report", "--help"], "the help"), (["resend", "-h"], "the help"),
+    (["sweep", "--help"], "the help"), (["demo", "--help"], "the help"),
+])
+def test_help_and_version_into_a_stdout_that_takes_nothing_are_exit_4_in_one_line(how, args, what):
+    done = with_stdout(how, " ".join([EXECUTABLE, *args]), _clean_env(**JOB))
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.splitlines() == [f"{PROG}: error: stdout was closed before {what} could be printed whole: "
+                                        "nothing that reads it got it (exit 4)."]
+
+
+@pytest.mark.parametrize("how", ["pipe", "closed", "full"])
+def test_the_shell_completion_script_into_a_stdout_that_takes_nothing_is_exit_4(how):
+    done = with_stdout(how, EXECUTABLE, _clean_env(_DATABAND_GITLAB_REPORTER_COMPLETE="bash_source"))
+    assert done.returncode == 4, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"{PROG}: error: stdout was closed before the shell completion script"), line
 
 
 @pytest.mark.parametrize("how", ["pipe", "closed"])
