@@ -421,7 +421,7 @@ class Settings:
         url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
         if "@" in urlsplit(url).netloc:
             # requests would send the user info as Basic auth in place of the token.
-            raise ConfigError(f"{self.source('databand_url')} must not hold a user or password: the token goes in "
+            raise ConfigError(f"{self.source('databand_url')} must not hold a user name and password (user:secret@host): the token goes in "
                               f"{self.source('databand_token')}, e.g. {DATABAND_URL_EXAMPLE}.")
         if not _BULK_PATH.search(urlsplit(url).path):
             # Databand's UI also shows its own address and other API paths; only the bulk endpoint

@@ -211,5 +211,5 @@ def test_a_user_and_password_in_databand_url_is_refused_not_sent_in_place_of_the
     result = run(env_for(gitlab, databand, DATABAND_URL=url), "resend", "--project", "42", "--pipeline", "9001")
     assert result.exit_code == 2, result.output
     (line,) = lines_of(result, "error")
-    assert "DATABAND_URL must not hold a user or password" in line and "s3cretPass99" not in result.output
+    assert "DATABAND_URL must not hold a user name and password" in line and "s3cretPass99" not in result.output
     assert databand.requests_seen == 0
