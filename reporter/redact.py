@@ -50,6 +50,7 @@ MASK = "[MASKED]"
 
 _BLOCK = 64 * 1024
 _CHUNK = 8  # of a form: see Redactor.__init__; a form shorter than 2 * _CHUNK - 1 is searched every time
+_CHUNKS = re.compile(rf"(?s).{{{_CHUNK}}}")  # a view's chunks at multiples of _CHUNK
 _SHORTEST_FORM = 6  # a shorter derived form would match ordinary text, and cannot hold 8 characters of a secret
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
@@ -143,8 +144,11 @@ class Redactor:
 
     def _in(self, view: str) -> Iterable[str]:
         """The forms that may be in the view (each once): the others are not."""
-        hits = self._chunks.keys() & map(view.__getitem__, map(slice, range(0, len(view), _CHUNK),
-                                                                   range(_CHUNK, len(view) + _CHUNK, _CHUNK)))
+        # A chunk costs ~80 ns (a string made), a form's search ~70 ns a call and ~0.1 ns a
+        # character: on a long view searching every form is cheaper.
+        if len(view) > 16 * len(self._forms):
+            return self._forms
+        hits = self._chunks.keys() & _CHUNKS.findall(view)
         if not hits:
             return self._short
         return [*self._short, *{form for chunk in hits for form in self._chunks[chunk]}]
