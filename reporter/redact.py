@@ -21,10 +21,10 @@ Events are masked as values, never as encoded JSON (a mask placed in JSON text c
 form, and only then is each string of the event masked (`values`, cached per distinct string).
 
 Linear time. The view is one regex pass whose every match starts with one of four characters
-(one sub when line breaks are all it drops); one set lookup per 8 characters of it names the
-forms that can be in it, and each of those is then found with str.find (CPython's search is
-linear in the text). The shapes use
-Python's re, which backtracks and pays for every position it tries, so each shape:
+(one sub when line breaks are all it drops); in a short view one set lookup per 8 characters
+names the forms that can be in it, and each form looked for is found with str.find (CPython's
+search is linear in the text). The shapes use Python's re, which backtracks and pays for every
+position it tries, so each shape:
 - starts with a literal (a keyword, "://", "gl"), which re finds with a fast scan, and is tried
   only when a plain `in` finds that literal at all;
 - after the literal, either fails within a bounded number of steps or runs over characters no
@@ -161,10 +161,10 @@ class Redactor:
         remembered). It is split at '","' (on the benchmarks' events a sixth of the pieces a split
         at every quote gives, for 1.4 times the new characters): a cut takes two quotes and what
         is between them, which can be a string of one character at most, so every longer string
-        is whole in a piece. No escape crosses a quote, so the view of a piece holds the view of each string in
-        it (a form matched across a quote only errs towards True). A string with a quote or a
-        backslash in it has them escaped, or its escapes escaped twice: then the whole text is
-        searched, or each string (True)."""
+        is whole in a piece. No escape crosses a quote, so the view of a piece holds the view of
+        each string in it (a form matched across a quote only errs towards True). A string with a
+        quote or a backslash in it has them escaped, or its escapes escaped twice: then the whole
+        text is searched, or each string (True)."""
         if not self._forms:
             return False
         if "\\" in text:  # one memchr; the two-character searches cost a pass each
