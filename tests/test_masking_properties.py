@@ -33,6 +33,7 @@ from standins import DatabandStandIn, GitLabStandIn, make_job, make_pipeline, ma
 from test_properties import BASE, NAMING, pipelines
 
 from reporter import events as reporter_events
+from reporter import packed, redact
 from reporter.cli import cli
 from reporter.packed import PackedEvents, encode
 from reporter.redact import MASK, Redactor, base64_cores
@@ -339,3 +340,51 @@ def test_events_without_a_secret_are_byte_for_byte_what_the_builder_made(pipelin
     masked = reporter_events.build_events(pipeline, NAMING, BASE,
                                           mask=Redactor(["glpat-Z9yX8wV7uT6sR5qP4oN3", "dbnd-Known/secret+="]))
     assert [masked.raw(i) for i in range(len(masked))] == [encode(e) for e in built]
+
+
+# ---- the shortcuts find what the full pass finds -------------------------------------------------
+
+_NOISE = ["\n", "\r\n", "\n  ", "\n\t", "\\n", "\\t", "\\", "%", "%2", "%2E", "%252F", "%zz", "&", "&amp;", "&#65",
+          "&#x41;", "&lt", "\u200b", "\uff21", "é", "100%", " ", "a", "=", '"']
+
+
+def _known_in_full(redactor: Redactor, text: str) -> str:
+    """known() as it was before its shortcuts: the full view with its map, every form searched."""
+    view, where = redact._view(text)
+    spans = []
+    for form in redactor._forms:
+        start = view.find(form)
+        while start >= 0:
+            spans.append((start, start + len(form)))
+            start = view.find(form, start + 1)
+    if not spans:
+        return text
+    if where is not None:
+        spans = [where.original(start, end) for start, end in spans]
+    return redact._masked(text, spans)
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data(), secrets())
+def test_known_finds_what_the_full_pass_finds(data, secret):
+    redactor = Redactor([secret])
+    pieces = data.draw(st.lists(st.one_of(st.sampled_from(_NOISE), form_of(secret),
+                                          st.text(alphabet=secret, max_size=12)), max_size=8))
+    text = "".join(pieces)
+    assert redact._view(text, later=True)[0] == redact._view(text)[0]
+    assert redactor.known(text) == _known_in_full(redactor, text), text
+    assert redactor.might_hold(text) == (_known_in_full(redactor, text) != text)
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data(), secrets())
+def test_json_is_said_clean_only_when_every_string_in_it_is(data, secret):
+    redactor = Redactor([secret])
+    leaf = st.one_of(st.sampled_from([*_NOISE, ",", '","', '":"', ""]), form_of(secret),
+                     st.text(alphabet=secret + '",:', max_size=12))
+    for _ in range(3):  # pieces found clean are remembered: the same Redactor on several events
+        strings = data.draw(st.lists(leaf, min_size=1, max_size=6))
+        event = {"a": strings, strings[0]: {strings[-1]: strings[len(strings) // 2]}}
+        text = packed._dumps(event)
+        if redactor.values(event) != event:
+            assert redactor.might_hold_json(text), text
