@@ -421,8 +421,9 @@ class Settings:
         url = check_url(self.databand_url, self.source("databand_url"), DATABAND_URL_EXAMPLE)
         if "@" in urlsplit(url).netloc:
             # requests would send the user info as Basic auth in place of the token.
-            raise ConfigError(f"{self.source('databand_url')} must not hold a user name and password (user:secret@host): the token goes in "
-                              f"{self.source('databand_token')}, e.g. {DATABAND_URL_EXAMPLE}.")
+            raise ConfigError(f"{self.source('databand_url')} must not hold a user name and password "
+                              f"(user:secret@host): the token goes in {self.source('databand_token')}, e.g. "
+                              f"{DATABAND_URL_EXAMPLE}.")
         if not _BULK_PATH.search(urlsplit(url).path):
             # Databand's UI also shows its own address and other API paths; only the bulk endpoint
             # takes events, and a wrong one costs a minute of retries before it says so.
