@@ -41,6 +41,7 @@ from __future__ import annotations
 import base64
 import re
 import string
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import filterfalse
@@ -250,7 +251,10 @@ def _blocks(text: str) -> Iterable[str]:
 # What the view decodes or drops. Every alternative starts with a literal (%, \\, &, CR, LF) or a
 # small class of non-ASCII characters; every match is bounded (a run of percent-escapes aside,
 # which is linear).
-_SHOWN_CLASS = r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\uff01-\uff5e\u3000]"
+# What may show otherwise than it is written: any run of non-ASCII characters (_shown says what each
+# shows as) and ASCII's controls other than tab and the line breaks (NUL, BEL, BS, DEL ...).
+_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_SHOWN_CLASS = "[^\x00-\x7f]+|[" + _CONTROLS + "]"
 _BREAK = r"\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*"
 _ESCAPE = re.compile(
     r"(?P<percent>(?:%(?:25)*[0-9A-Fa-f]{2})+)"
@@ -258,9 +262,7 @@ _ESCAPE = re.compile(
     # HTML's character references: numeric (what an HTML-escaping of every character gives) and the
     # five XML names; the semicolon is optional, as browsers read it.
     r"|&(?:#(?:[xX](?P<hexref>[0-9A-Fa-f]{1,6})|(?P<decref>[0-9]{1,7}))|(?P<named>amp|lt|gt|quot|apos));?"
-    # Format characters that show as nothing (zero-width space and joiners, soft hyphen, word
-    # joiner, byte order mark, direction marks), dropped as if the token were whole, and full-width
-    # forms of ASCII (what NFKC folds back): _SHOWN says what each becomes.
+    # Characters that show as nothing or as others: see _shown.
     r"|(?P<shown>" + _SHOWN_CLASS + ")"
     r"|" + _BREAK)
 # A text in which _ESCAPE can match nothing but line breaks (most logs) has as its view the text
@@ -271,13 +273,33 @@ _ESCAPE = re.compile(
 _BREAKS = re.compile(_BREAK)
 _MAYBE_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 _MAYBE_REFERENCE = re.compile(r"&(?:#|amp|lt|gt|quot|apos)")
-_MAYBE_SHOWN = re.compile(_SHOWN_CLASS)
+_MAYBE_CONTROL = re.compile("[" + _CONTROLS + "]")
 _PERCENT = re.compile(r"%(?:25)*([0-9A-Fa-f]{2})")
-# The same two rules for a character an escape decodes to (%E2%80%8B, &#8203;, \u200b, %EF%BC%A1).
-_SHOWN: dict[int, int | None] = {code: None for code in (0xAD, 0x180E, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
-                                                  *range(0x2060, 0x2065), 0xFEFF)}
-_SHOWN.update({code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)})
-_SHOWN[0x3000] = 0x20
+# Shown as nothing: format characters (zero-width space and joiners, soft hyphen, word joiner,
+# byte order mark, direction marks and isolates, tags), combining marks (accents, variation
+# selectors, the grapheme joiner), controls, and the Hangul fillers (letters that show as blanks).
+_INVISIBLE_CATEGORIES = frozenset(("Cf", "Mn", "Me", "Cc"))
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+_SHOWN_AS: dict[str, str] = {}  # character -> what it shows as, for every character met so far
+
+
+def _shown(char: str) -> str:
+    """What a character shows as: "" for one that shows as nothing, else its NFKC form (full-width
+    and mathematical letters, ligatures: what a reader sees as the ASCII they stand for)."""
+    shown = _SHOWN_AS.get(char)
+    if shown is None:
+        if char in "\t\r\n" or " " <= char <= "~":
+            shown = char
+        elif unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _FILLERS:
+            shown = ""
+        else:
+            shown = unicodedata.normalize("NFKC", char)
+        if len(_SHOWN_AS) >= _CACHE:
+            _SHOWN_AS.clear()
+        _SHOWN_AS[char] = shown
+    return shown
+
+
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 _CONTROL = {"t": "\t", "b": "\b", "f": "\f"}
 _CACHE = 100_000  # distinct strings remembered by values(); a backfill's pipelines share a Redactor
@@ -329,8 +351,6 @@ def _decoded(match: re.Match) -> str:
         return _CONTROL[found["control"]]
     if found["named"] is not None:
         return _NAMED[found["named"]]
-    if found["shown"] is not None:
-        return found["shown"]
     return ""  # a line break
 
 
@@ -352,7 +372,7 @@ def _percent(match: re.Match) -> list[tuple[str, int, int]]:
     return pieces
 
 
-_PLAIN = frozenset("%\\&\r\n")
+_PLAIN = frozenset("%\\&\r\n" + "".join(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])))
 
 
 def _only_breaks(text: str) -> bool:
@@ -363,7 +383,9 @@ def _only_breaks(text: str) -> bool:
         return False
     if "&" in text and _MAYBE_REFERENCE.search(text):
         return False
-    return text.isascii() or not _MAYBE_SHOWN.search(text)
+    if _MAYBE_CONTROL.search(text):
+        return False
+    return text.isascii() or all(_shown(char) == char for char in set(text) if not char.isascii())
 
 
 # known() maps a view back only when a form is in it, which is rare: a view whose map is left to
@@ -388,13 +410,25 @@ def _view(text: str, later: bool = False) -> tuple[str, _Where | None]:
             pieces.append(text[done:start])
             where.add(size, done, start, True)
             size += start - done
-        decoded = _percent(match) if match.group("percent") else [(_decoded(match), start, end)]
+        run = match.group("shown")
+        if run is not None:
+            shown = [_shown(char) for char in run]
+            if all(map(str.__eq__, shown, run)):  # shown as written (most non-ASCII text)
+                pieces.append(run)
+                where.add(size, start, end, True)
+                size += len(run)
+                done = end
+                continue
+            decoded = [(char, start + i, start + i + 1) for i, char in enumerate(shown)]
+        elif match.group("percent"):
+            decoded = [("".join(map(_shown, char)), first, last) for char, first, last in _percent(match)]
+        else:
+            decoded = [("".join(map(_shown, _decoded(match))), start, end)]
         for char, first, last in decoded:
-            char = char.translate(_SHOWN)
             if char and char not in "\r\n":
                 pieces.append(char)
                 where.add(size, first, last, False)
-                size += 1
+                size += len(char)
         done = end
     if done < len(text):
         pieces.append(text[done:])

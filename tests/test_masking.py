@@ -300,6 +300,16 @@ SECRET = "glpat-Ab_Cd3fGh_1jKlMnOpQ"
     "glpat-Ab\u200b_Cd3f\u00adGh_1jKlMnOpQ",  # invisible characters copied in with it
     "q=glpat-Ab%E2%80%8B_Cd3fGh_1jKlMnOpQ",  # an invisible character, percent-encoded as UTF-8
     "%EF%BD%87lpat-Ab_Cd3fGh_1jKlMnOpQ",  # a full-width letter, percent-encoded
+    # What else shows as nothing, found by the break-it pass: bidi isolates, the grapheme joiner,
+    # variation selectors, tags, Hangul fillers, Khmer's invisible vowels, the Arabic letter mark,
+    # musical formatting, ASCII's controls, and accents after each letter
+    *(f"glpat-Ab_Cd{c}3fGh_1jKl{c}MnOpQ" for c in ["\u2066", "\u2069", "\u034f", "\ufe0f", "\U000e0020",
+                                                   "\U000e0001", "\u115f", "\u3164", "\uffa0", "\u17b4",
+                                                   "\u061c", "\U0001d17a", "\x00", "\x7f", "\x07", "\x08"]),
+    "".join(c + "\u0300" for c in SECRET),
+    "\U0001d420\U0001d425pat-Ab_Cd3fGh_1jKlMnOpQ",  # mathematical bold g, l: NFKC folds them as full width
+    "q=%F3%A0%80%A0glpat-Ab_Cd3fGh_1jKl%E2%81%A6MnOpQ",  # a tag and an isolate, percent-encoded
+    "glpat-Ab_Cd&#8294;3fGh_1jKlMnOpQ",  # an isolate as a character reference
 ])
 def test_a_secret_in_the_forms_a_reader_sees_as_the_same_is_masked(text):
     masked = Redactor([SECRET]).known(f"before {text} after")

@@ -82,8 +82,24 @@ def broken(text: str, draw) -> str:
 
 FORMS = ["as is", "upper", "lower", "percent", "percent twice", "name escaping", "json", "base64", "hex",
          "utf-16 base64", "user info", "basic auth", "html references", "full width", "invisible inside",
-         "partly percent", "slug"]
-_INVISIBLE = "\u200b\u200c\u200d\u00ad\u2060\ufeff"
+         "partly percent", "slug", "look-alike"]
+# Shown as nothing: format characters (zero-width, soft hyphen, joiners, marks and isolates, tags),
+# combining marks (an accent, a variation selector, the grapheme joiner), Hangul fillers, controls
+_INVISIBLE = ("\u200b\u200c\u200d\u00ad\u2060\ufeff\u2066\u2069\u061c\U000e0020\U000e0001\u034f\ufe0f"
+              "\u0301\u17b4\u3164\uffa0\u115f\x00\x07\x08\x7f")
+
+
+def _hidden(char: str) -> bool:
+    return unicodedata.category(char) in ("Cf", "Mn", "Me", "Cc") and char not in "\t\n\r" or char in "\u115f\u1160\u3164\uffa0"
+
+
+def bold(char: str) -> str:
+    """Mathematical bold, which NFKC folds back as it does full width."""
+    if "a" <= char <= "z":
+        return chr(0x1D41A + ord(char) - ord("a"))
+    if "A" <= char <= "Z":
+        return chr(0x1D400 + ord(char) - ord("A"))
+    return chr(0x1D7CE + ord(char) - ord("0")) if "0" <= char <= "9" else char
 
 
 @st.composite
@@ -129,6 +145,9 @@ def form_of(draw, secret: str) -> str:
     if form == "partly percent":  # escaped only where it is not ASCII, or only here and there
         escaped = draw(st.lists(st.booleans(), min_size=len(secret), max_size=len(secret)))
         return "".join(quote(c, safe="") if e or not c.isascii() else c for c, e in zip(secret, escaped, strict=True))
+    if form == "look-alike":  # mathematical bold letters and digits, here and there
+        bolded = draw(st.lists(st.booleans(), min_size=len(secret), max_size=len(secret)))
+        return "".join(bold(c) if b else c for c, b in zip(secret, bolded, strict=True))
     if form == "slug":  # a review app's URL built from CI_COMMIT_REF_SLUG
         return f"https://review-{slug_of(secret)}.apps.example.com"
     if form == "user info":
@@ -163,7 +182,9 @@ def decodings(text: str) -> list[str]:
     """The text as a reader would decode it, every way the forms encode a secret."""
     joined = re.sub(r"\s+|\\[nrt]", "", text)
     unescaped = _JSON_ESCAPE.sub(lambda m: m[2] or chr(int(m[1], 16)), joined)
-    read = unicodedata.normalize("NFKC", html.unescape(joined)).translate({ord(c): None for c in _INVISIBLE})
+    # What a reader sees: references read, what shows as nothing dropped (before NFKC, which would
+    # compose a letter and its accent), then what NFKC folds to ASCII folded
+    read = unicodedata.normalize("NFKC", "".join(c for c in html.unescape(joined) if not _hidden(c)))
     return [v.lower() for v in (text, joined, unquote(unquote(joined)), unescaped, unquote(unquote(unescaped)), read)]
 
 
