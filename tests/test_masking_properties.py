@@ -11,8 +11,9 @@ annotations file.
 
 Budgets (examples in the `ci` profile, fixed seed, and seconds measured on 2 shared cores; `long`
 is HYPOTHESIS_PROFILE=long, 20 times the examples, see docs/failure-modes.md): the report path 40
-(about 35 s), the forms in text 400 (about 9 s), events as values 200 (about 6 s), unchanged
-events 60 (about 5 s). Time on adversarial input is measured by benchmarks/masking.py, not here.
+(about 35 s), the forms in text 400 (about 1.2 s), events as values 200 (about 1.3 s), unchanged
+events 60 (about 1 s), the shortcuts against the full pass 300 (about 1.4 s) and JSON said clean
+200 (about 1.2 s). Time on adversarial input is measured by benchmarks/masking.py, not here.
 """
 
 from __future__ import annotations
