@@ -121,27 +121,24 @@ class Redactor:
         events go through `values`."""
         if not self._forms or not text:
             return text
-        view, where = _view(text, later=True)
         spans: list[tuple[int, int]] = []
-        for form in self._in(view):
-            start = view.find(form)
-            while start >= 0:
-                spans.append((start, start + len(form)))
-                start = view.find(form, start + 1)
-        if not spans:
-            return text
-        if where is _LATER:
-            where = _view(text)[1]
-        if where is not None:
-            spans = [where.original(start, end) for start, end in spans]
-        return _masked(text, spans)
+        for view, where in _views(text, later=True):
+            found = []
+            for form in self._in(view):
+                start = view.find(form)
+                while start >= 0:
+                    found.append((start, start + len(form)))
+                    start = view.find(form, start + 1)
+            if found and where is _LATER:
+                where = _view(text)[1]
+            spans += found if where is None else [where.original(start, end) for start, end in found]
+        return _masked(text, spans) if spans else text
 
     def might_hold(self, text: str) -> bool:
         """Whether a known form is in the text (False: known() would return it unchanged)."""
         if not self._forms:
             return False
-        view = _view(text, later=True)[0]
-        return any(map(view.__contains__, self._in(view)))
+        return any(any(map(view.__contains__, self._in(view))) for view, _ in _views(text, later=True))
 
     def _in(self, view: str) -> Iterable[str]:
         """The forms that may be in the view (each once): the others are not."""
@@ -393,6 +390,34 @@ def _only_breaks(text: str) -> bool:
 _LATER = _Where()
 
 
+def _views(text: str, later: bool = False) -> list[tuple[str, _Where | None]]:
+    """The views of the text a form is searched in, each with its map (see _view): the view, and
+    when it still holds escapes, the view of that view too. One escaping inside another is read so:
+    a JSON escape in a percent-encoded value (%5Cu0035) is an escape only once the percent-escapes
+    are read. Both are searched: the second alone would read escapes that dropping a line break
+    made ("100%" at a line's end, "01..." on the next)."""
+    view, where = _view(text, later)
+    if where is None or _only_breaks(view):
+        return [(view, where)]
+    if where is _LATER:  # escapes that only a dropped line break cut: the map is needed now
+        where = _view(text)[1]
+    inner, inner_where = _view(view)
+    return [(view, where), (inner, _Within(where, inner_where))]
+
+
+class _Within(_Where):
+    """The map of a view of a view: through the inner map, then the outer."""
+
+    def __init__(self, outer: _Where | None, inner: _Where | None) -> None:
+        super().__init__()
+        self.outer, self.inner = outer, inner
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        if self.inner is not None:
+            start, end = self.inner.original(start, end)
+        return self.outer.original(start, end) if self.outer is not None else (start, end)
+
+
 def _view(text: str, later: bool = False) -> tuple[str, _Where | None]:
     """The text as the known forms are searched in, and how to map it back (None: position for
     position; with `later`, _LATER: call again without it for the map, of the same view)."""
@@ -466,7 +491,7 @@ def view_forms(secret: str) -> set[str]:
     forms = set()
     for form in plain | {f for f in derived if len(f) >= _SHORTEST_FORM}:
         forms.add(_fold(form))
-        forms.add(_view(form)[0])
+        forms.update(view for view, _ in _views(form))
         forms.add(form.translate(_ASCII_LOWER).replace("-", "+").replace("_", "/"))
     return {f for f in forms if len(f) >= 4}
 

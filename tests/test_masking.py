@@ -321,3 +321,12 @@ def test_the_slug_of_a_secret_left_with_too_little_of_it_is_no_form():
     # "a-------b" would match any dashed rule in a log: not a form of its own
     redactor = Redactor(["a%/+=:@!#b"])
     assert redactor.known("a-------b and ---------") == "a-------b and ---------"
+
+
+def test_one_escaping_inside_another_is_read_and_a_line_break_makes_no_escape():
+    # Found by the long property run: a JSON escape in a percent-encoded URL (%5Cu0035 is \u0035,
+    # "5") hid the secret's last character.
+    redactor = Redactor(["000000012345"])
+    assert redactor.known("https://x.example.com/app?q=00000001234%5Cu0035 ok") == "https://x.example.com/app?q=[MASKED] ok"
+    # "100%" ends a line and the secret starts the next: joined, "%01" must not eat its start
+    assert redactor.known("100%\n000000012345") == "100%\n[MASKED]"

@@ -372,18 +372,16 @@ _NOISE = ["\n", "\r\n", "\n  ", "\n\t", "\\n", "\\t", "\\", "%", "%2", "%2E", "%
 
 def _known_in_full(redactor: Redactor, text: str) -> str:
     """known() as it was before its shortcuts: the full view with its map, every form searched."""
-    view, where = redact._view(text)
     spans = []
-    for form in redactor._forms:
-        start = view.find(form)
-        while start >= 0:
-            spans.append((start, start + len(form)))
-            start = view.find(form, start + 1)
-    if not spans:
-        return text
-    if where is not None:
-        spans = [where.original(start, end) for start, end in spans]
-    return redact._masked(text, spans)
+    for view, where in redact._views(text):
+        found = []
+        for form in redactor._forms:
+            start = view.find(form)
+            while start >= 0:
+                found.append((start, start + len(form)))
+                start = view.find(form, start + 1)
+        spans += found if where is None else [where.original(start, end) for start, end in found]
+    return redact._masked(text, spans) if spans else text
 
 
 @settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
