@@ -328,5 +328,7 @@ def test_one_escaping_inside_another_is_read_and_a_line_break_makes_no_escape():
     # "5") hid the secret's last character.
     redactor = Redactor(["000000012345"])
     assert redactor.known("https://x.example.com/app?q=00000001234%5Cu0035 ok") == "https://x.example.com/app?q=[MASKED] ok"
-    # "100%" ends a line and the secret starts the next: joined, "%01" must not eat its start
-    assert redactor.known("100%\n000000012345") == "100%\n[MASKED]"
+    # "100%" ends a line and the secret starts the next: joined, "%00" must not eat its start (the
+    # view of the view may also match the zeros of "100" with the rest: more is masked, not less)
+    masked = redactor.known("100%\n000000012345 done")
+    assert masked.startswith("1") and masked.endswith("[MASKED] done") and "12345" not in masked
