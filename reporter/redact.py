@@ -173,7 +173,7 @@ class Redactor:
         new = set(filterfalse(self._clean.__contains__, text.split('","')))
         if not new:
             return False
-        if self.might_hold("\0".join(new)):
+        if self.might_hold('"'.join(new)):  # a quote: no view drops or decodes it (NUL it drops)
             return True
         if len(self._clean) >= _CACHE:
             self._clean.clear()
