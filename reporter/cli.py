@@ -21,7 +21,7 @@ from reporter import PROG, __version__, handoff, process, summary
 from reporter.errors import ConfigError, ReporterError
 from reporter.process import Interrupted
 from reporter.redact import Redactor
-from reporter.settings import Settings, check_id, check_project, check_url, known_secrets
+from reporter.settings import GITLAB_CONCURRENCY, Settings, check_id, check_project, check_url, known_secrets
 from reporter.status import KNOWN, SETTLED
 from reporter.targets import NAMES
 
@@ -93,8 +93,8 @@ def _common(command):
                      help="Give up reading GitLab after this long (all requests together). "
                           "[default: 100] [env: DATABAND_GITLAB_TIMEOUT]"),
         click.option("--gitlab-concurrency", type=click.IntRange(1, 64), metavar="N",
-                     help="GitLab requests in flight at once, for the whole command (backfill and "
-                          "downstream pipelines included). [default: 32] [env: DATABAND_GITLAB_CONCURRENCY]"),
+                     help="GitLab requests in flight at once, for the whole command (backfill and downstream "
+                          f"pipelines included). [default: {GITLAB_CONCURRENCY}] [env: DATABAND_GITLAB_CONCURRENCY]"),
         click.option("--exclude-job", "exclude_jobs", multiple=True, metavar="PATTERN",
                      help="Leave out jobs whose name matches this shell pattern (the component passes its own "
                           "jobs' names); repeat for more. [env: DATABAND_EXCLUDE_JOBS, space-separated]"),

@@ -6,7 +6,8 @@ SIGXCPU ...: see `STOPPING`) raise `Interrupted` in the main thread wherever it 
 worker threads' HTTP calls. The delivery then keeps
 every event not acknowledged and raises a new `Interrupted` that says what it kept; the CLI prints
 `stop_lines` and ends with 128 + the signal's number, waiting for no thread. A second signal exits
-at once.
+at once, unless it comes within GRACE seconds of the first: a dropped session or a supervisor sends
+SIGTERM and SIGHUP together, and keeping the events takes milliseconds.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -109,15 +111,20 @@ class Interrupted(BaseException):
         return Interrupted(replace(self.stop, **known))
 
 
+GRACE = 2.0  # seconds after a first signal in which another is not yet "now"
+
+
 def install() -> None:
-    """Signals raise Interrupted in the main thread; the second one exits at once. For the console
-    script only: a library caller keeps its own handlers."""
-    seen: list[int] = []
+    """Signals raise Interrupted in the main thread; a second one exits at once, once GRACE has
+    passed since the first. For the console script only: a library caller keeps its own handlers."""
+    seen: list[float] = []
 
     def on_signal(signum, frame) -> None:
-        if seen:  # already keeping the events: a second signal means now
-            os._exit(signal_exit(signum))
-        seen.append(signum)
+        if seen:  # already keeping the events
+            if time.monotonic() - seen[0] < GRACE:
+                return  # sent with the first (TERM and HUP together): the events are being kept
+            os._exit(signal_exit(signum))  # asked again, later: now
+        seen.append(time.monotonic())
         # From a thread of its own: the main thread may hold one of the locks it takes at the
         # moment the signal lands.
         threading.Thread(target=_stop_calls, name="stop", daemon=True).start()

@@ -781,6 +781,28 @@ def test_any_signal_that_ends_a_process_keeps_every_event(gitlab, databand, mixe
     assert f"kept in {kept.name}" in err and f"resend --from-file {kept.name}" in err
 
 
+@pytest.mark.parametrize("second, gap", [(signal.SIGHUP, 0.0), (signal.SIGTERM, 0.002), (signal.SIGINT, 0.05)])
+def test_two_signals_together_keep_every_event(gitlab, databand, mixed_plain, tmp_path, second, gap):
+    # A dropped session (TERM and HUP at once) lost every event and said nothing: the second
+    # signal exited at once, while the first was keeping them.
+    databand.script({"delay": 60})
+    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter"),
+                                "resend", "--project", "42", "--pipeline", "9001"],
+                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=started_with(signal.SIGHUP, signal.SIG_DFL))
+    assert wait_until(lambda: databand.requests_seen >= 1, 20)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    time.sleep(gap)
+    out, err, took = signal_and_wait(process, second)
+    # the stop of whichever the process took first (both pending: Linux hands over the lower number)
+    assert process.returncode in (143, 128 + second), err
+    [kept] = kept_files(tmp_path)
+    assert len(json.loads(kept.read_text())) == EVENTS_OF_MIXED
+    assert f"resend --from-file {kept.name}" in err
+
+
 def test_a_signal_ignored_from_the_start_stays_ignored(gitlab, databand, mixed_plain, tmp_path):
     """nohup: SIGHUP ignored on purpose, so that the session may drop; the run goes on and SIGTERM
     still stops it."""
