@@ -81,7 +81,10 @@ def clean(raw: bytes, lines: int = DEFAULT_LINES, redact: Callable[[str], str] =
     wanted = lines + margin
     while True:
         start = _start_of_last(text, wanted)
-        rows = redact(_SECTION.sub("", _ANSI.sub("", text[start:]))).split("\n")
+        # Masked before the terminal codes are stripped: stripping "ESC E" from a secret's
+        # "...R\x1bET..." would leave no form of it to find (the mask reads codes itself). The
+        # section markers go first: a mask right after one would read as its [options].
+        rows = _ANSI.sub("", redact(_SECTION.sub("", text[start:]))).split("\n")
         # The last lines worth showing: what a terminal shows of a line is the text after its last \r.
         end = len(rows)
         while end and not _shown(rows[end - 1]).strip():

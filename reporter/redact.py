@@ -252,7 +252,7 @@ def _blocks(text: str) -> Iterable[str]:
 # shows as) and ASCII's controls other than tab and the line breaks (NUL, BEL, BS, DEL ...).
 _CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 _SHOWN_CLASS = "[^\x00-\x7f]+|[" + _CONTROLS + "]"
-_BREAK = r"\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*"
+_BREAK = r"\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*|\t"  # a tab too: it shows as blank space
 _ESCAPE = re.compile(
     r"(?P<percent>(?:%(?:25)*[0-9A-Fa-f]{2})+)"
     r"|\\(?:u(?P<unicode>[0-9A-Fa-f]{4})|(?P<itself>[\\/\"])|(?P<control>[tbf])|(?:r\\n|n|r)(?:[ \t]|\\t)*)"
@@ -275,7 +275,7 @@ _PERCENT = re.compile(r"%(?:25)*([0-9A-Fa-f]{2})")
 # Shown as nothing: format characters (zero-width space and joiners, soft hyphen, word joiner,
 # byte order mark, direction marks and isolates, tags), combining marks (accents, variation
 # selectors, the grapheme joiner), controls, and the Hangul fillers (letters that show as blanks).
-_INVISIBLE_CATEGORIES = frozenset(("Cf", "Mn", "Me", "Cc"))
+_INVISIBLE_CATEGORIES = frozenset(("Cf", "Mn", "Me", "Cc", "Zl", "Zp"))  # and U+2028, U+2029: line breaks
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
 _SHOWN_AS: dict[str, str] = {}  # character -> what it shows as, for every character met so far
 
@@ -285,7 +285,7 @@ def _shown(char: str) -> str:
     and mathematical letters, ligatures: what a reader sees as the ASCII they stand for)."""
     shown = _SHOWN_AS.get(char)
     if shown is None:
-        if char in "\t\r\n" or " " <= char <= "~":
+        if char in "\r\n" or " " <= char <= "~":
             shown = char
         elif unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _FILLERS:
             shown = ""
@@ -369,7 +369,7 @@ def _percent(match: re.Match) -> list[tuple[str, int, int]]:
     return pieces
 
 
-_PLAIN = frozenset("%\\&\r\n" + "".join(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])))
+_PLAIN = frozenset("%\\&\r\n\t" + "".join(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])))
 
 
 def _only_breaks(text: str) -> bool:
@@ -391,18 +391,48 @@ _LATER = _Where()
 
 
 def _views(text: str, later: bool = False) -> list[tuple[str, _Where | None]]:
-    """The views of the text a form is searched in, each with its map (see _view): the view, and
-    when it still holds escapes, the view of that view too. One escaping inside another is read so:
-    a JSON escape in a percent-encoded value (%5Cu0035) is an escape only once the percent-escapes
+    """The views of the text a form is searched in, each with its map (see _view): the view; when
+    it still holds escapes, the view of that view too. One escaping inside another is read so: a
+    JSON escape in a percent-encoded value (%5Cu0035) is an escape only once the percent-escapes
     are read. Both are searched: the second alone would read escapes that dropping a line break
-    made ("100%" at a line's end, "01..." on the next)."""
+    made ("100%" at a line's end, "01..." on the next). And when the text holds a terminal's
+    escape sequences, its view without them whole (the view drops an ESC alone: ESC E is a line
+    break to a terminal, or an ESC before the secret's E)."""
     view, where = _view(text, later)
-    if where is None or _only_breaks(view):
-        return [(view, where)]
-    if where is _LATER:  # escapes that only a dropped line break cut: the map is needed now
-        where = _view(text)[1]
-    inner, inner_where = _view(view)
-    return [(view, where), (inner, _Within(where, inner_where))]
+    views = [(view, where)]
+    if where is not None and not _only_breaks(view):
+        if where is _LATER:  # escapes that only a dropped line break cut: the map is needed now
+            where = _view(text)[1]
+            views = [(view, where)]
+        inner, inner_where = _view(view)
+        views.append((inner, _Within(where, inner_where)))
+    if "\x1b" in text or "\x9b" in text:
+        plain, plain_where = _without_sequences(text)
+        shown, shown_where = _view(plain)
+        views.append((shown, _Within(plain_where, shown_where)))
+    return views
+
+
+# A terminal's escape sequences: CSI (colours, cursor moves; also as the one C1 character), OSC
+# (titles, links) to its end on the line, a character set's designation, and ESC with one more.
+_SEQUENCE = re.compile(r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)"
+                       r"|\x1b[()*+][ -~]|\x1b[ -~]")
+
+
+def _without_sequences(text: str) -> tuple[str, _Where]:
+    pieces: list[str] = []
+    where = _Where()
+    done = size = 0
+    for match in _SEQUENCE.finditer(text):
+        if match.start() > done:
+            pieces.append(text[done:match.start()])
+            where.add(size, done, match.start(), True)
+            size += match.start() - done
+        done = match.end()
+    if done < len(text) or not where.starts:
+        pieces.append(text[done:])
+        where.add(size, done, len(text), True)
+    return "".join(pieces), where
 
 
 class _Within(_Where):

@@ -111,7 +111,9 @@ def _targets(value: str) -> tuple[str, ...]:
 # the OpenLineage target's key, and GitLab's predefined secrets (docs: "Predefined CI/CD variables";
 # CI_REPOSITORY_URL holds the job token as gitlab-ci-token:<token>@).
 SECRET_VARIABLES = ("GITLAB_TOKEN", "CI_JOB_TOKEN", "DATABAND_ACCESS_TOKEN", "OPENLINEAGE_API_KEY",
-                    "CI_REGISTRY_PASSWORD", "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD")
+                    "CI_REGISTRY_PASSWORD", "CI_DEPLOY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD",
+                    # GitLab's OIDC tokens of older releases (id_tokens replaced them, named by the user)
+                    "CI_JOB_JWT", "CI_JOB_JWT_V1", "CI_JOB_JWT_V2")
 _USER_INFO = re.compile(r"://[^/?#@]*?:([^/?#@]*)@")
 
 

@@ -332,3 +332,26 @@ def test_one_escaping_inside_another_is_read_and_a_line_break_makes_no_escape():
     # view of the view may also match the zeros of "100" with the rest: more is masked, not less)
     masked = redactor.known("100%\n000000012345 done")
     assert masked.startswith("1") and masked.endswith("[MASKED] done") and "12345" not in masked
+
+
+@pytest.mark.parametrize("text", [
+    # Found by the second break-it pass: a terminal's escape sequences and blank space inside
+    "dbtokSECR\x1bcET987654321",  # ESC c (a terminal reset): the view dropped the ESC alone
+    "dbtokSECR\x1bET987654321",  # ESC E: a line break to a terminal, or an ESC before the E
+    "dbtokSE\x1b7CRET987654321",  # ESC 7 (save the cursor)
+    "dbtok\x1b[31mSECRET\x1b[0m987654321",  # colours
+    "dbtokSE\x1b(BCRET987654321",  # a character set
+    "dbtokSE\x9bmCRET987654321",  # CSI as its one C1 character
+    "dbtok\x1b]0;a title\x07SECRET987654321",  # a window title
+    "dbtokSECR\tET987654321", "dbtokSECR%09ET987654321", "dbtokSECR&#9;ET987654321",  # a tab, as is and escaped
+    "dbtokSECR\u2028ET987654321", "dbtokSECR\u2029ET987654321",  # Unicode's line and paragraph separators
+])
+def test_a_secret_with_terminal_codes_or_blank_space_inside_is_masked(text):
+    masked = Redactor(["dbtokSECRET987654321"]).known(f"x {text} y")
+    assert masked == "x [MASKED] y", masked
+
+
+def test_a_log_is_masked_before_its_terminal_codes_are_stripped():
+    window = logs.Window(b"step\nusing dbtokSECR\x1bET987654321 now\nERROR: failed\n")
+    cleaned = logs.clean(window, redact=Redactor(["dbtokSECRET987654321"]))
+    assert cleaned == "step\nusing [MASKED] now\nERROR: failed"

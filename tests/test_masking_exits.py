@@ -50,11 +50,12 @@ def everything(result, workdir, databand) -> str:
 def test_gitlabs_password_variables_and_the_repository_url_token_are_known_secrets():
     from reporter.settings import known_secrets
 
-    env = {"CI_REGISTRY_PASSWORD": REGISTRY, "CI_DEPLOY_PASSWORD": "deploy-pw-123456",
+    env = {"CI_REGISTRY_PASSWORD": REGISTRY, "CI_DEPLOY_PASSWORD": "deploy-pw-123456", "CI_JOB_JWT_V2": "eyJhbGciOi.jwt-v2",
            "CI_DEPENDENCY_PROXY_PASSWORD": "proxy-pw-1234567", "OPENLINEAGE_API_KEY": API_KEY,
            "CI_REPOSITORY_URL": f"https://gitlab-ci-token:{REPO_TOKEN}@gitlab.example.com/a/b.git"}
     settings = Settings.from_env(env)
-    assert set(known_secrets(env)) >= {REGISTRY, "deploy-pw-123456", "proxy-pw-1234567", API_KEY, REPO_TOKEN}
+    assert set(known_secrets(env)) >= {REGISTRY, "deploy-pw-123456", "proxy-pw-1234567", API_KEY, REPO_TOKEN,
+                                       "eyJhbGciOi.jwt-v2"}
     text = " ".join([REGISTRY, "deploy-pw-123456", "proxy-pw-1234567", API_KEY, REPO_TOKEN])
     assert settings.redactor().known(text) == " ".join([MASK] * 5)
     assert REGISTRY not in repr(settings) and REPO_TOKEN not in repr(settings)
