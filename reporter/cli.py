@@ -8,6 +8,7 @@ import functools
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import warnings
@@ -148,22 +149,32 @@ def _stdout_gone(error: BaseException) -> bool:
     return isinstance(error, BrokenPipeError) or (isinstance(error, OSError) and error.errno == errno.EBADF)
 
 
-def _out(text: str, what: str) -> None:
+# What GitLab's names may hold that a terminal or the job log would act on (a reset, a cursor move,
+# a title): shown as \xNN once masked (a secret must be found before it is rewritten). GitLab's
+# section markers, the summary's own ESC [0K, pass.
+_ACTING = re.compile(r"(?!\x1b\[0K)[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x80-\x9f]")
+
+
+def _visible(text: str) -> str:
+    return _ACTING.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+
+
+def _out(text: str, what: str, visible: bool = False) -> None:
     try:
-        click.echo(_mask(text))
+        click.echo(_visible(_mask(text)) if visible else _mask(text))
         sys.stdout.flush()
     except (OSError, ValueError):  # a closed pipe, or a stdout closed outright
         raise OutputLost(what) from None
 
 
 def _say(text: str) -> None:
-    click.echo(_mask(text), err=True)
+    click.echo(_visible(_mask(text)), err=True)
 
 
 def _log(text: str) -> None:
     """Text for the job log byte for byte: click.echo strips escape sequences when stderr is not a
     terminal, as on a runner, and GitLab's section markers are escape sequences."""
-    sys.stderr.write(_mask(text) + "\n")
+    sys.stderr.write(_visible(_mask(text)) + "\n")
     sys.stderr.flush()
 
 
@@ -689,7 +700,8 @@ def _finish(settings: Settings, report: Report, label) -> None:
                 lib.eventfiles.dump(report.events, sys.stdout.buffer)
                 sys.stdout.buffer.flush()
             else:
-                _out("\n".join(summary.tree(summary.view_of(report), len(report.events))), "the dry run's tree")
+                _out("\n".join(summary.tree(summary.view_of(report), len(report.events))), "the dry run's tree",
+                     visible=True)
         except (OSError, ValueError):
             lost = OutputLost("the dry run's events")
         except OutputLost as error:

@@ -102,7 +102,7 @@ def test_the_label_and_command_of_every_target_kept_file():
         assert eventfiles.resend_command(path) == f"databand-gitlab-reporter resend --from-file {path}{again}"
 
 
-def test_a_second_signal_exits_at_once_with_its_code():
+def test_a_second_signal_exits_at_once_with_its_code_unless_it_came_with_the_first():
     import subprocess
     import sys
     import time
@@ -115,14 +115,18 @@ def test_a_second_signal_exits_at_once_with_its_code():
             "    time.sleep(5)\n"
             "except process.Interrupted as stop:\n"
             "    print('kept what', stop.stop.name, 'left', flush=True)\n"
-            "    os.kill(os.getpid(), signal.SIGINT)  # while the first one is still being handled\n"
+            "    os.kill(os.getpid(), signal.SIGHUP)  # with the first (a dropped session): not yet now\n"
+            "    time.sleep(0.2)\n"
+            "    print('still keeping', flush=True)\n"
+            "    time.sleep(process.GRACE)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)  # asked again, later, while still being handled\n"
             "    time.sleep(10)\n"
             "print('not reached')\n")
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 130, done.stderr
-    assert done.stdout == "kept what SIGTERM left\n"
-    assert time.monotonic() - started < 5
+    assert done.stdout == "kept what SIGTERM left\nstill keeping\n"
+    assert time.monotonic() - started < 8
 
 
 def test_what_a_stop_says():

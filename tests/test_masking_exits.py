@@ -262,3 +262,19 @@ def test_a_status_this_version_does_not_know_is_shown_as_masked(workdir):
         assert tree.exit_code == 0 and sent.exit_code == 0, sent.output
         out = everything(tree, workdir, databand) + everything(sent, workdir, databand)
     assert "ef gh 1234" not in out and "ef_gh_1234" not in out and MASK in tree.stdout
+
+
+def test_a_name_holding_a_terminal_s_escape_codes_is_shown_masked_and_inert(workdir):
+    # A job name with ESC c (a terminal reset) inside a secret reached the tree and the summary raw:
+    # the secret unmasked there, and the codes acting on the reader's terminal.
+    with GitLabStandIn() as gitlab, DatabandStandIn() as databand:
+        serve(gitlab, job_name=f"n {REGISTRY[:8]}\x1bc{REGISTRY[8:]} \x1b]0;title\x07 \x9b2J")
+        env = job_env(gitlab, databand, workdir)
+        tree = CliRunner().invoke(cli, ["report", "--dry-run"], env=env, catch_exceptions=False)
+        sent = CliRunner().invoke(cli, ["report"], env=env, catch_exceptions=False)
+    assert tree.exit_code == 0 and sent.exit_code == 0, sent.output
+    for shown in (tree.stdout, tree.stderr, sent.stderr):
+        assert REGISTRY[8:] not in shown
+        ours = shown.replace("\x1b[0K", "")  # the summary's own section markers
+        assert not any(c in ours for c in "\x1b\x07\x9b"), repr(shown)
+    assert "n [MASKED]" in tree.stdout and "\\x1b]0;title\\x07" in tree.stdout
