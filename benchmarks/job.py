@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         write_docs(json.loads(args.output.read_text()))
         return 0
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     from reporter.settings import Settings  # the bound measured is the default of the tree measured
 
     results: dict = {"machine": bench.machine(), "runs": args.runs,
