@@ -759,16 +759,23 @@ def started_with(signum, disposition):
     return preexec
 
 
-@pytest.mark.parametrize("signum", ENDING, ids=signal_name)
-def test_any_signal_that_ends_a_process_keeps_every_event(gitlab, databand, mixed_plain, tmp_path, signum):
+def sending(gitlab, databand, cwd, signum, disposition):
+    """The console script sending the sample to a Databand that does not answer, the signal as its
+    caller leaves it: started, and its first POST under way."""
     databand.script({"delay": 60})
     process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter"),
                                 "resend", "--project", "42", "--pipeline", "9001"],
-                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=tmp_path,
+                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=started_with(signum, signal.SIG_DFL))
+                               preexec_fn=started_with(signum, disposition))
     assert wait_until(lambda: databand.requests_seen >= 1, 20)
     time.sleep(0.2)
+    return process
+
+
+@pytest.mark.parametrize("signum", ENDING, ids=signal_name)
+def test_any_signal_that_ends_a_process_keeps_every_event(gitlab, databand, mixed_plain, tmp_path, signum):
+    process = sending(gitlab, databand, tmp_path, signum, signal.SIG_DFL)
     out, err, took = signal_and_wait(process, signum)
     assert process.returncode == 128 + signum, err
     assert took < 3 and "Traceback" not in err
@@ -785,14 +792,7 @@ def test_any_signal_that_ends_a_process_keeps_every_event(gitlab, databand, mixe
 def test_two_signals_together_keep_every_event(gitlab, databand, mixed_plain, tmp_path, second, gap):
     # A dropped session (TERM and HUP at once) lost every event and said nothing: the second
     # signal exited at once, while the first was keeping them.
-    databand.script({"delay": 60})
-    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter"),
-                                "resend", "--project", "42", "--pipeline", "9001"],
-                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=started_with(signal.SIGHUP, signal.SIG_DFL))
-    assert wait_until(lambda: databand.requests_seen >= 1, 20)
-    time.sleep(0.2)
+    process = sending(gitlab, databand, tmp_path, signal.SIGHUP, signal.SIG_DFL)
     process.send_signal(signal.SIGTERM)
     time.sleep(gap)
     out, err, took = signal_and_wait(process, second)
@@ -806,14 +806,7 @@ def test_two_signals_together_keep_every_event(gitlab, databand, mixed_plain, tm
 def test_a_signal_ignored_from_the_start_stays_ignored(gitlab, databand, mixed_plain, tmp_path):
     """nohup: SIGHUP ignored on purpose, so that the session may drop; the run goes on and SIGTERM
     still stops it."""
-    databand.script({"delay": 60})
-    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "databand-gitlab-reporter"),
-                                "resend", "--project", "42", "--pipeline", "9001"],
-                               env={**_base_env(), **env_for(gitlab, databand)}, cwd=tmp_path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=started_with(signal.SIGHUP, signal.SIG_IGN))
-    assert wait_until(lambda: databand.requests_seen >= 1, 20)
-    time.sleep(0.2)
+    process = sending(gitlab, databand, tmp_path, signal.SIGHUP, signal.SIG_IGN)
     process.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     assert process.poll() is None
