@@ -20,8 +20,8 @@ Events are masked as values, never as encoded JSON (a mask placed in JSON text c
 `might_hold_json` says, from an event's JSON in one pass, whether any value can hold a known
 form, and only then is each string of the event masked (`values`, cached per distinct string).
 
-Linear time. The view is one regex pass whose every match starts with one of four characters
-(one sub when line breaks are all it drops); in a short view one set lookup per 8 characters
+Linear time. The view is one regex pass whose every match is bounded (a run of percent-escapes
+aside, which is linear; one sub when line breaks are all it drops); in a short view one set lookup per 8 characters
 names the forms that can be in it, and each form looked for is found with str.find (CPython's
 search is linear in the text). The shapes use Python's re, which backtracks and pays for every
 position it tries, so each shape:
@@ -245,14 +245,13 @@ def _blocks(text: str) -> Iterable[str]:
         start = cut + 1
 
 
-# What the view decodes or drops. Every alternative starts with a literal (%, \\, &, CR, LF) or a
-# small class of non-ASCII characters; every match is bounded (a run of percent-escapes aside,
-# which is linear).
 # What may show otherwise than it is written: any run of non-ASCII characters (_shown says what each
 # shows as) and ASCII's controls other than tab and the line breaks (NUL, BEL, BS, DEL ...).
 _CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
 _SHOWN_CLASS = "[^\x00-\x7f]+|[" + _CONTROLS + "]"
 _BREAK = r"\r\n?(?:[ \t]|\\t)*|\n(?:[ \t]|\\t)*|\t"  # a tab too: it shows as blank space
+# What the view decodes or drops; every match is bounded (a run of percent-escapes aside, which
+# is linear).
 _ESCAPE = re.compile(
     r"(?P<percent>(?:%(?:25)*[0-9A-Fa-f]{2})+)"
     r"|\\(?:u(?P<unicode>[0-9A-Fa-f]{4})|(?P<itself>[\\/\"])|(?P<control>[tbf])|(?:r\\n|n|r)(?:[ \t]|\\t)*)"
@@ -341,7 +340,7 @@ def _decoded(match: re.Match) -> str:
     if number is not None or found["decref"] is not None:
         code = int(number, 16) if number is not None else int(found["decref"])
         decoded = chr(code) if code < 0x110000 else "\ufffd"
-        return "" if decoded in "\r\n" else decoded  # an encoded line break (%0D%0A) breaks a base64 too
+        return decoded  # an encoded line break (%0D%0A) is dropped as a real one: it breaks a base64 too
     if found["itself"] is not None:
         return found["itself"]
     if found["control"] is not None:
@@ -369,7 +368,8 @@ def _percent(match: re.Match) -> list[tuple[str, int, int]]:
     return pieces
 
 
-_PLAIN = frozenset("%\\&\r\n\t" + "".join(map(chr, [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])))
+# A text of ASCII without these is its own view, folded.
+_PLAIN = frozenset("%\\&\r\n\t").union(filter(_MAYBE_CONTROL.match, map(chr, range(0x80))))
 
 
 def _only_breaks(text: str) -> bool:

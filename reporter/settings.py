@@ -144,6 +144,7 @@ def known_secrets(environ: Mapping[str, str], flags: Mapping[str, object] | None
 # a minute (2,000), not connections. --gitlab-concurrency changes it.
 GITLAB_CONCURRENCY = 40
 
+
 @dataclass(frozen=True)
 class ReadBounds:
     """The wall-clock bounds of GitLab's reads, in seconds (reporter.timebound says them all)."""

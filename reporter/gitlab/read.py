@@ -390,7 +390,7 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
     path = f"/projects/{project_id}/jobs/{job_id}/trace"
     shown = client.api_path(path)
     bounds = client.bounds
-    read: list[logs.Window] = []  # what came before the log was cut off or its connection failed
+    read: logs.Window | None = None  # what came before the log was cut off or its connection failed
     try:
         with timebound.bounded(bounds.log_cut, client.budget) as bound:
             try:
@@ -407,13 +407,13 @@ def _read_log_tail(client: Client, project_id: str | int, job_id: int, lines: in
                     raise failed[0]
                 if failed:
                     raw.ends_cut, complete = not raw.endswith(b"\n"), False
-                read.append(raw)
+                read = raw
             finally:
                 response.close()
     except http.READ_FAILURES as error:
-        if not read:
+        if read is None:
             raise http.failure(client, error, shown) from None
-        raw, complete = read[0], False  # cut off by its bound: the tail so far is kept, and says so
+        raw, complete = read, False  # cut off by its bound: the tail so far is kept, and says so
     text = logs.clean(raw, lines=lines, redact=redact)
     if not complete:
         text = (f"[databand-gitlab-reporter: the end of this log was not reached within {bounds.log:g} s (GitLab "
