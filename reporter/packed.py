@@ -46,6 +46,7 @@ class PackedEvents(Sequence):
         self._mask = mask
         self._chunks: list[bytes] = []
         self._open: list[bytes] = []  # the chunk being filled, not packed yet
+        self._open_first = 0  # the index of its first event
         self._spans: list[tuple[int, int, int]] = []  # per event: chunk, start, end
         self._zdict: bytes | None = None
         self._inflated: tuple[int, bytes] = (-1, b"")
@@ -69,13 +70,16 @@ class PackedEvents(Sequence):
         packer = zlib.compressobj(1, zdict=self._zdict)
         self._chunks.append(packer.compress(b"".join(self._open)) + packer.flush())
         self._open = []
+        self._open_first = len(self._spans)
 
     def raw(self, index: int) -> bytes:
         """One event's JSON, as it was encoded."""
         chunk, start, end = self._spans[index]
-        if chunk == len(self._chunks):
-            data = b"".join(self._open)
-        elif self._inflated[0] == chunk:
+        if index < 0:
+            index += len(self._spans)
+        if chunk == len(self._chunks):  # streamed delivery reads each event here, just made
+            return self._open[index - self._open_first]
+        if self._inflated[0] == chunk:
             data = self._inflated[1]
         else:
             unpacker = zlib.decompressobj(zdict=self._zdict or b"")
