@@ -10,13 +10,14 @@ Every command runs with a CI-sized environment (about 290 variables, as a GitLab
 requests reads the environment for proxies and CA settings.
 
 The reporter of this work tree ("after") and, with --before REF, the reporter of that commit
-(installed from its source into a venv of its own, "before") run against the same stand-ins, one
+("before"), each built into a wheel and installed into a venv of its own as the component installs
+it, run against the same stand-ins, one
 after the other in every round, so that a machine busy with other work weighs on both alike.
 Measured per case and transport, medians of --runs runs (CPU is user + system time from wait4):
 
 * report CPU, wall and peak RSS over http and over https, and their ratio;
 * the import floor: `python -c "import gitlab, requests, click; gitlab.Gitlab('https://...')"`,
-  in this venv and run, and the report's CPU over it;
+  in the after reporter's venv and run, and the report's CPU over it;
 * connections opened to GitLab and to Databand, POSTs to Databand;
 * server-side waves of GitLab requests at +100 ms a request (the longest chain of requests each
   started after the one before it ended);
@@ -224,9 +225,10 @@ def measure(case: Case, runs: int, tls: tuple[Path, Path, Path] | None, reporter
                 "gitlab_waves_at_100ms_wider": wider.get(reporter.name),
             }
             say(".")
-        out["floor_cpu"] = median([bench.run_child([sys.executable, "-c", FLOOR], env, work)["cpu_seconds"]
+        after_python = reporters[-1].python  # the floor in the after reporter's own venv
+        out["floor_cpu"] = median([bench.run_child([after_python, "-c", FLOOR], env, work)["cpu_seconds"]
                                    for _ in range(runs)])
-        poller_argv = [sys.executable, "-c", _POLLER, gitlab_url, gitlab.token, str(where["project"]),
+        poller_argv = [after_python, "-c", _POLLER, gitlab_url, gitlab.token, str(where["project"]),
                        str(where["pipeline"]), databand_url, databand.token, str(tls[2]) if tls else "-"]
         out["poller_wall"] = median([bench.run_child(poller_argv, env, work)["seconds"] for _ in range(runs)])
         out["same_events"] = len(set(outputs.values())) == 1
@@ -263,7 +265,7 @@ _GROUPS = [
 
 
 
-def cpu_breakdown(work: str, say) -> dict:
+def cpu_breakdown(work: str, python: str, say) -> dict:
     """One run of the after reporter at 1,250 jobs over https under per-thread cProfile: the work
     (waits left out) summed by group, in seconds of profiled time (cProfile's own overhead inflates
     them alike; read them as shares)."""
@@ -281,7 +283,7 @@ def cpu_breakdown(work: str, say) -> dict:
         env = {**bench.child_env(gitlab, databand), **ci_environment(), "GITLAB_URL": gitlab_url,
                "DATABAND_URL": databand_url, "CI_SERVER_TLS_CA_FILE": str(bundle), "DATABAND_CA_FILE": str(bundle)}
         prefix = str(Path(work) / "profile-")
-        run = bench.run_child([sys.executable, str(HERE / "profile_threads.py"), "--cpu", prefix, "resend",
+        run = bench.run_child([python, str(HERE / "profile_threads.py"), "--cpu", prefix, "resend",
                                "--project", str(where["project"]), "--pipeline", str(where["pipeline"]),
                                "--downstream-depth", "0", "--no-test-results"], env, work)
         say(".")
@@ -455,7 +457,13 @@ def reporters(before: str | None, work: Path) -> list[Reporter]:
         venv = work / "before-venv"
         job.install("after", venv, wheels)
         found.append(Reporter(before, venv / "bin" / job.PACKAGE, str(venv / "bin" / "python")))
-    found.append(Reporter("after", bench.COMMAND, sys.executable))
+    # This work tree's reporter installed as the component installs it (a wheel, its modules compiled
+    # by pip), not run from the source folder: a machine that writes no bytecode (PYTHONDONTWRITEBYTECODE)
+    # would compile every module of it at each start, which the before reporter never pays.
+    source = job.source_tree(None, work / "after-src")
+    venv = work / "after-venv"
+    job.install("after", venv, job.wheelhouse(source, work / "after-wheels"))
+    found.append(Reporter("after", venv / "bin" / job.PACKAGE, str(venv / "bin" / "python")))
     return found
 
 
@@ -484,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             say("\n")
         if args.profile:
             try:
-                results["cpu_breakdown"] = cpu_breakdown(work, say)
+                results["cpu_breakdown"] = cpu_breakdown(work, found[-1].python, say)
             except Exception as error:  # noqa: BLE001 - the measurements above are kept whatever happens here
                 results["cpu_breakdown"] = {"error": repr(error)}
             say("\n")

@@ -10,15 +10,31 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from reporter.redact import Redactor
 
 
+def _compact(ascii_only: bool) -> Callable[[object], str]:
+    """json.dumps(value, ensure_ascii=ascii_only, separators=(",", ":")), the same text. Made once:
+    json.dumps with separators builds a JSONEncoder, and it a C encoder, for every call, which is a
+    fifth of the encoding's CPU on an event. CPython's C encoder where the json module has it."""
+    fallback = json.JSONEncoder(ensure_ascii=ascii_only, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return fallback.encode
+    escape = json.encoder.encode_basestring_ascii if ascii_only else json.encoder.encode_basestring
+    encoder = make(None, fallback.default, escape, None, ":", ",", False, False, True)
+    return lambda value: "".join(encoder(value, 0))
+
+
+_COMPACT = {False: _compact(False), True: _compact(True)}
+
+
 def _dumps(event: object, ascii_only: bool = False) -> str:
-    return json.dumps(event, ensure_ascii=ascii_only, separators=(",", ":"))
+    return _COMPACT[ascii_only](event)
 
 
 def encode(event: dict, mask: Redactor | None = None) -> bytes:

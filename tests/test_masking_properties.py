@@ -364,6 +364,24 @@ def test_events_without_a_secret_are_byte_for_byte_what_the_builder_made(pipelin
     assert [masked.raw(i) for i in range(len(masked))] == [encode(e) for e in built]
 
 
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(_JSON)
+def test_an_event_is_encoded_as_json_dumps_would(value):
+    # The encoder made once (packed._compact) must give json.dumps' text, byte for byte: NaN,
+    # lone surrogates (then escaped to ASCII) and non-ASCII text included.
+    compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        expected = compact.encode("utf-8")
+    except UnicodeEncodeError:
+        expected = json.dumps(value, separators=(",", ":")).encode("ascii")
+    assert encode(value) == expected  # type: ignore[arg-type]
+
+
 # ---- the shortcuts find what the full pass finds -------------------------------------------------
 
 _NOISE = ["\n", "\r\n", "\n  ", "\n\t", "\\n", "\\t", "\\", "%", "%2", "%2E", "%252F", "%zz", "&", "&amp;", "&#65",
