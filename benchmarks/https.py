@@ -25,6 +25,8 @@ Measured per case and transport, medians of --runs runs (CPU is user + system ti
   probe that notes when the builder's iterator ends; the clock is the stand-ins' monotonic one);
 * whether the events are the same, byte for byte, before and after (one more run each with
   --output, on the same snapshot);
+* what the work alone costs (work_alone): the import floor, decoding GitLab's job pages, the
+  events' compact JSON and their gzip, the least any reporter in CPython pays for the pipeline;
 * the wall of the seed poller's way (pipeline, one page of jobs, one POST: what
   ../shared/seed's GitLab example does) at 0 ms, and the report's wall over it.
 
@@ -41,12 +43,14 @@ the commits measured) and prints the README's cost line; none of them is edited 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import pstats
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,9 +159,6 @@ def work_alone(gitlab: GitLabStandIn, where: dict, events_file: Path) -> dict:
     events the after reporter wrote, their compact JSON (C encoder) and gzip in parts of 500 (level
     6, as the reporter sends). With the import floor, the least any reporter in CPython pays for
     this pipeline, whatever else it does; the targets are read against it."""
-    import gzip
-    import urllib.request
-
     pages, number = [], 1
     while True:
         url = (f"{gitlab.url}/api/v4/projects/{where['project']}/pipelines/{where['pipeline']}/jobs"
@@ -267,7 +268,7 @@ def measure(case: Case, runs: int, tls: tuple[Path, Path, Path] | None, reporter
                        str(where["pipeline"]), databand_url, databand.token, str(tls[2]) if tls else "-"]
         out["poller_wall"] = median([bench.run_child(poller_argv, env, work)["seconds"] for _ in range(runs)])
         out["same_events"] = len(set(outputs.values())) == 1
-        if tls is None:  # the same data either way; the stand-in speaks plain http only when not behind TLS
+        if tls is None:  # the same data either way; behind TLS the stand-in's own socket speaks TLS only
             alone = [work_alone(gitlab, where, Path(work) / "events-after.json") for _ in range(runs)]
             out["work_alone"] = {key: median([a[key] for a in alone]) for key in alone[0]}
             out["work_floor_cpu"] = out["floor_cpu"] + sum(out["work_alone"][k] for k in ("decode_cpu", "encode_cpu",

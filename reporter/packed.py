@@ -90,9 +90,9 @@ class PackedEvents(Sequence):
 
     def raw(self, index: int) -> bytes:
         """One event's JSON, as it was encoded."""
-        chunk, start, end = self._spans[index]
         if index < 0:
             index += len(self._spans)
+        chunk, start, end = self._spans[index]
         if chunk == len(self._chunks):  # streamed delivery reads each event here, just made
             return self._open[index - self._open_first]
         if self._inflated[0] == chunk:

@@ -368,8 +368,8 @@ def _percent(match: re.Match) -> list[tuple[str, int, int]]:
     return pieces
 
 
-# A text of ASCII without these is its own view, folded. A class searched by re, not a set each
-# character of the text is looked up in: a scan at C speed, ~30 times faster on an event's JSON.
+# A text of ASCII without these is its own view, folded. A class searched by re (a scan at C speed),
+# not a set each character of the text is looked up in: every event's JSON passes here.
 _NOT_PLAIN = re.compile("[%\\\\&\r\n\t" + _CONTROLS + "]")
 
 
