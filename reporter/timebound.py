@@ -218,6 +218,10 @@ def bounded(seconds: float, budget: Budget | None = None) -> Iterator[Bound]:
     previous = current()
     _CURRENT.bound = bound
     _WATCHDOG.add(bound)
+    # A stop between the check above and add() found this bound not yet in the watchdog's set, so
+    # abort_all() could not fire it: the call would run its whole read (a minute) after the stop.
+    if _STOPPED.is_set():
+        bound.fire()
     try:
         yield bound
     except Exception:

@@ -115,6 +115,26 @@ def test_stop_everything_refuses_new_calls_until_resumed(server, session):
         assert session.get(url, timeout=30).status_code == 200
 
 
+def test_a_stop_landing_as_a_call_begins_still_refuses_it(server, session, monkeypatch):
+    """A signal between bounded()'s check of the stop and the watchdog taking the new bound: the
+    stop's abort_all() cannot see that bound, and the call went on to read its whole answer (seen as
+    a signal test hanging, under load)."""
+    url = f"http://127.0.0.1:{server.server_port}/"
+    add = timebound._WATCHDOG.add
+
+    def stop_first(bound):
+        timebound.stop_everything()  # the signal's thread, just before this one adds its bound
+        add(bound)
+
+    monkeypatch.setattr(timebound._WATCHDOG, "add", stop_first)
+    try:
+        with pytest.raises(timebound.OutOfTime), timebound.bounded(30):
+            session.get(url, timeout=30)
+    finally:
+        timebound.resume()
+    assert server.ports == []  # refused before it was sent
+
+
 @pytest.mark.parametrize("given, clamped", [
     (None, 2.0), (60, 2.0), (1, 1), ((5, 30), (2.0, 2.0)), ((1, None), (1, 2.0)),
 ])
