@@ -58,7 +58,7 @@ def _event_time(kind: str, created: datetime | None, started: datetime | None,
     return created or now
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """What the event builder needs of a pipeline, stage or job, whatever it is."""
 
@@ -118,7 +118,9 @@ class EventBuilder:
 
     # -- the three levels -------------------------------------------------------------------
 
-    def runs(self) -> list[tuple[_Run, GitLabJob | None]]:
+    def runs(self) -> Iterator[tuple[_Run, GitLabJob | None]]:
+        """The pipeline's run, then each stage's followed by its jobs': one at a time, since a job's
+        run (its tags and facets) outweighs the job it is made of."""
         p = self.pipeline
         stages = stage_order(p.jobs)
         result = pipeline_status(p)
@@ -133,7 +135,7 @@ class EventBuilder:
         self._pipeline_context(tags)
         _put(tags, "gitlab.compute_minutes", cost.total(p.jobs, self.cost_factors))
         failed = [j.name for j in latest(p.jobs) if j.status == "failed" and not j.allow_failure]
-        runs: list[tuple[_Run, GitLabJob | None]] = [(_Run(
+        yield _Run(
             run_id=self.run_id, name=self.name, kind="PIPELINE", status=status, parent=self.parent,
             created=p.created_at or min((j.created_at for j in p.jobs if j.created_at), default=None),
             started=p.started_at or min((j.started_at for j in p.jobs if j.started_at), default=None),
@@ -141,14 +143,14 @@ class EventBuilder:
             tags=tags,
             error=f"Failed jobs: {', '.join(failed)}" if status == "failed" and failed else None,
             dependencies=self._started_by_bridge(),
-        ), None)]
+        ), None
         previous: str | None = None
         for stage in stages:
             jobs = [j for j in p.jobs if j.stage == stage]
-            runs.append((self._stage_run(stage, jobs, previous), None))
-            runs.extend((self._job_run(stage, job), job) for job in jobs)
+            yield self._stage_run(stage, jobs, previous), None
+            for job in jobs:
+                yield self._job_run(stage, job), job
             previous = ids.stage_job_name(self.naming.pipeline_name, stage)
-        return runs
 
     def _stage_run(self, stage: str, jobs: list[GitLabJob], previous: str | None) -> _Run:
         result = stage_status(jobs)

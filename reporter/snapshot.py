@@ -33,7 +33,7 @@ def bounded(text: str | None, limit: int = MAX_TEXT) -> str | None:
     return text[:limit - 1] + "…"
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One attempt of a job or a bridge (trigger job)."""
 
@@ -74,7 +74,7 @@ class Job:
     when: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TestCase:
     name: str
     status: str  # GitLab's: success, failed, skipped, error
@@ -83,7 +83,7 @@ class TestCase:
     seconds: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class TestResults:
     """A JUnit test suite GitLab parsed from a job's artifacts (the pipeline's test report)."""
 
@@ -93,7 +93,7 @@ class TestResults:
     shared_by: int = 1  # parallel jobs share one suite in GitLab's report
 
 
-@dataclass
+@dataclass(slots=True)
 class Pipeline:
     server: str  # ids.server_key of the GitLab URL
     project_id: int
