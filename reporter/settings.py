@@ -484,7 +484,9 @@ def check_url(value: str | None, name: str, example: str) -> str:
         parts = urlsplit(value.strip())
         parts.port  # noqa: B018  # a port past 65535, or not a number, raises here, not at the first request
         host = parts.hostname
-    except ValueError as error:  # an unclosed [ of an IPv6 address, a bad port
+        if host:
+            _check_host(host)
+    except ValueError as error:  # an unclosed [ of an IPv6 address, a bad port, a host no request can name
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)} "
                           f"({error}).") from None
     if parts.scheme not in ("http", "https") or not host:
@@ -493,6 +495,24 @@ def check_url(value: str | None, name: str, example: str) -> str:
             if value.strip().startswith("/") else ""
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}{path}.")
     return value.strip().rstrip("/")
+
+
+def _check_host(host: str) -> None:
+    """Raises ValueError for a host name that urllib3 would refuse only at the first request (a space,
+    a full-width letter IDNA does not take) or the socket layer (an empty label, as in a..b.com:
+    that one came out as an unexpected error)."""
+    if ":" in host:  # an IPv6 address, its brackets checked by urlsplit
+        return
+    from urllib3.util import parse_url  # here: --help imports the settings, and needs no HTTP
+
+    try:
+        parse_url(f"http://{host}/")
+    except ValueError as error:  # urllib3's LocationParseError
+        raise ValueError(str(error).removeprefix("Failed to parse: ")) from None
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ValueError("its host has an empty part, or a part of more than 63 characters") from None
 
 
 def _plain_http(url: str | None) -> bool:

@@ -17,7 +17,8 @@ from reporter.errors import ConfigError
 from reporter.settings import SOURCES, Settings
 
 URLS = ["http://[::1", "http://gitlab.example.com:99999", "https://gitlab.example.com:-1", "http://h:abc/",
-        "https://user:pw-5f2a9c@[fe80::1/x"]
+        "https://user:pw-5f2a9c@[fe80::1/x", "https://ｇｉｔｌａｂ.example.com", "https://exa mple.com",
+        "https://a..b.com/"]
 
 
 def run(args, env):
