@@ -72,6 +72,14 @@ def unresolved_host(error: BaseException) -> bool:
     return False
 
 
+# requests' names for an answer that began and then went wrong: said in words, the name kept for a search.
+_WORDS = {
+    "ChunkedEncodingError": "the answer was cut off before its end",
+    "ContentDecodingError": "the answer's compressed body is damaged",
+    "InvalidHeader": "the answer's headers are malformed",
+}
+
+
 def cause(error: BaseException) -> str:
     """Why a request got no answer, in a few words."""
     if through_proxy(error):
@@ -86,6 +94,12 @@ def cause(error: BaseException) -> str:
         if isinstance(link, ConnectionResetError):
             return "connection reset"
     name = type(error).__name__
+    if name in _WORDS:
+        return f"{_WORDS[name]} ({name})"
+    links = {type(link).__name__ for link in _chain(error)}
+    if links & {"BadStatusLine", "RemoteDisconnected"}:
+        return "the server closed the connection or answered in something that is not HTTP " \
+               f"({'RemoteDisconnected' if 'RemoteDisconnected' in links else 'BadStatusLine'})"
     if "timed out" in str(error).lower() or "timeout" in name.lower():
         return f"{name}: no answer in time"
     return name
