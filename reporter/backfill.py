@@ -19,6 +19,7 @@ from typing import BinaryIO
 from reporter import eventfiles, filecheck, ids, report, status, targets
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
+from reporter.process import signals_to_main
 from reporter.settings import Settings
 
 
@@ -160,7 +161,7 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
                 "the next run sends this pipeline again"))
         return Result(pipeline_id)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), initializer=signals_to_main) as pool:
         for future in as_completed([pool.submit(one, p) for p in todo]):
             result = future.result()
             results.append(result)

@@ -22,7 +22,7 @@ import requests
 from reporter import timebound, wire
 from reporter.delivery import parts, root_index
 from reporter.errors import DeliveryError
-from reporter.process import Interrupted
+from reporter.process import Interrupted, signals_to_main
 from reporter.settings import Settings
 from reporter.targets import BOUNDS, Bounds, Outcome, Say
 
@@ -92,7 +92,8 @@ class Databand:
                 of = f"of {len(events)} events" if getattr(events, "complete", True) else "events so far"
                 self._say(f"Databand: part {outcome.requests} acknowledged ({len(accepted)} {of})")
 
-        pool = ThreadPoolExecutor(max_workers=PARALLEL_POSTS, thread_name_prefix="databand-post")
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_POSTS, thread_name_prefix="databand-post",
+                                  initializer=signals_to_main)
         try:
             # Parts are made as they are taken and wait compressed (a 4 MiB part is ~100 KB).
             for indices, body in parts(events):

@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from reporter import PROG
+from reporter.process import signals_to_main
 
 DEFAULT_OUTPUT = "databand-demo-events.json"
 PROJECT_ID = 42
@@ -244,6 +245,11 @@ class Servers:
     received: Received
 
 
+
+def _serve(server: ThreadingHTTPServer) -> None:
+    signals_to_main()  # and so every request's thread, started from this one
+    server.serve_forever(poll_interval=0.05)
+
 @contextmanager
 def servers(recording: Recording | None = None) -> Iterator[Servers]:
     """GitLab and Databand stand-ins on free ports of 127.0.0.1, for as long as the block runs."""
@@ -255,7 +261,7 @@ def servers(recording: Recording | None = None) -> Iterator[Servers]:
     try:
         for server in (gitlab, databand):
             server.daemon_threads = True
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+            thread = threading.Thread(target=_serve, args=(server,), daemon=True)
             thread.start()
             running.append(server)
         yield Servers(f"http://127.0.0.1:{gitlab.server_port}",

@@ -57,6 +57,8 @@ from urllib3.exceptions import ConnectTimeoutError
 from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.timeout import Timeout
 
+from reporter.process import signals_to_main
+
 
 class OutOfTime(requests.RequestException):
     """The call ran past its wall-clock bound. Not a ConnectionError or Timeout on purpose: clients
@@ -179,6 +181,7 @@ class _Watchdog:
             bound.fire()
 
     def _run(self) -> None:
+        signals_to_main()
         while True:
             with self._lock:
                 while not self._heap:
@@ -301,6 +304,7 @@ def _connect_within(connection: HTTPConnection, connect) -> None:
     finished = threading.Event()
 
     def run() -> None:
+        signals_to_main()
         try:
             connect()
         except BaseException as error:  # noqa: BLE001  # handed to the waiting thread

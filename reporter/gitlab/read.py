@@ -21,6 +21,7 @@ from reporter.gitlab import errors, http, needs, parse
 from reporter.gitlab.errors import Context, ReadError
 from reporter.gitlab.http import Answer, Client
 from reporter.gitlab.pager import Pager
+from reporter.process import signals_to_main
 from reporter.settings import CIContext
 from reporter.snapshot import Job, Pipeline, mark_attempts, without
 
@@ -76,7 +77,8 @@ def read_pipeline(
 
     try:
         # A thread for every request the bound lets be in flight (--gitlab-concurrency above 32 too).
-        with ThreadPoolExecutor(max_workers=workers or max(WORKERS, access.in_flight)) as pool:
+        with ThreadPoolExecutor(max_workers=workers or max(WORKERS, access.in_flight),
+                                initializer=signals_to_main) as pool:
             logs_read: list[Future[None]] = []
             read_for: dict[int, Job] = {}  # job id -> the job whose log_tail the log went into
             lock = threading.Lock()
@@ -349,7 +351,7 @@ def _read_downstream(client: Client, pipeline: Pipeline, depth: int, log_lines: 
         bridge.downstream = child
 
     # A few downstream pipelines at a time, each on a small pool of its own: bounded all together.
-    with ThreadPoolExecutor(max_workers=min(DOWNSTREAM_WORKERS, len(bridges))) as pool:
+    with ThreadPoolExecutor(max_workers=min(DOWNSTREAM_WORKERS, len(bridges)), initializer=signals_to_main) as pool:
         list(pool.map(read, bridges))
     _scope_downstream(pipeline)
 
@@ -437,7 +439,7 @@ def list_pipelines(client: Client, project: str | int, *, updated_after: str, re
     encoded = client.encoded(project)
     found: dict[int, dict] = {}
     try:
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=4, initializer=signals_to_main) as pool:
             for status in statuses or (None,):
                 query: dict[str, object] = {"updated_after": updated_after, "order_by": "id", "sort": "asc"}
                 if ref:
