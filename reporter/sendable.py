@@ -69,6 +69,49 @@ def check_ca_file(path: str | None, name: str) -> None:
         raise ConfigError(f"{name} names {path!r}, which cannot be read ({why}): {fix}.") from None
 
 
+def check_host(host: str) -> None:
+    """Raises ValueError for a host name that urllib3 would refuse only at the first request (a space,
+    a full-width letter IDNA does not take) or the socket layer (an empty label, as in a..b.com:
+    that one came out as an unexpected error)."""
+    if ":" in host:  # an IPv6 address, its brackets checked by urlsplit
+        return
+    from urllib3.util import parse_url  # here: --help imports the settings, and needs no HTTP
+
+    try:
+        parse_url(f"http://{host}/")
+    except ValueError as error:  # urllib3's LocationParseError
+        raise ValueError(str(error).removeprefix("Failed to parse: ")) from None
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise ValueError("its host has an empty part, or a part of more than 63 characters") from None
+
+
+def check_proxy(url: str) -> None:
+    """The proxy requests will take for `url` from the environment (HTTPS_PROXY, HTTP_PROXY or
+    ALL_PROXY, NO_PROXY applied as requests applies it), its address checked now as our own URLs
+    are: urllib3 refuses a malformed one only at the first request, and not as a failure to connect
+    (an empty part, as in http://a..b/, was an unexpected error). The proxy's URL is never shown: it
+    may carry a user and password."""
+    import requests.utils  # here: --help imports the settings, and needs no HTTP
+
+    from reporter import wire
+
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    if not proxy:
+        return
+    try:
+        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")  # requests' default scheme
+        parts.port  # noqa: B018  # a port past 65535, or not a number
+        if not parts.hostname:
+            raise ValueError("it has no host")
+        check_host(parts.hostname)
+    except ValueError as error:
+        host = urlsplit(url).hostname
+        raise ConfigError(f"{wire.proxy_variable(url)} names a proxy whose address is malformed ({error}): correct "
+                          f"it, or add {host} to NO_PROXY to go without one.") from None
+
+
 def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)

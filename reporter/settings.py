@@ -410,6 +410,7 @@ class Settings:
         if not self.insecure:
             name = "ca_file" if self.ca_file else "ca_bundle"
             sendable.check_ca_file(getattr(self, name), self.source(name))
+        sendable.check_proxy(url)
         return url
 
     def databand(self) -> tuple[str, str]:
@@ -436,6 +437,7 @@ class Settings:
         if not self.databand_token:
             raise ConfigError(f"{self.source('databand_token')} is not set: add it as a masked CI/CD variable "
                               "(or use --dry-run to only print the events).")
+        sendable.check_proxy(url)
         return url, self.databand_token
 
     def cleartext(self, reads_gitlab: bool = True) -> list[str]:
@@ -485,7 +487,7 @@ def check_url(value: str | None, name: str, example: str) -> str:
         parts.port  # noqa: B018  # a port past 65535, or not a number, raises here, not at the first request
         host = parts.hostname
         if host:
-            _check_host(host)
+            sendable.check_host(host)
     except ValueError as error:  # an unclosed [ of an IPv6 address, a bad port, a host no request can name
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)} "
                           f"({error}).") from None
@@ -495,24 +497,6 @@ def check_url(value: str | None, name: str, example: str) -> str:
             if value.strip().startswith("/") else ""
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)}{path}.")
     return value.strip().rstrip("/")
-
-
-def _check_host(host: str) -> None:
-    """Raises ValueError for a host name that urllib3 would refuse only at the first request (a space,
-    a full-width letter IDNA does not take) or the socket layer (an empty label, as in a..b.com:
-    that one came out as an unexpected error)."""
-    if ":" in host:  # an IPv6 address, its brackets checked by urlsplit
-        return
-    from urllib3.util import parse_url  # here: --help imports the settings, and needs no HTTP
-
-    try:
-        parse_url(f"http://{host}/")
-    except ValueError as error:  # urllib3's LocationParseError
-        raise ValueError(str(error).removeprefix("Failed to parse: ")) from None
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        raise ValueError("its host has an empty part, or a part of more than 63 characters") from None
 
 
 def _plain_http(url: str | None) -> bool:

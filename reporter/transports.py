@@ -33,7 +33,7 @@ from openlineage.client.transport.http import HttpConfig, HttpTransport
 from urllib3.exceptions import InvalidHeader, MaxRetryError
 from urllib3.util.retry import Retry
 
-from reporter import filecheck, timebound, wire
+from reporter import filecheck, sendable, timebound, wire
 from reporter.databand import verify_of
 from reporter.errors import ConfigError, DeliveryError
 from reporter.events import lifecycle
@@ -112,6 +112,7 @@ class OpenLineageHttp:
 
     def __init__(self, env: Mapping[str, str], verify: bool | str = True, bounds: Bounds = BOUNDS):
         url = check_url(env.get("OPENLINEAGE_URL"), "OPENLINEAGE_URL", "http://marquez:5000")
+        sendable.check_proxy(url)
         self.bounds = bounds
         params: dict = {"url": url, "timeout": (bounds.connect, bounds.read), "verify": verify is not False}
         if env.get("OPENLINEAGE_ENDPOINT"):

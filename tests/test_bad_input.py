@@ -143,3 +143,21 @@ def test_any_settings_through_the_cli_are_one_line_or_a_report(gitlab, databand,
         # click's usage errors end with one "Error: ..." line after the usage lines
         assert len(lines) == 1 or lines[-1].startswith("Error: "), result.stderr
         assert databand.requests_seen == before and gitlab.requests == []
+
+
+@pytest.mark.parametrize("proxy", ["http://a..b/", "http://.", "http://user:pw-5f2a9c@a..b:8080",
+                                   "http://proxy.example.com:99999", "http://exa mple.com:3128"])
+@pytest.mark.parametrize("target", ["gitlab", "databand"])
+def test_a_malformed_proxy_is_one_line_naming_its_variable(proxy, target):
+    # The proxy for GitLab only, or for Databand only: each URL's own proxy is checked.
+    env = {"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-bad-input-000000000000",
+           "DATABAND_URL": "https://databand.example.com/api/v1/tracking/open-lineage/u/events/bulk",
+           "DATABAND_ACCESS_TOKEN": "databand-bad-input", "HTTPS_PROXY": proxy, "https_proxy": None,
+           "HTTP_PROXY": None, "ALL_PROXY": None, "no_proxy": None,
+           "NO_PROXY": "databand.example.com" if target == "gitlab" else "gitlab.example.com"}
+    result = run(["resend", "--project", "1", "--pipeline", "1"], env)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("databand-gitlab-reporter: error: HTTPS_PROXY (or https_proxy, ALL_PROXY) names a proxy "
+                           "whose address is malformed")
+    assert f"add {target}.example.com to NO_PROXY" in line and "pw-5f2a9c" not in result.output
