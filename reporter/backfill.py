@@ -106,11 +106,21 @@ def _check_writable(path: str) -> None:
             os.makedirs(folder, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=folder, prefix=".databand-", suffix=".tmp"):
                 pass
+            # The temporary file's name is short; the rename to the cursor's own fails on a name
+            # longer than the file system takes (found only after the first pipeline was sent).
+            longest = os.pathconf(folder, "PC_NAME_MAX")
+            if len(os.fsencode(os.path.basename(path))) > longest:
+                problem = f"its name is longer than the {longest} bytes a file name may have there"
         except OSError as error:
-            problem = f"{error.strerror or type(error).__name__} in {folder}"
+            problem = f"{error.strerror or type(error).__name__} in {_shown_path(folder)}"
     if problem is not None:
-        raise ConfigError(f"The cursor {path} cannot be written ({problem}); pass a --cursor in a folder the "
-                          "job can write (nothing was listed or sent).")
+        raise ConfigError(f"The cursor {_shown_path(path)} cannot be written ({problem}); pass a --cursor in a "
+                          "folder the job can write (nothing was listed or sent).")
+
+
+def _shown_path(path: str) -> str:
+    """A path as a message shows it: a very long one by its ends."""
+    return path if len(path) <= 160 else f"{path[:80]}…{path[-60:]}"
 
 
 def _is_id(value: object) -> bool:

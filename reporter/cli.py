@@ -310,6 +310,7 @@ class _MaskedGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         argv = list(args)
         try:
+            _utf8_only(argv)
             ctx = super().make_context(info_name, args, parent, **extra)
         except click.ClickException as error:
             raise self._masked(error, argv) from None
@@ -326,6 +327,23 @@ class _MaskedGroup(click.Group):
             raise self._masked(error, ctx.meta.get("argv", [])) from None
         except OSError as error:  # a command's --help; a command's own failures are its own (_friendly)
             _output_lost(error, "the help")
+
+
+_UNDECODED = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_only(argv: list[str]) -> None:
+    """Python hands on an argument's bytes that are not UTF-8 as lone surrogates, which no request,
+    file name or JSON can carry: an "unexpected error" later (--ref, --project). Refused here,
+    naming the flag, never showing the value (it may be a token)."""
+    for index, arg in enumerate(argv):
+        if not _UNDECODED.search(arg):
+            continue
+        flag = arg.split("=", 1)[0] if arg.startswith("-") and "=" in arg else \
+            argv[index - 1] if index and argv[index - 1].startswith("--") else ""
+        named = flag if flag and not _UNDECODED.search(flag) else "An argument"
+        raise click.UsageError(f"{named} holds bytes that are not UTF-8 text (as the shell or script passed them): "
+                               "type it again, or set the terminal's encoding to UTF-8.")
 
 
 def _output_lost(error: OSError, what: str) -> None:

@@ -161,3 +161,20 @@ def test_a_malformed_proxy_is_one_line_naming_its_variable(proxy, target):
     assert line.startswith("databand-gitlab-reporter: error: HTTPS_PROXY (or https_proxy, ALL_PROXY) names a proxy "
                            "whose address is malformed")
     assert f"add {target}.example.com to NO_PROXY" in line and "pw-5f2a9c" not in result.output
+
+
+@pytest.mark.parametrize("args, named", [
+    (["resend", "--project", "a\udcff", "--pipeline", "1", "--dry-run"], "--project"),
+    (["resend", "--project", "42", "--since", "2026-01-01", "--dry-run", "--ref=\udced\udcb3\udcbf"], "--ref"),
+    (["resend", "--gitlab-token", "glpat-\udcffsecret-0000", "--project", "1", "--pipeline", "1"], "--gitlab-token"),
+    (["\udcff"], "An argument"),
+])
+def test_an_argument_of_bytes_that_are_not_utf8_is_one_line_naming_it(args, named):
+    """Python hands on undecodable bytes of an argument as lone surrogates; --ref and --project
+    carried them to a request and ended as an "unexpected error"."""
+    env = {"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-bad-input-000000000000"}
+    result = run(args, env)
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"Error: {named} holds bytes that are not UTF-8 text"), line
+    assert "secret-0000" not in result.output

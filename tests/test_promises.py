@@ -298,6 +298,22 @@ def test_a_cursor_that_cannot_be_written_is_refused_before_anything_is_listed(gi
 
 
 @pytest.mark.parametrize("command", ["backfill", "sweep"])
+def test_a_cursor_name_longer_than_the_file_system_takes_is_refused_before_anything_is_listed(
+        gitlab, databand, sample, tmp_path, command):
+    # The check's own temporary file has a short name: only the rename to this one failed, after a
+    # pipeline was sent, which then counted as not sent.
+    cursor = tmp_path / ("c" * 300 + ".json")
+    args = ["resend", "--project", "42", "--since", "2026-01-01"] if command == "backfill" else \
+        ["sweep", "--project", "42", "--hours", "744"]
+    result = run([*args, "--cursor", str(cursor)], resend_env(gitlab, databand))
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert "cannot be written (its name is longer than the 255 bytes a file name may have there)" in line, line
+    assert len(line) < 500  # the path by its ends, not whole
+    assert not _listed(gitlab) and databand.requests_seen == 0
+
+
+@pytest.mark.parametrize("command", ["backfill", "sweep"])
 @pytest.mark.parametrize("text", ['{"done": [1], "versions": {"1": ["x"]}}', '{"done": "1"}', "null",
                                   '{"done": [NaN]}', '{"done": ["1\\ud800"]}', "[" * 100_000])
 def test_a_cursor_of_the_wrong_shape_is_refused_before_anything_is_listed(gitlab, databand, sample, tmp_path,
