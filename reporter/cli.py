@@ -90,16 +90,16 @@ def _common(command):
         click.option("--insecure", is_flag=True, default=None,
                      help="Do not verify TLS certificates (GitLab and Databand). Prefer a CA file: "
                           "CI_SERVER_TLS_CA_FILE, DATABAND_CA_FILE."),
-        click.option("--gitlab-timeout", type=click.FloatRange(1, 3600), metavar="SECONDS",
+        click.option("--gitlab-timeout", type=_Seconds(1, 3600), metavar="SECONDS",
                      help="Give up reading GitLab after this long (all requests together). "
                           "[default: 100] [env: DATABAND_GITLAB_TIMEOUT]"),
-        click.option("--gitlab-concurrency", type=click.IntRange(1, 64), metavar="N",
+        click.option("--gitlab-concurrency", type=_Count(1, 64), metavar="N",
                      help="GitLab requests in flight at once, for the whole command (backfill and downstream "
                           f"pipelines included). [default: {GITLAB_CONCURRENCY}] [env: DATABAND_GITLAB_CONCURRENCY]"),
         click.option("--exclude-job", "exclude_jobs", multiple=True, metavar="PATTERN",
                      help="Leave out jobs whose name matches this shell pattern (the component passes its own "
                           "jobs' names); repeat for more. [env: DATABAND_EXCLUDE_JOBS, space-separated]"),
-        click.option("--downstream-depth", type=click.IntRange(0, 10), metavar="N",
+        click.option("--downstream-depth", type=_Count(0, 10), metavar="N",
                      help="Levels of child and multi-project pipelines to report under their bridges; 0: none. "
                           "[default: 2] [env: DATABAND_DOWNSTREAM_DEPTH]"),
         click.option("--test-results/--no-test-results", default=None,
@@ -109,7 +109,7 @@ def _common(command):
                      help="Compute-minute cost factor of the runners with this tag, for the estimate "
                           "(gitlab.compute_minutes); repeat for more. GitLab.com's hosted runners are known. "
                           "[env: DATABAND_COST_FACTORS, space-separated]"),
-        click.option("--log-lines", type=click.IntRange(0, 10000), metavar="N",
+        click.option("--log-lines", type=_Count(0, 10000), metavar="N",
                      help="Lines of a failed job's log to send; 0 sends none. [default: 100] "
                           "[env: DATABAND_LOG_LINES]"),
     ]
@@ -178,7 +178,25 @@ def _log(text: str) -> None:
     sys.stderr.flush()
 
 
-class _Finite(click.FloatRange):
+class _AsciiDigits(click.ParamType):
+    """int() and float() take other scripts' digits ('١', '５') as numbers; a flag takes ASCII ones only,
+    as its variable does (settings._number)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{value!r} is not a number written in ASCII digits.", param, ctx)
+        return super().convert(value, param, ctx)  # type: ignore[safe-super]
+
+
+class _Count(_AsciiDigits, click.IntRange):
+    pass
+
+
+class _Seconds(_AsciiDigits, click.FloatRange):
+    pass
+
+
+class _Finite(_Seconds):
     """A FloatRange that refuses nan, which compares false to both bounds and so passes click's."""
 
     def convert(self, value, param, ctx):
@@ -413,7 +431,7 @@ def _run_report(settings: Settings):
 @click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(KNOWN)), metavar="STATUS",
               help="Backfill: only pipelines with this status, in GitLab's API words (success, failed, "
                    "canceled, manual ...); repeat for more.")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True, metavar="N",
+@click.option("--concurrency", type=_Count(1, 16), default=4, show_default=True, metavar="N",
               help="Backfill: pipelines read and sent at once (their GitLab requests share "
                    "--gitlab-concurrency).")
 @click.option("--cursor", metavar="FILE",
@@ -539,7 +557,7 @@ def _execute(settings: Settings, plan: Backfill, concurrency: int) -> None:
               help="Project id or path. [env: CI_PROJECT_ID, so a scheduled job needs no flag]")
 @click.option("--hours", type=_Finite(1, 24 * 31), default=26, show_default=True, metavar="HOURS",
               help="Look at pipelines updated in this many past hours (a daily schedule plus a margin).")
-@click.option("--concurrency", type=click.IntRange(1, 16), default=4, show_default=True, metavar="N",
+@click.option("--concurrency", type=_Count(1, 16), default=4, show_default=True, metavar="N",
               help="Pipelines read and sent at once (their GitLab requests share --gitlab-concurrency).")
 @click.option("--status", "statuses", multiple=True, type=click.Choice(sorted(SETTLED)),
               help="Only pipelines in this state; repeat for more. `--status canceled --status manual` sends "

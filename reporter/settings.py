@@ -79,6 +79,8 @@ def _words(value: str) -> tuple[str, ...]:
 def _number(kind: type, low: float, high: float) -> Callable[[str], float]:
     def parse(value: str):
         try:
+            if not str(value).isascii():  # int() and float() take '١' (Arabic-Indic one) and '１' as 1
+                raise ValueError
             number = kind(value.strip())
         except ValueError:
             raise ValueError(f"a number from {low:g} to {high:g}") from None

@@ -178,3 +178,18 @@ def test_an_argument_of_bytes_that_are_not_utf8_is_one_line_naming_it(args, name
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: {named} holds bytes that are not UTF-8 text"), line
     assert "secret-0000" not in result.output
+
+
+@pytest.mark.parametrize("flag", ["--gitlab-timeout", "--log-lines", "--gitlab-concurrency", "--downstream-depth"])
+@pytest.mark.parametrize("value", ["١", "５", "1٠"])
+def test_a_number_flag_takes_ascii_digits_only(flag, value):
+    # int() and float() take other scripts' digits: '١' was one second, '５' five lines.
+    result = run(["resend", "--project", "1", "--pipeline", "1", flag, value, "--dry-run"],
+                 {"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-bad-input-000000000000"})
+    assert result.exit_code == 2, result.output
+    assert flag in result.output and "is not a number written in ASCII digits" in result.output
+
+
+def test_a_number_variable_takes_ascii_digits_only():
+    with pytest.raises(ConfigError, match="DATABAND_GITLAB_TIMEOUT must be a number from 1 to 3600"):
+        Settings.from_env({"DATABAND_GITLAB_TIMEOUT": "١"}, {})
