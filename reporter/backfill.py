@@ -6,6 +6,7 @@ same file skips them. Run IDs are deterministic, so even a pipeline sent twice i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from typing import BinaryIO
 
-from reporter import eventfiles, filecheck, ids, report, status, targets
+from reporter import eventfiles, filecheck, ids, report, status, targets, timebound
 from reporter.errors import ConfigError, ReporterError
 from reporter.gitlab import http, read
-from reporter.process import signals_to_main
+from reporter.process import Interrupted, signals_to_main
 from reporter.settings import Settings
 
 
@@ -158,6 +159,8 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
         else:
             todo.append(pipeline_id)
 
+    recorded: list[int] = []  # sent and in the cursor, also by workers that end after a stop
+
     def one(pipeline_id: int) -> Result:
         try:
             send(pipeline_id)
@@ -169,13 +172,17 @@ def run(pipeline_ids: Iterable[int], send: Callable[[int], None], cursor: Cursor
             return Result(pipeline_id, error=ConfigError(
                 f"sent, but the cursor {cursor.path} could not be written ({error.strerror or type(error).__name__}): "
                 "the next run sends this pipeline again"))
+        recorded.append(pipeline_id)
         return Result(pipeline_id)
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), initializer=signals_to_main) as pool:
-        for future in as_completed([pool.submit(one, p) for p in todo]):
-            result = future.result()
-            results.append(result)
-            progress(result)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, concurrency), initializer=signals_to_main) as pool:
+            for future in as_completed([pool.submit(one, p) for p in todo]):
+                result = future.result()
+                results.append(result)
+                progress(result)
+    except Interrupted as stop:  # the pool's exit waited for the workers the stop cut
+        raise stop.with_(progress=f"{len(recorded)} of {len(todo)} pipelines sent") from None
     return results
 
 
@@ -257,6 +264,13 @@ def execute(settings: Settings, backfill: Backfill, concurrency: int, progress: 
                               pipeline_id)
         failed = sent.delivery.error()
         if failed is not None:  # kept in a file; the cursor does not record it, so a rerun sends it again
+            if timebound.stopped().is_set():
+                # Cut by a stop, which says to run the same command again: that sends this pipeline,
+                # so a file of its events as well would only send it twice.
+                for failure in sent.delivery.failures:
+                    if failure.kept:
+                        with contextlib.suppress(OSError):
+                            os.remove(failure.kept)
             raise failed
 
     # A dry run sends nothing, so it must record nothing: a real run after it still sends every pipeline.

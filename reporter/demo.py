@@ -12,6 +12,7 @@ same amount, so that the report job, which the reporter ends "now", fits with th
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -31,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from reporter import PROG
-from reporter.process import signals_to_main
+from reporter.process import Interrupted, Stop, signals_to_main
 
 DEFAULT_OUTPUT = "databand-demo-events.json"
 PROJECT_ID = 42
@@ -245,10 +246,10 @@ class Servers:
     received: Received
 
 
-
 def _serve(server: ThreadingHTTPServer) -> None:
     signals_to_main()  # and so every request's thread, started from this one
     server.serve_forever(poll_interval=0.05)
+
 
 @contextmanager
 def servers(recording: Recording | None = None) -> Iterator[Servers]:
@@ -342,7 +343,19 @@ def log_tails(events: list[dict], lines: int = 5) -> list[tuple[str, list[str]]]
 def run(output: str = DEFAULT_OUTPUT, say: Callable[[str], None] | None = None) -> int:
     """Serve, report, and print it all on stdout: the job log summary (which `report` writes on
     stderr, moved here so that the demo reads in order), the tree, the failed jobs' last log lines
-    and where the events are. The exit code is the report's."""
+    and where the events are. The exit code is the report's. A signal stops it as any command, but
+    what it says is the demo's: the events were for the demo's own receiver, gone with it, so no
+    file of them is left and the command to run is the demo again."""
+    try:
+        return _run(output, say)
+    except Interrupted as stop:
+        for _, path in stop.stop.kept:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        raise Interrupted(Stop(stop.stop.signum, resend=f"{PROG} demo")) from None
+
+
+def _run(output: str, say: Callable[[str], None] | None) -> int:
     def echo(text: str) -> None:
         print(text, flush=True)
 

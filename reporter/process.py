@@ -88,6 +88,7 @@ class Stop:
     lost: tuple[str, ...] = ()  # why events of a target could not be kept
     acknowledged: bool = False  # every event had been acknowledged when it came
     resend: str | None = None  # the command that sends what was not read yet
+    progress: str | None = None  # a backfill's, when it stopped: "3 of 8 pipelines sent"
 
     @property
     def name(self) -> str:
@@ -177,6 +178,9 @@ def stop_lines(stop: Stop) -> list[str]:
     elif stop.resend:
         lines.append(f"{PROG}: stopped by {stop.name} before the report was sent. Send it later with: "
                      f"{stop.resend}")
+    elif stop.progress:  # a backfill: its cursor has what was sent
+        lines.append(f"{PROG}: stopped by {stop.name} with {stop.progress}; run the same command again to send "
+                     "the rest (a backfill goes on from its cursor).")
     else:  # the same command again (a backfill resumes from its cursor)
         lines.append(f"{PROG}: stopped by {stop.name} before the events were sent; run the same command "
                      "again to send them (a backfill goes on from its cursor).")

@@ -288,3 +288,42 @@ def test_an_output_that_cannot_be_written_is_one_line_and_exit_2(workdir):
     assert result.output.strip().splitlines()[-1] == (
         "databand-gitlab-reporter: error: the events could not be written to taken/events.json (see the warning "
         "above); pass --output FILE in a folder you can write.")
+
+
+# The console script's start, with the demo's Databand stand-in sending the process a signal as its
+# first POST arrives and then answering slowly: the stop lands while the events are being delivered.
+_SIGNALLED_DEMO = """
+import os, signal, sys, time
+from reporter import demo
+when = sys.argv[1]
+post = demo._Databand.do_POST
+def do_POST(self):
+    if when == "delivery":
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    post(self)
+demo._Databand.do_POST = do_POST
+if when == "start":
+    def early(output, say):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    demo.run.__globals__["_run"] = early
+sys.argv = ["databand-gitlab-reporter", "demo"]
+from reporter.start import main
+main()
+"""
+
+
+@pytest.mark.parametrize("when", ["start", "delivery"])
+def test_a_stopped_demo_says_to_run_the_demo_again_and_leaves_no_file(tmp_path, when):
+    """A signal in the demo: its events were for the demo's own receiver, gone with it. An outsider's
+    pass found `resend --project 42 --pipeline 9001` (the recorded pipeline, on no GitLab there is),
+    a backfill's line, or a kept file with `resend --from-file` for them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITLAB_", "DATABAND_", "CI_"))}
+    done = subprocess.run([sys.executable, "-c", _SIGNALLED_DEMO, when], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143, done.stderr
+    stops = [line for line in (done.stdout + done.stderr).splitlines() if "stopped by" in line]
+    assert stops == ["databand-gitlab-reporter: stopped by SIGTERM before the report was sent. Send it later with: "
+                     "databand-gitlab-reporter demo"], done.stdout + done.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("databand-unsent")] == []

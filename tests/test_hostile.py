@@ -868,9 +868,29 @@ def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_p
     out, err, took = signal_and_wait(process, signal.SIGTERM)
     assert process.returncode == 143, err
     assert took < 3  # the two deliveries in flight were cut, the four not started failed at once
-    assert "stopped by SIGTERM before the events were sent; run the same command again" in err
+    assert "stopped by SIGTERM with 0 of 6 pipelines sent; run the same command again to send the rest" in err
     assert databand.payloads == []
     assert not cursor.exists() or json.loads(cursor.read_text()).get("done", []) == []
+    # The two cut deliveries kept no file: the same command sends those pipelines again, and a
+    # file of them, named nowhere, would have sent them twice.
+    assert kept_files(tmp_path) == []
+
+
+def test_a_backfill_stopped_after_some_pipelines_says_how_many(gitlab, databand, tmp_path):
+    project = make_project(gitlab.url)
+    for i in range(4):
+        pipeline = make_pipeline(project, 600 + i, status="success", created_at="2026-10-02T10:00:00.000Z")
+        pipeline["updated_at"] = "2026-10-02T11:00:00.000Z"
+        gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 6000 + i, "build", "build", "success")])
+    databand.script({"delay": 0}, *[{"delay": 60}] * 10)  # the first pipeline is taken, the rest hang
+    cursor = tmp_path / "cursor.json"
+    process = command(["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "1",
+                       "--cursor", str(cursor)], env_for(gitlab, databand), tmp_path)
+    assert wait_until(lambda: databand.requests_seen >= 2, 20)
+    out, err, took = signal_and_wait(process, signal.SIGINT)
+    assert process.returncode == 130, err
+    assert "stopped by SIGINT with 1 of 4 pipelines sent; run the same command again to send the rest" in err
+    assert len(json.loads(cursor.read_text())["done"]) == 1 and kept_files(tmp_path) == []
 
 
 def test_the_signals_left_alone_are_the_faults_the_uncatchable_and_the_ignored_ones():
