@@ -507,6 +507,8 @@ def _plain_http(url: str | None) -> bool:
         parts = urlsplit((url or "").strip())
         host = (parts.hostname or "").lower()
         parts.port  # noqa: B018  # a bad port: check_url refuses it, so there is nothing to warn of
+        if host:
+            sendable.check_host(host)  # nor of a host it refuses
     except ValueError:
         return False
     if parts.scheme.lower() != "http" or not host:

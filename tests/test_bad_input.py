@@ -18,7 +18,7 @@ from reporter.settings import SOURCES, Settings
 
 URLS = ["http://[::1", "http://gitlab.example.com:99999", "https://gitlab.example.com:-1", "http://h:abc/",
         "https://user:pw-5f2a9c@[fe80::1/x", "https://ｇｉｔｌａｂ.example.com", "https://exa mple.com",
-        "https://a..b.com/"]
+        "https://a..b.com/", "http://a..b/", "http://exa mple.com"]  # http://: no plain-http warning before the refusal
 
 
 def run(args, env):
