@@ -49,12 +49,18 @@ def test_an_id_that_is_not_plain_digits_is_one_line(args):
 
 
 @pytest.mark.parametrize("flag", ["--gitlab-timeout", "--log-lines", "--gitlab-concurrency", "--downstream-depth"])
-@pytest.mark.parametrize("value", ["nan", "-nan", "inf"])
-def test_nan_and_inf_in_a_number_flag_are_refused(flag, value):
+@pytest.mark.parametrize("value, said", [
+    ("nan", None), ("-nan", None), ("inf", None),
+    # int() and float() take other scripts' digits: '١' was one second, '５' five lines.
+    ("١", "is not a number written in ASCII digits"), ("５", "is not a number written in ASCII digits"),
+    ("1٠", "is not a number written in ASCII digits"),
+])
+def test_a_number_flag_refuses_nan_inf_and_other_scripts_digits(flag, value, said):
     result = run(["resend", "--project", "1", "--pipeline", "1", flag, value, "--dry-run"],
                  {"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-bad-input-000000000000"})
     assert result.exit_code == 2, result.output
     assert flag in result.output and "Traceback" not in result.output
+    assert said is None or said in result.output
 
 
 VARIABLES = sorted({variable for source in SOURCES.values() for variable in source.variables})
@@ -178,16 +184,6 @@ def test_an_argument_of_bytes_that_are_not_utf8_is_one_line_naming_it(args, name
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"Error: {named} holds bytes that are not UTF-8 text"), line
     assert "secret-0000" not in result.output
-
-
-@pytest.mark.parametrize("flag", ["--gitlab-timeout", "--log-lines", "--gitlab-concurrency", "--downstream-depth"])
-@pytest.mark.parametrize("value", ["١", "５", "1٠"])
-def test_a_number_flag_takes_ascii_digits_only(flag, value):
-    # int() and float() take other scripts' digits: '١' was one second, '５' five lines.
-    result = run(["resend", "--project", "1", "--pipeline", "1", flag, value, "--dry-run"],
-                 {"GITLAB_URL": "https://gitlab.example.com", "GITLAB_TOKEN": "glpat-bad-input-000000000000"})
-    assert result.exit_code == 2, result.output
-    assert flag in result.output and "is not a number written in ASCII digits" in result.output
 
 
 def test_a_number_variable_takes_ascii_digits_only():

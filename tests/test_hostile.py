@@ -854,17 +854,24 @@ def test_ctrl_c_while_gitlab_is_read(databand, tmp_path):
     assert databand.requests_seen == 0 and kept_files(tmp_path) == []
 
 
-def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_path):
+def backfilling(gitlab, databand, tmp_path, pipelines: int, concurrency: int):
+    """A backfill of `pipelines` one-job pipelines, started, with its first two POSTs under way (the
+    caller scripts Databand's answers first); the process and its cursor's path."""
     project = make_project(gitlab.url)
-    for i in range(6):
+    for i in range(pipelines):
         pipeline = make_pipeline(project, 500 + i, status="success", created_at="2026-10-02T10:00:00.000Z")
         pipeline["updated_at"] = "2026-10-02T11:00:00.000Z"
         gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 5000 + i, "build", "build", "success")])
-    databand.script(*[{"delay": 60}] * 10)
     cursor = tmp_path / "cursor.json"
-    process = command(["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "2",
+    process = command(["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", str(concurrency),
                        "--cursor", str(cursor)], env_for(gitlab, databand), tmp_path)
     assert wait_until(lambda: databand.requests_seen >= 2, 20)
+    return process, cursor
+
+
+def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_path):
+    databand.script(*[{"delay": 60}] * 10)
+    process, cursor = backfilling(gitlab, databand, tmp_path, 6, concurrency=2)
     out, err, took = signal_and_wait(process, signal.SIGTERM)
     assert process.returncode == 143, err
     assert took < 3  # the two deliveries in flight were cut, the four not started failed at once
@@ -877,16 +884,8 @@ def test_sigterm_during_a_backfill_stops_the_workers_too(gitlab, databand, tmp_p
 
 
 def test_a_backfill_stopped_after_some_pipelines_says_how_many(gitlab, databand, tmp_path):
-    project = make_project(gitlab.url)
-    for i in range(4):
-        pipeline = make_pipeline(project, 600 + i, status="success", created_at="2026-10-02T10:00:00.000Z")
-        pipeline["updated_at"] = "2026-10-02T11:00:00.000Z"
-        gitlab.add_pipeline(project, pipeline, [make_job(project, pipeline, 6000 + i, "build", "build", "success")])
     databand.script({"delay": 0}, *[{"delay": 60}] * 10)  # the first pipeline is taken, the rest hang
-    cursor = tmp_path / "cursor.json"
-    process = command(["resend", "--project", "42", "--since", "2026-10-01", "--concurrency", "1",
-                       "--cursor", str(cursor)], env_for(gitlab, databand), tmp_path)
-    assert wait_until(lambda: databand.requests_seen >= 2, 20)
+    process, cursor = backfilling(gitlab, databand, tmp_path, 4, concurrency=1)
     out, err, took = signal_and_wait(process, signal.SIGINT)
     assert process.returncode == 130, err
     assert "stopped by SIGINT with 1 of 4 pipelines sent; run the same command again to send the rest" in err
