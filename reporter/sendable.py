@@ -9,7 +9,7 @@ never a GitLab read followed by a delivery that fails and keeps the events.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from reporter.errors import ConfigError
 
@@ -87,6 +87,16 @@ def check_host(host: str) -> None:
         raise ValueError("its host has an empty part, or a part of more than 63 characters") from None
 
 
+def split_url(url: str) -> SplitResult:
+    """`url` split; ValueError for what urllib3 or the socket layer would refuse only at the first
+    request: an unclosed [ of an IPv6 address, a bad port, a host no request can name."""
+    parts = urlsplit(url)
+    parts.port  # noqa: B018  # a port past 65535, or not a number, raises here
+    if parts.hostname:
+        check_host(parts.hostname)
+    return parts
+
+
 def check_proxy(url: str) -> None:
     """The proxy requests will take for `url` from the environment (HTTPS_PROXY, HTTP_PROXY or
     ALL_PROXY, NO_PROXY applied as requests applies it), its address checked now as our own URLs
@@ -101,11 +111,8 @@ def check_proxy(url: str) -> None:
     if not proxy:
         return
     try:
-        parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")  # requests' default scheme
-        parts.port  # noqa: B018  # a port past 65535, or not a number
-        if not parts.hostname:
+        if not split_url(proxy if "://" in proxy else f"http://{proxy}").hostname:  # requests' default scheme
             raise ValueError("it has no host")
-        check_host(parts.hostname)
     except ValueError as error:
         host = urlsplit(url).hostname
         raise ConfigError(f"{wire.proxy_variable(url)} names a proxy whose address is malformed ({error}): correct "

@@ -485,15 +485,11 @@ def check_url(value: str | None, name: str, example: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set: pass it or set the variable, e.g. {example}.")
     try:
-        parts = urlsplit(value.strip())
-        parts.port  # noqa: B018  # a port past 65535, or not a number, raises here, not at the first request
-        host = parts.hostname
-        if host:
-            sendable.check_host(host)
-    except ValueError as error:  # an unclosed [ of an IPv6 address, a bad port, a host no request can name
+        parts = sendable.split_url(value.strip())
+    except ValueError as error:
         raise ConfigError(f"{name} must be an http(s) URL with a host, e.g. {example}; got {_show(value)} "
                           f"({error}).") from None
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         # A CI/CD variable of type File holds the path of a file with the value, not the value.
         path = " (a path: a CI/CD variable of type File holds one; make it of type Variable)" \
             if value.strip().startswith("/") else ""
@@ -504,13 +500,10 @@ def check_url(value: str | None, name: str, example: str) -> str:
 def _plain_http(url: str | None) -> bool:
     """An http:// URL to a host other than this machine (a malformed one is check_url's to refuse)."""
     try:
-        parts = urlsplit((url or "").strip())
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018  # a bad port: check_url refuses it, so there is nothing to warn of
-        if host:
-            sendable.check_host(host)  # nor of a host it refuses
-    except ValueError:
+        parts = sendable.split_url((url or "").strip())
+    except ValueError:  # check_url refuses it, so there is nothing to warn of
         return False
+    host = parts.hostname or ""  # lower case already
     if parts.scheme.lower() != "http" or not host:
         return False
     if host == "localhost" or host.endswith(".localhost"):

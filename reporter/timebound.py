@@ -216,15 +216,15 @@ def bounded(seconds: float, budget: Budget | None = None) -> Iterator[Bound]:
     """Run the HTTP calls made in this block (in this thread, through a BoundedAdapter) for at most
     `seconds`, and never past `budget`; raises OutOfTime when the bound cut them."""
     bound = Bound(seconds, budget)
-    if _STOPPED.is_set() or bound.left() <= 0:
+    if bound.left() <= 0:
         bound.fired = True  # every request of the call is refused at once
     previous = current()
     _CURRENT.bound = bound
     _WATCHDOG.add(bound)
-    # A stop between the check above and add() found this bound not yet in the watchdog's set, so
-    # abort_all() could not fire it: the call would run its whole read (a minute) after the stop.
+    # Asked after add(), not before: a stop between the two found this bound not yet in the
+    # watchdog's set, so abort_all() could not fire it, and the call ran its whole read (a minute).
     if _STOPPED.is_set():
-        bound.fire()
+        bound.fire()  # every request of the call is refused at once
     try:
         yield bound
     except Exception:

@@ -74,6 +74,7 @@ def unresolved_host(error: BaseException) -> bool:
 
 # requests' names for an answer that began and then went wrong: said in words, the name kept for a search.
 _WORDS = {
+    "TooManyRedirects": "a redirect loop",
     "ChunkedEncodingError": "the answer was cut off before its end",
     "ContentDecodingError": "the answer's compressed body is damaged",
     "InvalidHeader": "the answer's headers are malformed",
@@ -86,8 +87,6 @@ def cause(error: BaseException) -> str:
         return "the proxy could not be reached or refused the connection (ProxyError)"
     if unresolved_host(error):
         return "the host name does not resolve (DNS)"
-    if type(error).__name__ == "TooManyRedirects":
-        return "a redirect loop (TooManyRedirects)"
     for link in _chain(error):
         if isinstance(link, ConnectionRefusedError):
             return "connection refused"
@@ -97,9 +96,9 @@ def cause(error: BaseException) -> str:
     if name in _WORDS:
         return f"{_WORDS[name]} ({name})"
     links = {type(link).__name__ for link in _chain(error)}
-    if links & {"BadStatusLine", "RemoteDisconnected"}:
-        return "the server closed the connection or answered in something that is not HTTP " \
-               f"({'RemoteDisconnected' if 'RemoteDisconnected' in links else 'BadStatusLine'})"
+    gone = next((link for link in ("RemoteDisconnected", "BadStatusLine") if link in links), None)
+    if gone:
+        return f"the server closed the connection or answered in something that is not HTTP ({gone})"
     if "timed out" in str(error).lower() or "timeout" in name.lower():
         return f"{name}: no answer in time"
     return name
